@@ -1,0 +1,5 @@
+import sys
+
+from livestyle.cli import main
+
+sys.exit(main())

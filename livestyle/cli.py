@@ -1,0 +1,64 @@
+"""The ``livestyle`` command line. The only place that turns errors into messages and exit codes.
+
+Each verb lives in ``livestyle/commands/<verb>.py`` and exposes ``register(app)``; heavy imports
+(torch, av, aiortc) happen inside the command functions so ``--help`` stays fast and the model
+commands work on machines without the I/O extras.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+import click
+import typer
+
+from livestyle.errors import LivestyleError
+
+__all__ = ["app", "main"]
+
+COMMAND_MODULES: tuple[str, ...] = (
+)
+"""Modules under ``livestyle.commands`` whose ``register(app)`` adds a verb."""
+
+app = typer.Typer(
+    name="livestyle",
+    help="Live video re-styling for streamers: webcam/OBS/browser in, styled video out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(f"livestyle.commands.{_module}").register(app)
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("LIVESTYLE_LOG", "WARNING").upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the process exit code instead of raising."""
+    _setup_logging()
+    try:
+        app(args=argv, prog_name="livestyle", standalone_mode=False)
+    except LivestyleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("stopped", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The livestyle exception hierarchy.
+
+Library code raises these; only ``livestyle.cli`` turns them into a one-line message and an exit
+code. Each message names the problem and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LivestyleError",
+    "ConfigError",
+    "ModelLoadError",
+    "WeightsError",
+    "SourceError",
+    "SinkError",
+    "PipelineError",
+    "ControlError",
+    "ServerError",
+]
+
+
+class LivestyleError(Exception):
+    """Base of every error livestyle raises on purpose. ``exit_code`` is what the CLI returns."""
+
+    exit_code: int = 1
+
+
+class ConfigError(LivestyleError):
+    """A bad configuration value, unknown key or invalid command-line option."""
+
+    exit_code = 2
+
+
+class ModelLoadError(LivestyleError):
+    """A checkpoint that cannot be read, is in an unknown format or does not fit the model."""
+
+
+class WeightsError(LivestyleError):
+    """A registry name that does not exist, a missing file, a failed download or verification."""
+
+
+class SourceError(LivestyleError):
+    """A video source that cannot be opened or read (missing file, absent camera, bad URL)."""
+
+
+class SinkError(LivestyleError):
+    """A video sink that cannot be opened or written (unwritable path, missing device)."""
+
+
+class PipelineError(LivestyleError):
+    """The generator cannot run with the requested settings."""
+
+
+class ControlError(LivestyleError):
+    """A command that cannot be applied (unknown preset, value out of range)."""
+
+
+class ServerError(LivestyleError):
+    """The web server cannot start or a session cannot be created."""
