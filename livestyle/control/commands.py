@@ -17,6 +17,8 @@ __all__ = [
     "SetSeed",
     "SetBypass",
     "SetEffect",
+    "SetDecoder",
+    "SetSize",
     "Reset",
     "SelectPreset",
     "NextPreset",
@@ -69,6 +71,21 @@ class SetEffect:
 
 
 @dataclass(frozen=True, slots=True)
+class SetDecoder:
+    """Which decoder turns latents into pixels: the full Wan VAE, the tiny decoder, or tiny both ways."""
+
+    value: Literal["wan", "tiny-decoder", "tiny"]
+
+
+@dataclass(frozen=True, slots=True)
+class SetSize:
+    """The generator's working size in pixels (multiples of 16); frames are resized to it."""
+
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reset:
     """Drop the generator's temporal state (caches, buffers) and start afresh."""
 
@@ -95,7 +112,9 @@ class Stop:
     """End the stream cleanly (sinks are finalized)."""
 
 
-StreamCommand = Union[SetPrompt, SetStrength, SetSteps, SetSeed, SetBypass, SetEffect, Reset, Stop]
+StreamCommand = Union[
+    SetPrompt, SetStrength, SetSteps, SetSeed, SetBypass, SetEffect, SetDecoder, SetSize, Reset, Stop
+]
 """Concrete commands the runner and generator understand."""
 
 Command = Union[StreamCommand, SelectPreset, NextPreset, PreviousPreset]
