@@ -1,0 +1,420 @@
+"""The typed configuration tree: frozen dataclasses, a YAML file and ``--set a.b=c`` overrides.
+
+Layers, later wins: the dataclass defaults below, a YAML file (``configs/default.yaml`` documents
+every key), then ``--set section.key=value`` overrides whose values are parsed as YAML scalars
+(``--set model.steps=2``, ``--set stream.size=640x480``, ``--set server.token=null``).
+
+Validation is driven by the type hints and a little metadata, so adding a field is one line::
+
+    steps: int = setting(2, ge=1, le=8, doc="denoising steps per chunk")
+
+An unknown key or a bad value raises :class:`~livestyle.errors.ConfigError` with one line that
+names the key and what it accepts. Picture sizes are rounded to multiples of 16 (the VAE and the
+transformer's patching need it) with a note, not an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from livestyle.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "StreamConfig",
+    "ModelConfig",
+    "RunnerConfig",
+    "ServerConfig",
+    "ObsConfig",
+    "EffectsConfig",
+    "setting",
+    "load_config",
+    "config_from_dict",
+    "config_to_dict",
+    "apply_overrides",
+    "parse_size",
+    "round_size",
+    "SIZE_MULTIPLE",
+]
+
+log = logging.getLogger(__name__)
+
+SIZE_MULTIPLE = 16
+"""Picture sides must be multiples of this (8x VAE downsampling times the 2x2 patch)."""
+
+Size = tuple[int, int]
+"""``(width, height)`` in pixels."""
+
+NoteFn = Callable[[str], None]
+
+
+def setting(
+    default: Any,
+    *,
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+    pattern: str | None = None,
+    doc: str = "",
+) -> Any:
+    """A config field with optional numeric bounds, a regex for strings and a one-line description.
+
+    With ``pattern`` the string must match it entirely and ``doc`` should say what is accepted
+    (it is quoted in the error message).
+    """
+    meta = {"ge": ge, "le": le, "gt": gt, "pattern": pattern, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------------------------
+# The tree. Add a field: one `name: type = setting(default, ...)` line in its section.
+# Add a section: a frozen dataclass below plus one line in `Config`.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """What goes through the pipeline: picture size, frame rate, how long, how paced."""
+
+    size: Size = setting((832, 480), doc="pipeline picture size WIDTHxHEIGHT, multiples of 16")
+    fps: float = setting(30.0, gt=0, le=240, doc="nominal frame rate of the stream")
+    max_frames: int | None = setting(None, ge=1, doc="stop after this many output frames")
+    pace: bool = setting(True, doc="read files in real time (false: as fast as possible, lossless)")
+    loop: bool = setting(True, doc="restart file sources at their end")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which generator runs and how it styles."""
+
+    name: str = setting("passthrough", doc="generator name (see `livestyle run --help`)")
+    prompt: str = setting("a watercolor painting, soft brush strokes", doc="style prompt")
+    strength: float = setting(0.6, ge=0.0, le=1.0, doc="noise strength: 0 keeps the input")
+    steps: int = setting(2, ge=1, le=8, doc="denoising steps per chunk")
+    seed: int = setting(42, ge=0, doc="noise seed")
+    vae: Literal["full", "tiny"] = setting("full", doc="decoder: full Wan VAE or the tiny TAEHV")
+    transition_chunks: int = setting(4, ge=0, le=64, doc="chunks over which a new prompt blends in")
+    device: str = setting("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", doc="auto, cpu, cuda, cuda:N or mps")
+    dtype: Literal["bfloat16", "float16", "float32"] = setting("bfloat16", doc="compute dtype")
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """Mailbox sizes and the status line."""
+
+    sink_queue: int = setting(4, ge=1, le=256, doc="frames each sink may hold before dropping")
+    status_interval: float = setting(1.0, gt=0, le=60, doc="seconds between status updates")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The web server (WebRTC, WHIP/WHEP, control API)."""
+
+    host: str = setting("127.0.0.1", doc="bind address (loopback by default)")
+    port: int = setting(8080, ge=1, le=65535, doc="TCP port")
+    token: str | None = setting(None, doc="bearer token for the control API (null: generate one)")
+
+
+@dataclass(frozen=True)
+class ObsConfig:
+    """The OBS websocket bridge."""
+
+    enabled: bool = setting(False, doc="connect to OBS's websocket")
+    host: str = setting("127.0.0.1", doc="OBS host")
+    port: int = setting(4455, ge=1, le=65535, doc="obs-websocket port")
+    password: str | None = setting(None, doc="obs-websocket password")
+
+
+@dataclass(frozen=True)
+class EffectsConfig:
+    """Where the styled pixels go."""
+
+    mode: Literal["full", "background", "person"] = setting("full", doc="region that is styled")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. Every section is a frozen dataclass; use :func:`dataclasses.replace`."""
+
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    obs: ObsConfig = field(default_factory=ObsConfig)
+    effects: EffectsConfig = field(default_factory=EffectsConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Sizes
+# --------------------------------------------------------------------------------------------
+
+
+def round_size(size: Size, multiple: int = SIZE_MULTIPLE) -> Size:
+    """Round ``(width, height)`` to the nearest multiples of ``multiple`` (at least one multiple)."""
+    return tuple(max(multiple, int(math.floor(v / multiple + 0.5)) * multiple) for v in size)  # type: ignore[return-value]
+
+
+def parse_size(value: object, key: str = "stream.size") -> Size:
+    """``"640x480"``, ``"640X480"``, ``[640, 480]`` or ``(640, 480)`` -> ``(640, 480)``."""
+    parts: Sequence[object]
+    if isinstance(value, str):
+        parts = value.lower().replace("*", "x").split("x")
+    elif isinstance(value, (list, tuple)):
+        parts = value
+    else:
+        parts = ()
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        w, h = (int(str(p).strip()) for p in parts)
+    except ValueError:
+        raise ConfigError(
+            f"{key}: expected WIDTHxHEIGHT such as 832x480, got {value!r}"
+        ) from None
+    if w <= 0 or h <= 0 or w > 8192 or h > 8192:
+        raise ConfigError(f"{key}: width and height must be between 1 and 8192, got {w}x{h}")
+    return (w, h)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation driven by type hints
+# --------------------------------------------------------------------------------------------
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _describe(tp: Any, meta: Mapping[str, Any]) -> str:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return " or ".join(_describe(a, meta) for a in inner) + " or null"
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if tp == Size:
+        return "WIDTHxHEIGHT such as 832x480"
+    if tp is str and meta.get("pattern"):
+        return str(meta.get("doc") or f"a string matching {meta['pattern']}")
+    bounds = []
+    if meta.get("ge") is not None:
+        bounds.append(f">= {meta['ge']}")
+    if meta.get("gt") is not None:
+        bounds.append(f"> {meta['gt']}")
+    if meta.get("le") is not None:
+        bounds.append(f"<= {meta['le']}")
+    name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+    return f"{name} {' and '.join(bounds)}".strip()
+
+
+def _coerce(key: str, tp: Any, meta: Mapping[str, Any], value: Any, note: NoteFn) -> Any:
+    """Check ``value`` against ``tp`` and the bounds in ``meta``; return the typed value."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+
+    def bad() -> ConfigError:
+        return ConfigError(f"{key}: expected {_describe(tp, meta)}, got {value!r}")
+
+    if origin in (Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            raise bad()
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"config field {key}: only Optional[X] unions are supported")
+        try:
+            return _coerce(key, inner[0], meta, value, note)
+        except ConfigError:
+            raise bad() from None
+    if origin is Literal:
+        if value in args:
+            return value
+        raise bad()
+    if tp == Size:
+        size = parse_size(value, key)
+        rounded = round_size(size)
+        if rounded != size:
+            note(
+                f"{key} {size[0]}x{size[1]} rounded to {rounded[0]}x{rounded[1]} "
+                f"(the model takes multiples of {SIZE_MULTIPLE})"
+            )
+        return rounded
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad()
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad()
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad()
+        value = float(value)
+        if not math.isfinite(value):
+            raise bad()
+    elif tp is str:
+        if not isinstance(value, str):
+            raise bad()
+        if meta.get("pattern") and re.fullmatch(meta["pattern"], value) is None:
+            raise bad()
+        return value
+    else:
+        raise TypeError(f"config field {key}: unsupported type {tp!r}")
+    if meta.get("ge") is not None and value < meta["ge"]:
+        raise bad()
+    if meta.get("gt") is not None and value <= meta["gt"]:
+        raise bad()
+    if meta.get("le") is not None and value > meta["le"]:
+        raise bad()
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str, note: NoteFn) -> Any:
+    if not isinstance(data, Mapping):
+        where = prefix or "the config file"
+        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key)
+        dotted = f"{prefix}.{key}" if prefix else key
+        if key not in fields:
+            allowed = ", ".join(fields)
+            what = f"keys in {prefix}" if prefix else "sections"
+            raise ConfigError(f"unknown config key {dotted!r}; {what}: {allowed}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value if value is not None else {}, dotted, note)
+        else:
+            kwargs[key] = _coerce(dotted, tp, fields[key].metadata, value, note)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: Mapping[str, Any], *, on_note: NoteFn | None = None) -> Config:
+    """Build a validated :class:`Config` from nested dicts; missing keys keep their defaults."""
+    return _build(Config, data, "", on_note or log.warning)
+
+
+def config_to_dict(config: object) -> dict[str, Any]:
+    """The config as nested plain dicts (sizes as ``"WxH"`` strings), ready for YAML or JSON."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = config_to_dict(value)
+        elif isinstance(value, tuple) and len(value) == 2:
+            out[f.name] = f"{value[0]}x{value[1]}"
+        else:
+            out[f.name] = value
+    return out
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    import yaml
+
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects key.path=value (e.g. model.steps=2), got {item!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    if isinstance(value, (dict, list)) and not key.endswith("size"):
+        raise ConfigError(f"--set {key}: expected a single value, got {text!r}")
+    return key.split("."), value
+
+
+def _merge(base: dict[str, Any], path: list[str], value: Any) -> None:
+    node = base
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _check_path(path: list[str]) -> None:
+    """Unknown or incomplete dotted keys fail here with the list of what exists."""
+    cls: Any = Config
+    walked: list[str] = []
+    for part in path:
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise ConfigError(f"unknown config key {'.'.join(path)!r}; {'.'.join(walked)} has no sub-keys")
+        names = [f.name for f in dataclasses.fields(cls)]
+        if part not in names:
+            where = f"keys in {'.'.join(walked)}" if walked else "sections"
+            raise ConfigError(f"unknown config key {'.'.join(path)!r}; {where}: {', '.join(names)}")
+        walked.append(part)
+        cls = _hints(cls)[part]
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+        names = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise ConfigError(f"config key {'.'.join(path)!r} is a section; set one of: {names}")
+
+
+def apply_overrides(
+    config: Config, overrides: Iterable[str], *, on_note: NoteFn | None = None
+) -> Config:
+    """Apply ``key.path=value`` strings (values parsed as YAML scalars) on top of ``config``."""
+    data = config_to_dict(config)
+    for item in overrides:
+        path, value = _parse_override(item)
+        _check_path(path)
+        _merge(data, path, value)
+    return config_from_dict(data, on_note=on_note)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    *,
+    on_note: NoteFn | None = None,
+) -> Config:
+    """Defaults, then the YAML file at ``path`` (if any), then ``overrides``.
+
+    ``on_note`` receives non-fatal notes (e.g. a size rounded to multiples of 16); by default
+    they are logged as warnings.
+    """
+    import yaml
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"config file {str(p)!r} is not valid YAML{where}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {str(p)!r}: {exc}") from None
+        if loaded is not None:
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"config file {str(p)!r}: expected a mapping of sections at the top")
+            data = loaded
+    overrides = list(overrides)
+    for item in overrides:
+        key_path, value = _parse_override(item)
+        _check_path(key_path)
+        _merge(data, key_path, value)
+    return config_from_dict(data, on_note=on_note)
