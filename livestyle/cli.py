@@ -12,14 +12,19 @@ import logging
 import os
 import sys
 
-import click
 import typer
+
+try:  # typer >= 0.20 vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer on real click
+    from click import ClickException
 
 from livestyle.errors import LivestyleError
 
 __all__ = ["app", "main"]
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "budget",
 )
 """Modules under ``livestyle.commands`` whose ``register(app)`` adds a verb."""
 
@@ -31,6 +36,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+
+@app.callback()
+def _root() -> None:
+    """Live video re-styling for streamers: webcam/OBS/browser in, styled video out."""
+
 
 for _module in COMMAND_MODULES:
     importlib.import_module(f"livestyle.commands.{_module}").register(app)
@@ -49,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     except LivestyleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
+    except ClickException as exc:
         exc.show()
         return int(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         print("stopped", file=sys.stderr)
         return 130
     return 0

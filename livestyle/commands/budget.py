@@ -1,0 +1,79 @@
+"""``livestyle budget``: plan model, size, steps, decoder and stream batch for a target on a GPU."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from livestyle.errors import ConfigError
+
+EXAMPLES = """
+Examples:
+
+  livestyle budget --gpu h100 --fps 30 --latency-ms 250
+
+  livestyle budget --gpu b200 --fps 11 --latency-ms 2500 --model krea-14b --explain
+
+  livestyle budget --gpu rtx4090 --fps 24 --latency-ms 400 --json
+"""
+
+
+def budget(
+    gpu: Annotated[str, typer.Option(help="GPU profile: a name from configs/gpus (h100, h200, b200, rtx4090, ...)")] = "h100",
+    fps: Annotated[float, typer.Option(help="Output frames per second to sustain")] = 30.0,
+    latency_ms: Annotated[float, typer.Option("--latency-ms", help="Glass-to-glass latency budget in ms")] = 250.0,
+    input_fps: Annotated[float, typer.Option("--input-fps", help="Camera frame rate")] = 30.0,
+    model: Annotated[Optional[list[str]], typer.Option(help="Only consider these models (repeatable)")] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Never plan more steps than this")] = None,
+    explain: Annotated[bool, typer.Option(help="Also print how the profile was derived")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON line")] = False,
+) -> None:
+    """Print the plan that meets an fps and latency budget on a GPU, or say which constraint cannot be met."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from livestyle.pipeline.budget import MODEL_SHAPES, Target, load_profile, plan
+
+    if model:
+        unknown = [m for m in model if m not in MODEL_SHAPES]
+        if unknown:
+            raise ConfigError(f"unknown model {unknown[0]!r} for --model; choose from {', '.join(MODEL_SHAPES)}")
+    profile = load_profile(gpu)
+    target = Target(
+        fps=fps,
+        latency_ms=latency_ms,
+        input_fps=input_fps,
+        models=tuple(model) if model else tuple(MODEL_SHAPES),
+        max_steps=max_steps,
+    )
+    best = plan(profile, target)
+    if as_json:
+        print(json.dumps({"gpu": profile.name, **best.as_dict()}))
+        return
+    console = Console()
+    c = best.candidate
+    table = Table(title=f"Plan for {fps:g} fps within {latency_ms:g} ms on {profile.title}", show_header=False)
+    table.add_row("model", c.model)
+    table.add_row("size", c.size_text)
+    table.add_row("steps", str(c.steps))
+    table.add_row("decoder", c.decoder)
+    table.add_row("stream batch", "yes" if c.stream_batch else "no")
+    table.add_row("frames per chunk", str(best.chunk_frames))
+    for stage, ms in best.stages_ms.items():
+        table.add_row(f"{stage} ms/chunk", f"{ms:.1f}")
+    table.add_row("predicted fps", f"{best.fps:.1f}")
+    table.add_row("predicted latency", f"{best.latency_ms:.0f} ms")
+    table.add_row("predicted memory", f"{best.memory_gib:.1f} GiB of {profile.memory_gib:g}")
+    console.print(table)
+    cmd = f"livestyle run --model {c.model} --size {c.size_text} --set model.steps={c.steps} --set model.vae={c.decoder}"
+    console.print(f"run it: [bold]{cmd}[/bold]")
+    if explain or not profile.measured:
+        console.print(f"profile: {profile.source}" + ("" if profile.measured else " (not measured)"))
+        for note in profile.notes:
+            console.print(f"  {note}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("budget", help=(budget.__doc__ or "") + "\n\n" + EXAMPLES)(budget)
