@@ -1,0 +1,110 @@
+"""Scaled dot-product attention with one backend chosen once per process.
+
+Backends:
+
+- ``"sdpa"`` — ``torch.nn.functional.scaled_dot_product_attention`` (default; every device;
+  takes the additive key mask, so it serves masked, biased and block-causal calls).
+- ``"flash"`` — FlashAttention 2/3 (``flash_attn`` package) on CUDA in fp16/bf16. Used only for
+  calls whose mask is "every key valid" or "a valid prefix of the key buffer" (the KV-cache fast
+  path, via ``flash_attn_with_kvcache(cache_seqlens=...)``); calls that need an arbitrary mask or
+  a bias fall back to SDPA.
+
+The backend is resolved once (first call, or ``set_backend``); the ``LIVESTYLE_ATTENTION``
+environment variable (``sdpa`` / ``flash``) or ``set_backend`` override the automatic choice,
+e.g. in tests. A missing ``flash_attn`` is logged at INFO, never swallowed silently.
+
+Layouts: ``q`` ``[B, Lq, heads, head_dim]``, ``k``/``v`` ``[B, Lk, heads, head_dim]`` (Wan's
+token-major layout), output ``[B, Lq, heads, head_dim]`` in ``q``'s dtype.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Backend", "KeyMask", "attention", "get_backend", "set_backend"]
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["sdpa", "flash"]
+_BACKENDS: tuple[str, ...] = ("sdpa", "flash")
+_backend: str | None = None
+_flash: Any = None
+
+
+@dataclass(frozen=True)
+class KeyMask:
+    """Which keys a query may see.
+
+    ``bias``: additive float mask broadcastable to ``[B, heads, Lq, Lk]`` (``0`` allowed, ``-inf``
+    masked, ``log(b)`` down-weighted), usually ``[B, 1, 1, Lk]`` or ``[B, 1, Lq, Lk]``; ``None``
+    means every key is visible.
+    ``prefix_len``: ``[B]`` int32 number of valid keys when the mask is exactly "a valid prefix"
+    (lets FlashAttention skip the mask); ``None`` when the mask is anything else.
+    """
+
+    bias: torch.Tensor | None = None
+    prefix_len: torch.Tensor | None = None
+
+
+def _load_flash() -> Any:
+    try:
+        import flash_attn  # type: ignore[import-not-found]
+    except ImportError as exc:
+        log.info("flash_attn not available (%s); attention uses PyTorch SDPA", exc)
+        return None
+    return flash_attn
+
+
+def set_backend(name: Backend | None) -> None:
+    """Force a backend (``"sdpa"``/``"flash"``), or ``None`` to choose automatically again."""
+    global _backend, _flash
+    if name is not None and name not in _BACKENDS:
+        raise ValueError(f"unknown attention backend {name!r}; expected one of {_BACKENDS}")
+    if name == "flash":
+        _flash = _load_flash()
+        if _flash is None:
+            raise ImportError("attention backend 'flash' needs the flash_attn package (pip install flash-attn)")
+    _backend = name
+
+
+def get_backend() -> str:
+    """The backend in use, resolving the automatic choice on first use."""
+    global _backend, _flash
+    if _backend is None:
+        wanted = os.environ.get("LIVESTYLE_ATTENTION", "").strip().lower()
+        if wanted:
+            set_backend(wanted)  # type: ignore[arg-type]
+        else:
+            _flash = _load_flash() if torch.cuda.is_available() else None
+            _backend = "flash" if _flash is not None else "sdpa"
+        log.info("attention backend: %s", _backend)
+    assert _backend is not None
+    return _backend
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: KeyMask) -> torch.Tensor:
+    bias = None if mask.bias is None else mask.bias.to(q.dtype)
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=bias)
+    return out.transpose(1, 2)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: KeyMask | None = None) -> torch.Tensor:
+    """Softmax(q k^T / sqrt(head_dim) + mask) v for ``[B, L, heads, head_dim]`` tensors."""
+    mask = mask or KeyMask()
+    backend = get_backend()
+    if (
+        backend == "flash"
+        and q.is_cuda
+        and q.dtype in (torch.float16, torch.bfloat16)
+        and (mask.bias is None or mask.prefix_len is not None)
+    ):
+        if mask.prefix_len is None:
+            return _flash.flash_attn_func(q, k, v)
+        return _flash.flash_attn_with_kvcache(q, k, v, cache_seqlens=mask.prefix_len)
+    return _sdpa(q, k, v, mask)

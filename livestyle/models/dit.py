@@ -1,0 +1,380 @@
+"""The causal Wan 2.1 diffusion transformer: one model for every checkpoint family.
+
+Parameter names are the *original* Wan names (``patch_embedding``, ``blocks.N.self_attn.q``,
+``blocks.N.norm3``, ``head.head``, ...; MODEL_SPEC §2.2), so original, Self-Forcing, CausVid,
+StreamDiffusionV2, Krea and LongLive weights load with at most a prefix strip
+(``livestyle.models.checkpoints.load_dit``).
+
+Forward contract::
+
+    velocity = model(x, timestep, context=None, *, cache=None, block=None,
+                     causal_block_frames=None, kv_bias=None, frame_positions=None)
+
+- ``x``: ``[B, 16, F, H, W]`` latents (H, W multiples of 2 in latent space, i.e. 16 px).
+- ``timestep``: ``[B]`` (one per sample) or ``[B, F]`` (one per latent frame), float in 0..1000.
+- ``context``: ``[B or 1, L, text_dim]`` text embeddings, L ≤ 512, zero-padded to ``text_len``
+  inside (Wan attends to all 512 slots). May be ``None`` when ``cache.cross`` is filled.
+- returns the flow-matching velocity ``v = noise - x0``, ``[B, 16, F, H, W]``, in ``x``'s dtype.
+
+Without a cache it is the plain bidirectional Wan forward over all F frames at temporal positions
+``0..F-1`` (or ``frame_positions`` ``[B, F]``); ``causal_block_frames=k`` makes it block-causal
+(blocks of k frames; the reference for the cached path). With ``cache=`` and ``block=`` (from
+``cache.begin_block(F)``) the block's K/V are written into the cache at the block's slots and
+its queries attend to every cached frame plus the block itself (``causal_block_frames`` then
+applies within the block: Krea's recompute / LongLive's re-cache fill the cache exactly as
+block-by-block feeding would). ``kv_bias`` is Krea's KV attention bias (see ``KVCache.key_mask``).
+If ``cache.cross`` is not filled, the cross-attention K/V are computed from ``context`` and
+stored; if it is filled, ``context`` is ignored (call ``cache.cross.reset()`` on a prompt change,
+or ``encode_prompt`` to refill explicitly).
+
+Fast path on GPU: bf16 weights (``model.to(torch.bfloat16)``), SDPA/FlashAttention,
+``model.fuse_qkv()`` after loading (one GEMM for q/k/v, one for cross-attention k/v), fixed
+cache buffers and device-side positions (no host syncs), so the step compiles once per block
+shape and can be CUDA-graphed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from livestyle.models.attention import KeyMask, attention
+from livestyle.models.kv_cache import BlockSlots, KVCache
+from livestyle.models.rope import RopeTables, apply_rope, build_rope_tables, rope_cos_sin
+
+__all__ = ["DiTConfig", "DIT_CONFIGS", "CausalWanDiT", "sinusoidal_embedding"]
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Sizes of a Wan 2.1 T2V transformer (MODEL_SPEC §1.1)."""
+
+    dim: int
+    ffn_dim: int
+    num_heads: int
+    num_layers: int
+    in_dim: int = 16
+    out_dim: int = 16
+    text_dim: int = 4096
+    text_len: int = 512
+    freq_dim: int = 256
+    eps: float = 1e-6
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    rope_max_frames: int = 1024
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    @property
+    def patch_numel(self) -> int:
+        return self.out_dim * math.prod(self.patch_size)
+
+    def tokens_per_frame(self, height: int, width: int) -> int:
+        """Tokens per latent frame for a latent of ``height x width`` (pixels / 8)."""
+        return (height // self.patch_size[1]) * (width // self.patch_size[2])
+
+    def __post_init__(self) -> None:
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim {self.dim} is not a multiple of num_heads {self.num_heads}")
+
+
+DIT_CONFIGS: dict[str, DiTConfig] = {
+    "1.3b": DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30),
+    "14b": DiTConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40),
+    "tiny": DiTConfig(dim=64, ffn_dim=128, num_heads=2, num_layers=2, text_dim=32),
+}
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Wan's timestep embedding: ``concat(cos, sin)`` of ``t * 10000^(-i/half)`` in float64.
+
+    ``t``: any shape, float (0..1000); returns ``t.shape + (dim,)`` float64.
+    """
+    half = dim // 2
+    freqs = torch.pow(10000.0, -torch.arange(half, device=t.device, dtype=torch.float64) / half)
+    args = t.to(torch.float64)[..., None] * freqs
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class RMSNorm(nn.Module):
+    """x · rsqrt(mean(x²) + eps) · weight, computed in fp32, cast back."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+
+
+class SelfAttention(nn.Module):
+    """Wan self-attention (q/k RMSNorm over the full dim, 3-D RoPE) with an optional KV cache."""
+
+    def __init__(self, dim: int, num_heads: int, eps: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.o = nn.Linear(dim, dim)
+        self.norm_q = RMSNorm(dim, eps)
+        self.norm_k = RMSNorm(dim, eps)
+        self.qkv: nn.Linear | None = None
+
+    def fuse(self) -> None:
+        """Replace q/k/v by one ``qkv`` Linear (same math, one GEMM)."""
+        if self.qkv is not None:
+            return
+        qkv = nn.Linear(self.q.in_features, 3 * self.q.out_features, device=self.q.weight.device, dtype=self.q.weight.dtype)
+        with torch.no_grad():
+            qkv.weight.copy_(torch.cat([self.q.weight, self.k.weight, self.v.weight]))
+            qkv.bias.copy_(torch.cat([self.q.bias, self.k.bias, self.v.bias]))
+        self.qkv = qkv
+        del self.q, self.k, self.v
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: KeyMask | None,
+                cache: KVCache | None, layer: int, block: BlockSlots | None) -> torch.Tensor:
+        b, n, _ = x.shape
+        if self.qkv is not None:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+        else:
+            q, k, v = self.q(x), self.k(x), self.v(x)
+        q = apply_rope(self.norm_q(q).unflatten(-1, (self.num_heads, -1)), cos, sin)
+        k = apply_rope(self.norm_k(k).unflatten(-1, (self.num_heads, -1)), cos, sin)
+        v = v.unflatten(-1, (self.num_heads, -1))
+        if cache is not None:
+            assert block is not None
+            k, v = cache.write(layer, block, k, v)
+        out = attention(q, k.to(q.dtype), v.to(q.dtype), mask)
+        return self.o(out.flatten(2))
+
+
+class CrossAttention(nn.Module):
+    """Wan T2V cross-attention: no RoPE, no mask, all ``text_len`` context slots attended."""
+
+    def __init__(self, dim: int, num_heads: int, eps: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.o = nn.Linear(dim, dim)
+        self.norm_q = RMSNorm(dim, eps)
+        self.norm_k = RMSNorm(dim, eps)
+        self.kv: nn.Linear | None = None
+
+    def fuse(self) -> None:
+        """Replace k/v by one ``kv`` Linear."""
+        if self.kv is not None:
+            return
+        kv = nn.Linear(self.k.in_features, 2 * self.k.out_features, device=self.k.weight.device, dtype=self.k.weight.dtype)
+        with torch.no_grad():
+            kv.weight.copy_(torch.cat([self.k.weight, self.v.weight]))
+            kv.bias.copy_(torch.cat([self.k.bias, self.v.bias]))
+        self.kv = kv
+        del self.k, self.v
+
+    def context_kv(self, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """K/V ``[B, text_len, heads, head_dim]`` of the text-embedded context ``[B, text_len, dim]``."""
+        if self.kv is not None:
+            k, v = self.kv(ctx).chunk(2, dim=-1)
+        else:
+            k, v = self.k(ctx), self.v(ctx)
+        return self.norm_k(k).unflatten(-1, (self.num_heads, -1)), v.unflatten(-1, (self.num_heads, -1))
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        q = self.norm_q(self.q(x)).unflatten(-1, (self.num_heads, -1))
+        if k.shape[0] != q.shape[0]:
+            k, v = k.expand(q.shape[0], *k.shape[1:]), v.expand(q.shape[0], *v.shape[1:])
+        out = attention(q, k.to(q.dtype), v.to(q.dtype))
+        return self.o(out.flatten(2))
+
+
+class WanBlock(nn.Module):
+    """One Wan attention block with per-frame modulation (MODEL_SPEC §1.4)."""
+
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        dim = cfg.dim
+        self.norm1 = nn.LayerNorm(dim, eps=cfg.eps, elementwise_affine=False)
+        self.self_attn = SelfAttention(dim, cfg.num_heads, cfg.eps)
+        self.norm3 = nn.LayerNorm(dim, eps=cfg.eps, elementwise_affine=True)
+        self.cross_attn = CrossAttention(dim, cfg.num_heads, cfg.eps)
+        self.norm2 = nn.LayerNorm(dim, eps=cfg.eps, elementwise_affine=False)
+        self.ffn = nn.Sequential(nn.Linear(dim, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, dim))
+        self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
+
+    def forward(self, x: torch.Tensor, e0: torch.Tensor, frames: int, cos: torch.Tensor, sin: torch.Tensor,
+                mask: KeyMask | None, ctx_k: torch.Tensor, ctx_v: torch.Tensor,
+                cache: KVCache | None, layer: int, block: BlockSlots | None) -> torch.Tensor:
+        # x: [B, F*T, dim]; e0: [B, F, 6, dim]
+        b, n, d = x.shape
+        mod = (self.modulation.unsqueeze(0) + e0).to(x.dtype).unsqueeze(3)  # [B, F, 6, 1, dim]
+        shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = mod.unbind(2)  # [B, F, 1, dim]
+
+        def modulate(h: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+            return (h.view(b, frames, -1, d) * (1 + scale) + shift).view(b, n, d)
+
+        def gated(h: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+            return (h.view(b, frames, -1, d) * gate).view(b, n, d)
+
+        y = self.self_attn(modulate(self.norm1(x), shift_sa, scale_sa), cos, sin, mask, cache, layer, block)
+        x = x + gated(y, gate_sa)
+        x = x + self.cross_attn(self.norm3(x), ctx_k, ctx_v)
+        y = self.ffn(modulate(self.norm2(x), shift_ff, scale_ff))
+        return x + gated(y, gate_ff)
+
+
+class Head(nn.Module):
+    """Output head: LayerNorm, per-frame (shift, scale) from the time embedding, Linear to patches."""
+
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.dim, eps=cfg.eps, elementwise_affine=False)
+        self.head = nn.Linear(cfg.dim, cfg.patch_numel)
+        self.modulation = nn.Parameter(torch.randn(1, 2, cfg.dim) / cfg.dim**0.5)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor, frames: int) -> torch.Tensor:
+        b, n, d = x.shape
+        shift, scale = (self.modulation.unsqueeze(0) + e.unsqueeze(2)).to(x.dtype).unsqueeze(3).unbind(2)
+        h = (self.norm(x).view(b, frames, -1, d) * (1 + scale) + shift).view(b, n, d)
+        return self.head(h)
+
+
+class CausalWanDiT(nn.Module):
+    """Wan 2.1 T2V transformer with per-frame timesteps and an optional explicit KV cache."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.dim
+        self.patch_embedding = nn.Conv3d(config.in_dim, d, kernel_size=config.patch_size, stride=config.patch_size)
+        self.text_embedding = nn.Sequential(nn.Linear(config.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
+        self.time_embedding = nn.Sequential(nn.Linear(config.freq_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+        self.blocks = nn.ModuleList(WanBlock(config) for _ in range(config.num_layers))
+        self.head = Head(config)
+        self._rope: RopeTables | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def rope_tables(self, device: torch.device) -> RopeTables:
+        """RoPE tables (not part of the state dict), built once per device."""
+        if self._rope is None or self._rope.cos[0].device != device:
+            self._rope = build_rope_tables(self.config.head_dim, self.config.rope_max_frames, device=device)
+        return self._rope
+
+    def fuse_qkv(self) -> "CausalWanDiT":
+        """Fuse self-attention q/k/v and cross-attention k/v into single GEMMs (after loading)."""
+        for blk in self.blocks:
+            blk.self_attn.fuse()
+            blk.cross_attn.fuse()
+        return self
+
+    def embed_context(self, context: torch.Tensor) -> torch.Tensor:
+        """``[B, L<=text_len, text_dim]`` → zero-pad to ``text_len`` → ``[B, text_len, dim]``."""
+        cfg = self.config
+        if context.ndim != 3 or context.shape[-1] != cfg.text_dim or context.shape[1] > cfg.text_len:
+            raise ValueError(f"context must be [B, L<={cfg.text_len}, {cfg.text_dim}], got {context.shape=}")
+        w = self.text_embedding[0].weight
+        context = context.to(w.dtype)
+        if context.shape[1] < cfg.text_len:
+            context = F.pad(context, (0, 0, 0, cfg.text_len - context.shape[1]))
+        return self.text_embedding(context)
+
+    def context_kv(self, context: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per-layer cross-attention K/V ``[B, text_len, heads, head_dim]`` for a raw context."""
+        ctx = self.embed_context(context)
+        return [blk.cross_attn.context_kv(ctx) for blk in self.blocks]
+
+    @torch.no_grad()
+    def encode_prompt(self, context: torch.Tensor, cross: "KVCache | object") -> None:
+        """Fill a ``CrossAttnCache`` (or a ``KVCache``'s ``.cross``) from ``context`` ``[B or 1, L, text_dim]``."""
+        cc = cross.cross if isinstance(cross, KVCache) else cross
+        for layer, (k, v) in enumerate(self.context_kv(context)):
+            cc.k[layer].copy_(k.expand_as(cc.k[layer]))  # type: ignore[attr-defined]
+            cc.v[layer].copy_(v.expand_as(cc.v[layer]))  # type: ignore[attr-defined]
+        cc.filled = True  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor | None = None, *,
+                cache: KVCache | None = None, block: BlockSlots | None = None,
+                causal_block_frames: int | None = None, kv_bias: float | None = None,
+                frame_positions: torch.Tensor | None = None) -> torch.Tensor:
+        cfg = self.config
+        if x.ndim != 5 or x.shape[1] != cfg.in_dim:
+            raise ValueError(f"x must be [B, {cfg.in_dim}, F, H, W], got {x.shape=}")
+        b, _, f, hgt, wid = x.shape
+        pt, ph, pw = cfg.patch_size
+        if f % pt or hgt % ph or wid % pw:
+            raise ValueError(f"latent F/H/W must be multiples of the patch size {cfg.patch_size}, got {x.shape=}")
+        fp, hp, wp = f // pt, hgt // ph, wid // pw
+        if timestep.ndim == 1:
+            timestep = timestep[:, None].expand(b, fp)
+        if timestep.shape != (b, fp):
+            raise ValueError(f"timestep must be [B] or [B, F] with B={b}, F={fp}, got {timestep.shape=}")
+        if (cache is None) != (block is None):
+            raise ValueError("pass cache= and block= together (block = cache.begin_block(F))")
+        if block is not None and block.num_frames != fp:
+            raise ValueError(f"block holds {block.num_frames} frames but x has {fp}")
+
+        dtype = self.patch_embedding.weight.dtype
+        tokens = self.patch_embedding(x.to(dtype)).flatten(2).transpose(1, 2)  # [B, F*T, dim]
+
+        # time embeddings per frame: e [B, F, dim] (head), e0 [B, F, 6, dim] (blocks)
+        emb_dtype = self.time_embedding[0].weight.dtype
+        e = self.time_embedding(sinusoidal_embedding(timestep, cfg.freq_dim).to(emb_dtype))
+        e0 = self.time_projection(e).unflatten(-1, (6, cfg.dim))
+
+        # positions and keys
+        if block is not None:
+            positions = block.positions
+        elif frame_positions is not None:
+            positions = frame_positions
+        else:
+            positions = torch.arange(fp, device=x.device)[None].expand(b, fp)
+        cos, sin = rope_cos_sin(self.rope_tables(x.device), positions, hp, wp)
+        if cache is not None:
+            assert block is not None
+            if cache.tokens_per_frame != hp * wp or cache.batch != b:
+                raise ValueError(f"cache is for B={cache.batch}, T={cache.tokens_per_frame}; x gives B={b}, T={hp * wp}")
+            mask: KeyMask | None = cache.key_mask(block, causal_block_frames=causal_block_frames, kv_bias=kv_bias)
+        elif causal_block_frames is not None:
+            mask = _block_causal_mask(fp, int(causal_block_frames), hp * wp, x.device)
+        else:
+            mask = None
+
+        # cross-attention K/V
+        cross = cache.cross if cache is not None else None
+        if cross is not None and cross.filled:
+            ctx_kv = [(cross.k[i], cross.v[i]) for i in range(cfg.num_layers)]
+        else:
+            if context is None:
+                raise ValueError("context is required unless cache.cross is filled (encode_prompt)")
+            if cross is not None:
+                self.encode_prompt(context, cross)
+                ctx_kv = [(cross.k[i], cross.v[i]) for i in range(cfg.num_layers)]
+            else:
+                ctx_kv = self.context_kv(context)
+
+        for i, blk in enumerate(self.blocks):
+            tokens = blk(tokens, e0, fp, cos, sin, mask, ctx_kv[i][0], ctx_kv[i][1], cache, i, block)
+
+        out = self.head(tokens, e, fp)  # [B, F*T, 64]
+        out = out.view(b, fp, hp, wp, pt, ph, pw, cfg.out_dim)
+        out = torch.einsum("bfhwpqrc->bcfphqwr", out).reshape(b, cfg.out_dim, f, hgt, wid)
+        return out.to(x.dtype)
+
+
+def _block_causal_mask(frames: int, block_frames: int, tokens_per_frame: int, device: torch.device) -> KeyMask:
+    """Additive ``[1, 1, F*T, F*T]`` mask: frame i sees frame j iff ``j // k <= i // k``."""
+    blk = torch.arange(frames, device=device) // block_frames
+    allow = (blk[None, :] <= blk[:, None]).repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)
+    bias = torch.zeros(allow.shape, device=device).masked_fill(~allow, float("-inf"))
+    return KeyMask(bias=bias[None, None])

@@ -1,0 +1,363 @@
+"""Preallocated KV caches for the causal Wan DiT: self-attention (sink + ring) and cross-attention.
+
+The cache is an object you pass to ``CausalWanDiT.forward(..., cache=, block=)``; all of its state
+(K/V buffers, slot bookkeeping, positions) lives in tensors on the model's device at fixed
+addresses, and nothing in it calls ``.item()`` on the hot path, so compiled / CUDA-graphed
+forwards stay valid.
+
+Layout
+------
+Self-attention K/V: ``k``, ``v``: ``[num_layers, B, S * T, heads, head_dim]`` in the model dtype,
+zero-initialised, where ``S`` = ``frames`` (capacity in latent frames) and ``T`` =
+``tokens_per_frame`` ((H/16)·(W/16), 1560 at 480×832). Keys are stored *after* RoPE (their
+temporal position is baked in), values raw. Slot ``s`` holds tokens ``[s*T, (s+1)*T)``.
+
+Slots ``0 .. sink_frames-1`` are the sink: absolute frames ``0 .. sink_frames-1`` land there and
+never move or roll. The other ``R = frames - sink_frames`` slots form a ring: absolute frame ``f``
+(≥ sink) goes to slot ``sink + (f - sink) % R``, so writing a new frame evicts exactly the oldest
+non-sink frame, and re-running a block writes the very same slots (Self-Forcing's clean re-run
+overwrites the noisy K/V). Slots fill in order, so the valid keys are always a prefix.
+
+Per batch item (StreamDiffusionV2 stream batch: each denoising-step slot owns its cache row and
+its own positions): ``slot_frame [B, S]`` (absolute frame in each slot, -1 empty), ``slot_pos
+[B, S]`` (its RoPE temporal position), ``next_frame [B]`` and ``next_pos [B]``.
+
+RoPE positions stay bounded for streams of hours: a block whose start position reaches
+``rope_refresh`` (SDV2: 50; default ``1024 - block frames``) restarts at ``rope_rebase``
+(SDV2: ``frames - block frames`` = 5 for a 6-frame cache), cached keys keeping their positions —
+StreamDiffusionV2's t_refresh re-base. Krea's bounded placement comes from recomputing the cache
+every block (``reset`` + one block-causal pass over the context frames at positions 0..k-1, the
+new block then lands at k). Positions are always clamped into the 1024-entry table.
+
+Usage
+-----
+::
+
+    cache = KVCache.allocate(model.config, batch=1, frames=6, tokens_per_frame=T, sink_frames=3,
+                             device=dev, dtype=torch.bfloat16)
+    model.encode_prompt(context, cache.cross)          # once per prompt (or lazily in forward)
+    blk = cache.begin_block(num_frames=3)              # new block: claims slots, evicts the oldest
+    v = model(x_t, t, cache=cache, block=blk)          # denoising step; writes K/V at blk's slots
+    v = model(x0, torch.zeros_like(t), cache=cache, block=blk)  # clean re-run: same slots
+    cache.cross.reset()                                # prompt changed: refill on the next call
+
+    cache.reset(); blk = cache.begin_block(3)          # Krea recompute: context frames at 0..2,
+    model(ctx_latents, zeros, cache=cache, block=blk, causal_block_frames=3)  # block-causal pass
+    blk = cache.recent_block(9)                        # LongLive recache: rewrite last 9 frames
+                                                       # at their positions (sinks untouched)
+
+``block`` handles are views of buffers owned by the cache (one set per block size), so a handle
+stays valid for re-runs until the next ``begin_block``/``recent_block`` of the same size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from livestyle.models.attention import KeyMask
+
+__all__ = ["KVCache", "CrossAttnCache", "BlockSlots", "ModelDims"]
+
+
+class ModelDims(Protocol):
+    """The sizes a cache needs from a model config (``DiTConfig`` satisfies this)."""
+
+    @property
+    def num_layers(self) -> int: ...
+    @property
+    def num_heads(self) -> int: ...
+    @property
+    def head_dim(self) -> int: ...
+    @property
+    def text_len(self) -> int: ...
+    @property
+    def rope_max_frames(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class BlockSlots:
+    """Where one block of ``num_frames`` new latent frames lives in a ``KVCache``.
+
+    ``frames``: ``[B, n]`` long absolute frame indices; ``slots``: ``[B, n]`` long cache slots;
+    ``positions``: ``[B, n]`` long RoPE temporal positions; ``start_frame``: ``[B]`` long
+    (``frames[:, 0]``); ``write_index``: ``[B*n*T]`` long flat token indices into the cache's
+    ``[B*S*T]`` token axis, in the block's (batch, frame, token) order.
+    """
+
+    num_frames: int
+    frames: torch.Tensor
+    slots: torch.Tensor
+    positions: torch.Tensor
+    start_frame: torch.Tensor
+    write_index: torch.Tensor
+
+
+class CrossAttnCache:
+    """Cross-attention K/V per layer, computed once per prompt from the text-embedded context.
+
+    ``k``, ``v``: ``[num_layers, B, text_len, heads, head_dim]``. ``filled`` is a host-side flag
+    (not device state): ``CausalWanDiT.encode_prompt`` fills the cache and sets it; ``reset()``
+    clears it on a prompt change so the next forward with a context refills it.
+    """
+
+    def __init__(self, dims: ModelDims, *, batch: int, device: torch.device | str, dtype: torch.dtype) -> None:
+        shape = (dims.num_layers, batch, dims.text_len, dims.num_heads, dims.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.filled = False
+
+    @property
+    def batch(self) -> int:
+        return int(self.k.shape[1])
+
+    def reset(self) -> None:
+        """Mark empty (prompt changed); the buffers are overwritten by the next fill."""
+        self.filled = False
+
+
+class KVCache:
+    """Self-attention cache for every layer (sink + ring of latent frames) plus a ``CrossAttnCache``.
+
+    Args:
+        dims: model sizes (``DiTConfig``).
+        batch: B (1, or the number of stream-batch slots).
+        frames: capacity S in latent frames, *including* the block being generated
+            (Self-Forcing: 21; LongLive: 12; SDV2: 6; Krea: 3 context + 3 block = 6).
+        tokens_per_frame: T = (H/16)·(W/16).
+        sink_frames: frames 0..sink-1 are kept forever (SDV2: 3, LongLive: 3, Krea: 1 — the first
+            frame, which the KV attention bias leaves alone).
+        rope_refresh: start position at which a new block is re-based (SDV2 ``t_refresh`` = 50);
+            default: only when the table would overflow.
+        rope_rebase: the position a re-based block starts at (default ``frames - n``).
+        adaptive_sink_threshold: SDV2 adaptive sink refresh (0.2 upstream); ``None`` = off.
+    """
+
+    def __init__(self, dims: ModelDims, *, batch: int, frames: int, tokens_per_frame: int, sink_frames: int = 0,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 rope_refresh: int | None = None, rope_rebase: int | None = None,
+                 adaptive_sink_threshold: float | None = None) -> None:
+        if batch < 1 or frames < 1 or tokens_per_frame < 1:
+            raise ValueError(f"cache sizes must be positive, got {batch=} {frames=} {tokens_per_frame=}")
+        if not 0 <= sink_frames < frames:
+            raise ValueError(f"sink_frames must be in [0, frames), got {sink_frames=} {frames=}")
+        self.num_layers = dims.num_layers
+        self.frames = frames
+        self.tokens_per_frame = tokens_per_frame
+        self.sink_frames = sink_frames
+        self.max_positions = dims.rope_max_frames
+        self.rope_refresh = rope_refresh
+        self.rope_rebase = rope_rebase
+        self.adaptive_sink_threshold = adaptive_sink_threshold
+        shape = (dims.num_layers, batch, frames * tokens_per_frame, dims.num_heads, dims.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.slot_frame = torch.full((batch, frames), -1, device=device, dtype=torch.long)
+        self.slot_pos = torch.zeros((batch, frames), device=device, dtype=torch.long)
+        self.next_frame = torch.zeros(batch, device=device, dtype=torch.long)
+        self.next_pos = torch.zeros(batch, device=device, dtype=torch.long)
+        self.cross = CrossAttnCache(dims, batch=batch, device=device, dtype=dtype)
+        self._handles: dict[int, BlockSlots] = {}
+        self._dims = dims
+
+    @classmethod
+    def allocate(cls, dims: ModelDims, *, batch: int, frames: int, tokens_per_frame: int, sink_frames: int = 0,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 rope_refresh: int | None = None, rope_rebase: int | None = None,
+                 adaptive_sink_threshold: float | None = None) -> "KVCache":
+        """Same as the constructor (reads better at call sites)."""
+        return cls(dims, batch=batch, frames=frames, tokens_per_frame=tokens_per_frame, sink_frames=sink_frames,
+                   device=device, dtype=dtype, rope_refresh=rope_refresh, rope_rebase=rope_rebase,
+                   adaptive_sink_threshold=adaptive_sink_threshold)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def batch(self) -> int:
+        return int(self.k.shape[1])
+
+    @property
+    def ring_frames(self) -> int:
+        return self.frames - self.sink_frames
+
+    @property
+    def device(self) -> torch.device:
+        return self.k.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.k.dtype
+
+    def nbytes(self) -> int:
+        """Bytes held by the self- and cross-attention K/V buffers."""
+        return sum(t.numel() * t.element_size() for t in (self.k, self.v, self.cross.k, self.cross.v))
+
+    # ------------------------------------------------------------------ state changes
+    def reset(self) -> None:
+        """Forget every frame (positions restart at 0). The cross-attention cache is kept."""
+        self.slot_frame.fill_(-1)
+        self.slot_pos.zero_()
+        self.next_frame.zero_()
+        self.next_pos.zero_()
+
+    def set_next_position(self, position: int | torch.Tensor) -> None:
+        """Re-base by hand: the next new block starts at RoPE frame ``position`` (int or ``[B]``)."""
+        self.next_pos.copy_(torch.as_tensor(position, device=self.device).expand_as(self.next_pos))
+
+    def _slots_for(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.ring_frames == 0:
+            return frames.clamp(max=self.frames - 1)
+        ring = self.sink_frames + (frames - self.sink_frames).remainder(self.ring_frames)
+        return torch.where(frames < self.sink_frames, frames, ring)
+
+    def _handle(self, n: int, frames: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor) -> BlockSlots:
+        t = self.tokens_per_frame
+        b = self.batch
+        tok = torch.arange(t, device=self.device)
+        rows = torch.arange(b, device=self.device)[:, None] * self.frames
+        write = ((rows + slots)[..., None] * t + tok).reshape(-1)
+        handle = self._handles.get(n)
+        if handle is None:
+            handle = BlockSlots(n, frames.clone(), slots.clone(), positions.clone(), frames[:, 0].clone(), write.clone())
+            self._handles[n] = handle
+        else:  # same tensors every time: fixed addresses for CUDA graphs
+            handle.frames.copy_(frames)
+            handle.slots.copy_(slots)
+            handle.positions.copy_(positions)
+            handle.start_frame.copy_(frames[:, 0])
+            handle.write_index.copy_(write)
+        return handle
+
+    def begin_block(self, num_frames: int) -> BlockSlots:
+        """Claim slots for a new block of ``num_frames`` latent frames and advance every batch row.
+
+        The block's frames go to the sink while it is not full, then to the ring, evicting the
+        oldest non-sink frames. The handle is reused for every denoising step and the clean re-run
+        of this block. No host sync.
+        """
+        n = int(num_frames)
+        if n < 1:
+            raise ValueError(f"a block needs at least one frame, got {num_frames=}")
+        if self.ring_frames < n and self.frames < n:
+            raise ValueError(f"a {n}-frame block does not fit a {self.frames}-frame cache")
+        if 0 < self.ring_frames < n:
+            raise ValueError(
+                f"a {n}-frame block does not fit the {self.ring_frames}-frame ring "
+                f"({self.frames} frames - {self.sink_frames} sink); make the cache larger"
+            )
+        ar = torch.arange(n, device=self.device)
+        frames = self.next_frame[:, None] + ar
+        refresh = min(self.rope_refresh if self.rope_refresh is not None else self.max_positions, self.max_positions - n)
+        rebase = self.rope_rebase if self.rope_rebase is not None else max(self.frames - n, 0)
+        start = torch.where(self.next_pos >= refresh, torch.full_like(self.next_pos, rebase), self.next_pos)
+        positions = (start[:, None] + ar).clamp(max=self.max_positions - 1)
+        slots = self._slots_for(frames)
+        self.slot_frame.scatter_(1, slots, frames)
+        self.slot_pos.scatter_(1, slots, positions)
+        self.next_frame.add_(n)
+        self.next_pos.copy_(start + n)
+        return self._handle(n, frames, slots, positions)
+
+    def recent_block(self, num_frames: int) -> BlockSlots:
+        """A handle over the last ``num_frames`` frames already in the cache, at their own slots
+        and positions (LongLive's KV re-cache on a prompt switch; the sink is never included).
+
+        Not a hot-path call: it checks on the host that those frames are all still in the ring.
+        """
+        n = int(num_frames)
+        frames = self.next_frame[:, None] - n + torch.arange(n, device=self.device)
+        if n < 1 or n > self.ring_frames or bool((frames[:, 0] < self.sink_frames).any()):
+            raise ValueError(
+                f"recent_block({n}) must name frames still in the {self.ring_frames}-frame ring "
+                f"(and not the {self.sink_frames} sink frames)"
+            )
+        slots = self._slots_for(frames)
+        positions = self.slot_pos.gather(1, slots)
+        return self._handle(n, frames, slots, positions)
+
+    def expand_batch(self, batch: int) -> "KVCache":
+        """A new cache with ``batch`` rows, each a copy of row 0 (SDV2: replicate the warmed-up
+        cache to one row per denoising step). The cross-attention cache is copied too."""
+        new = KVCache(self._dims, batch=batch, frames=self.frames, tokens_per_frame=self.tokens_per_frame,
+                      sink_frames=self.sink_frames, device=self.device, dtype=self.dtype,
+                      rope_refresh=self.rope_refresh, rope_rebase=self.rope_rebase,
+                      adaptive_sink_threshold=self.adaptive_sink_threshold)
+        for dst, src in ((new.k, self.k), (new.v, self.v), (new.cross.k, self.cross.k), (new.cross.v, self.cross.v)):
+            dst.copy_(src[:, :1].expand_as(dst))
+        for dst, src in ((new.slot_frame, self.slot_frame), (new.slot_pos, self.slot_pos),
+                         (new.next_frame, self.next_frame), (new.next_pos, self.next_pos)):
+            dst.copy_(src[:1].expand_as(dst))
+        new.cross.filled = self.cross.filled
+        return new
+
+    # ------------------------------------------------------------------ used by the model
+    def write(self, layer: int, block: BlockSlots, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the block's ``k``/``v`` ``[B, n*T, heads, head_dim]`` at its slots; return the
+        layer's full ``[B, S*T, heads, head_dim]`` buffers for attention."""
+        kb, vb = self.k[layer], self.v[layer]
+        flat = (-1,) + tuple(kb.shape[2:])
+        kb.view(flat).index_copy_(0, block.write_index, k.reshape(flat).to(kb.dtype))
+        vb.view(flat).index_copy_(0, block.write_index, v.reshape(flat).to(vb.dtype))
+        if self.adaptive_sink_threshold is not None and block.num_frames == 1 and self.sink_frames > 0:
+            self._refresh_sink(layer, block, k, v)
+        return kb, vb
+
+    def _refresh_sink(self, layer: int, block: BlockSlots, k: torch.Tensor, v: torch.Tensor) -> None:
+        """SDV2 adaptive sink: if the new frame's mean key/value is unlike some sink frame's
+        (cosine similarity averaged over K and V below the threshold), it replaces the least
+        similar sink frame. Device-side ``where``; no host sync."""
+        b, t, s = self.batch, self.tokens_per_frame, self.sink_frames
+        kb, vb = self.k[layer], self.v[layer]
+        sink_k = kb[:, : s * t].reshape(b, s, t, -1)
+        sink_v = vb[:, : s * t].reshape(b, s, t, -1)
+        new_k = k.reshape(b, 1, t, -1).to(kb.dtype)
+        new_v = v.reshape(b, 1, t, -1).to(vb.dtype)
+        sim = 0.5 * (
+            torch.cosine_similarity(sink_k.float().mean(2), new_k.float().mean(2), dim=-1)
+            + torch.cosine_similarity(sink_v.float().mean(2), new_v.float().mean(2), dim=-1)
+        )  # [B, s]
+        low, which = sim.min(dim=1)
+        replace = (low < self.adaptive_sink_threshold) & (block.start_frame >= s) & (self.slot_frame[:, :s] >= 0).all(1)
+        sel = (torch.arange(s, device=self.device)[None] == which[:, None]) & replace[:, None]  # [B, s]
+        sel4 = sel[:, :, None, None]
+        kb[:, : s * t] = torch.where(sel4, new_k, sink_k).reshape(b, s * t, *kb.shape[2:])
+        vb[:, : s * t] = torch.where(sel4, new_v, sink_v).reshape(b, s * t, *vb.shape[2:])
+        self.slot_pos[:, :s] = torch.where(sel, block.positions[:, :1].expand(b, s), self.slot_pos[:, :s])
+
+    def key_mask(self, block: BlockSlots, *, causal_block_frames: int | None = None,
+                 kv_bias: float | None = None, dtype: torch.dtype = torch.float32) -> KeyMask:
+        """The keys the block's queries may see, built once per forward and shared by all layers.
+
+        Plain call: every filled slot (a prefix of the buffer) — ``bias`` ``[B, 1, 1, S*T]``.
+        ``causal_block_frames=k``: block-causal among the block's own frames (blocks of k frames
+        counted from ``block.start_frame``; earlier cached frames stay visible) — ``[B, 1, n*T, S*T]``.
+        ``kv_bias`` (Krea, in (0, 1]): adds ``log(kv_bias)`` to keys of past frames that are not
+        sink frames and not in the current block.
+        """
+        t = self.tokens_per_frame
+        valid = self.slot_frame >= 0  # [B, S]
+        zero = torch.zeros((), device=self.device, dtype=dtype)
+        neg = torch.full((), float("-inf"), device=self.device, dtype=dtype)
+        if causal_block_frames is None:
+            allow = valid[:, None, :]  # [B, 1, S]
+        else:
+            kb = int(causal_block_frames)
+            rel_k = self.slot_frame - block.start_frame[:, None]  # [B, S]
+            rel_q = block.frames - block.start_frame[:, None]  # [B, n]
+            blk_k = torch.div(rel_k, kb, rounding_mode="floor")
+            allow = valid[:, None, :] & (blk_k[:, None, :] <= (rel_q // kb)[:, :, None])  # [B, n, S]
+        bias = torch.where(allow, zero, neg)
+        if kv_bias is not None and kv_bias != 1.0:
+            if not 0.0 < kv_bias <= 1.0:
+                raise ValueError(f"kv_bias must be in (0, 1], got {kv_bias=}")
+            past = valid & (self.slot_frame >= self.sink_frames) & (self.slot_frame < block.start_frame[:, None])
+            bias = bias + torch.where(past, torch.full((), math.log(kv_bias), device=self.device, dtype=dtype), zero)[:, None, :]
+        bias = bias.repeat_interleave(t, dim=-1)  # [B, 1|n, S*T]
+        if causal_block_frames is not None:
+            bias = bias.repeat_interleave(t, dim=1)
+        prefix = None
+        if causal_block_frames is None and (kv_bias is None or kv_bias == 1.0):
+            prefix = (valid.sum(1) * t).to(torch.int32)
+        return KeyMask(bias=bias[:, None], prefix_len=prefix)

@@ -1,0 +1,94 @@
+"""Wan 2.1 3-D rotary position embedding (MODEL_SPEC §1.6).
+
+A head of ``head_dim`` real channels is rotated as ``head_dim // 2`` complex pairs of adjacent
+(even, odd) channels. The pairs are split between three axes — temporal
+``(head_dim - 4 * (head_dim // 6)) // 2`` pairs, height and width ``head_dim // 6`` pairs each
+(22 / 21 / 21 for head_dim 128) — and each axis has its own frequency table
+``omega_j = 10000 ** (-2 j / D_axis)`` over positions ``0 .. max_positions - 1`` (1024 in Wan).
+
+Temporal positions are latent-frame indices (``[B, F]`` long, so batch items of a stream batch
+can sit at different positions); height/width positions always start at 0. Positions are clamped
+into the table on the device (never an out-of-range index, never a host sync); keeping them
+meaningfully bounded is the KV cache's job (``livestyle.models.kv_cache``).
+
+Tables are computed in float64 (as the original) and kept as float32 cos/sin; rotation runs in
+float32 and is cast back to the input dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["RopeTables", "rope_axis_pairs", "build_rope_tables", "rope_cos_sin", "apply_rope"]
+
+
+def rope_axis_pairs(head_dim: int) -> tuple[int, int, int]:
+    """Complex pairs per axis (temporal, height, width) for ``head_dim`` (even, >= 6)."""
+    if head_dim % 2 or head_dim < 6:
+        raise ValueError(f"RoPE needs an even head_dim >= 6, got {head_dim=}")
+    hw = head_dim // 6
+    return (head_dim // 2 - 2 * hw, hw, hw)
+
+
+class RopeTables:
+    """Per-axis cos/sin tables, each ``[max_positions, pairs_axis]`` float32, on one device."""
+
+    def __init__(self, cos: tuple[torch.Tensor, ...], sin: tuple[torch.Tensor, ...]) -> None:
+        self.cos = cos
+        self.sin = sin
+
+    @property
+    def max_positions(self) -> int:
+        return int(self.cos[0].shape[0])
+
+    def to(self, device: torch.device | str) -> "RopeTables":
+        return RopeTables(tuple(c.to(device) for c in self.cos), tuple(s.to(device) for s in self.sin))
+
+
+def build_rope_tables(head_dim: int, max_positions: int = 1024, theta: float = 10000.0,
+                      device: torch.device | str = "cpu") -> RopeTables:
+    """Build the three axis tables exactly as Wan's ``rope_params`` (float64, then float32)."""
+    cos, sin = [], []
+    for pairs in rope_axis_pairs(head_dim):
+        dim = 2 * pairs
+        freqs = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+        angles = torch.outer(torch.arange(max_positions, dtype=torch.float64), freqs)
+        cos.append(torch.cos(angles).float().to(device))
+        sin.append(torch.sin(angles).float().to(device))
+    return RopeTables(tuple(cos), tuple(sin))
+
+
+def rope_cos_sin(tables: RopeTables, frame_pos: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin for every token of a ``[B, F, height, width]`` token grid.
+
+    ``frame_pos``: ``[B, F]`` long temporal positions (clamped into the table).
+    Returns two ``[B, F*height*width, 1, head_dim // 2]`` float32 tensors (token order frame-major,
+    then row, then column — Wan's patch order), ready to broadcast over heads.
+    """
+    if frame_pos.ndim != 2:
+        raise ValueError(f"frame positions must be [B, F], got {frame_pos.shape=}")
+    b, f = frame_pos.shape
+    pos = frame_pos.clamp(0, tables.max_positions - 1)
+    out = []
+    for table in (tables.cos, tables.sin):
+        t = table[0][pos]  # [B, F, Pt]
+        h = table[1][:height]  # [H, Ph]
+        w = table[2][:width]  # [W, Pw]
+        full = torch.cat(
+            [
+                t[:, :, None, None, :].expand(b, f, height, width, t.shape[-1]),
+                h[None, None, :, None, :].expand(b, f, height, width, h.shape[-1]),
+                w[None, None, None, :, :].expand(b, f, height, width, w.shape[-1]),
+            ],
+            dim=-1,
+        )
+        out.append(full.reshape(b, f * height * width, 1, -1))
+    return out[0], out[1]
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent channel pairs of ``x`` ``[B, L, heads, head_dim]`` by ``cos/sin`` ``[B, L, 1, head_dim/2]``."""
+    xf = x.float().unflatten(-1, (-1, 2))
+    x0, x1 = xf[..., 0], xf[..., 1]
+    out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
+    return out.flatten(-2).to(x.dtype)
