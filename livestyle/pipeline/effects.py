@@ -1,0 +1,241 @@
+"""Background effects: style only the background, or only the person, of each frame.
+
+:class:`EffectGenerator` wraps any :class:`~livestyle.pipeline.frames.Generator` (bypass, the tiny
+model, a real StreamPipeline). For every input frame it computes the subject mask when the frame
+goes in and keeps it, with the camera picture, keyed by the frame's ``index`` in a bounded map.
+Each styled frame that comes out of the inner generator (possibly chunks later, under
+stream-batch delay) is composited with the mask and camera picture of the *same* input frame:
+
+    out = camera + w * (styled - camera),   w = 1 - subject (background) | subject (person)
+
+Masks are resized to the frame size (:func:`~livestyle.pipeline.masks.base.fit_mask`: same aspect
+ratio → resized, different → :class:`PipelineError`), smoothed over time (EMA restarted on scene
+cuts) and feathered (Gaussian, ``feather`` px). ``full`` skips all of it.
+
+Empty masks are not errors: no person in frame (subject all 0) → ``background`` styles the whole
+frame, ``person`` keeps the whole camera frame; no key colour in frame (subject all 1) →
+``background`` keeps the whole camera frame, ``person`` styles it all.
+
+With ``keep_hint`` the input frames handed to the inner generator carry
+``Frame.extras["keep_mask"]`` (``float32`` ``[H, W]`` in ``[0, 1]``, 1 = these pixels will show
+the camera), which a generator may use to spend less noise/compute there. ``preview`` tints the
+background region of every output frame (run it with bypass to tune the key).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from livestyle.control.commands import Reset, SetEffect
+from livestyle.errors import ConfigError, ControlError, LivestyleError, PipelineError
+from livestyle.pipeline.frames import Frame, Generator
+from livestyle.pipeline.masks import MASK_KINDS, MaskProvider, open_mask_provider
+from livestyle.pipeline.masks.base import fit_mask
+from livestyle.pipeline.masks.chroma import ChromaKeySettings
+from livestyle.pipeline.masks.overlay import mask_overlay
+from livestyle.pipeline.masks.person import PersonMaskSettings
+from livestyle.pipeline.masks.smoothing import TemporalSmoother, feather
+
+__all__ = ["EFFECTS", "Effect", "EffectsConfig", "EffectGenerator", "composite"]
+
+Effect = Literal["full", "background", "person"]
+EFFECTS: tuple[str, ...] = ("full", "background", "person")
+
+
+@dataclass(frozen=True)
+class EffectsConfig:
+    """The ``effects`` config section.
+
+    Attributes:
+        effect: which region gets the styled pixels (``full`` = everywhere, no mask computed).
+        mask: mask provider, ``chroma`` or ``person``.
+        chroma: chroma-key settings.
+        person: person-segmentation settings.
+        feather: Gaussian sigma (px at frame size) of the mask edge; 0 = hard edge.
+        smoothing: weight of the past in the temporal EMA of masks, ``[0, 1)``; 0 = off.
+        cut_threshold: mean mask change above which the EMA restarts (scene cut).
+        keep_hint: put ``extras["keep_mask"]`` on frames handed to the inner generator.
+        preview: tint the background region of the output (mask preview; use with bypass).
+        max_pending: most frames whose masks wait for their styled frame (bounds memory).
+    """
+
+    effect: Effect = "full"
+    mask: str = "person"
+    chroma: ChromaKeySettings = field(default_factory=ChromaKeySettings)
+    person: PersonMaskSettings = field(default_factory=PersonMaskSettings)
+    feather: float = 2.0
+    smoothing: float = 0.5
+    cut_threshold: float = 0.25
+    keep_hint: bool = True
+    preview: bool = False
+    max_pending: int = 256
+
+    def __post_init__(self) -> None:
+        if self.effect not in EFFECTS:
+            raise ConfigError(f"unknown effect {self.effect!r}; choose one of: {', '.join(EFFECTS)}")
+        if self.mask not in MASK_KINDS:
+            raise ConfigError(f"unknown mask {self.mask!r}; choose one of: {', '.join(MASK_KINDS)}")
+        if self.feather < 0:
+            raise ConfigError(f"effects.feather must be >= 0, got {self.feather}")
+        if self.max_pending < 1:
+            raise ConfigError(f"effects.max_pending must be >= 1, got {self.max_pending}")
+
+    @property
+    def needs_mask(self) -> bool:
+        return self.effect != "full" or self.preview
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    camera: np.ndarray  # uint8 [H, W, 3], the (cleaned) input picture
+    subject: np.ndarray  # float32 [H, W] in [0, 1], smoothed and feathered
+
+
+def composite(styled: np.ndarray, camera: np.ndarray, subject: np.ndarray, effect: Effect) -> np.ndarray:
+    """Blend ``styled`` and ``camera`` (``uint8`` ``[H, W, 3]``, same size) by ``subject`` (``float32`` ``[H, W]``).
+
+    ``background``: styled where ``subject`` is 0; ``person``: styled where it is 1; ``full``: ``styled``.
+    """
+    if effect == "full":
+        return styled
+    assert styled.shape == camera.shape and subject.shape == styled.shape[:2], f"{styled.shape=} {camera.shape=} {subject.shape=}"
+    w_styled = subject if effect == "person" else 1.0 - subject
+    return cv2.blendLinear(styled, camera, w_styled, 1.0 - w_styled)
+
+
+class EffectGenerator:
+    """A Generator that applies a background effect around an inner Generator (module docstring)."""
+
+    def __init__(self, inner: Generator, config: EffectsConfig, provider: MaskProvider | None = None) -> None:
+        self.inner = inner
+        self.config = config
+        self.name = inner.name
+        self.effect: Effect = config.effect
+        self._provider = provider
+        self._smoother = TemporalSmoother(config.smoothing, config.cut_threshold)
+        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self._mask_s = 0.0
+        self._composite_s = 0.0
+        self._masked_frames = 0
+        self._composited_frames = 0
+        self._evicted = 0
+        if config.needs_mask:
+            self._open_provider()
+
+    # -- Generator protocol -------------------------------------------------------------------
+
+    def frames_needed(self) -> int:
+        return self.inner.frames_needed()
+
+    def process(self, frames: Sequence[Frame]) -> list[Frame]:
+        """Mask each input frame, run the inner generator, composite each output with its own frame's mask."""
+        if self._mask_active():
+            frames = [self._take_in(f) for f in frames]
+        outputs = self.inner.process(frames)
+        return [self._put_out(o) for o in outputs]
+
+    def apply(self, command: object) -> None:
+        """``SetEffect`` is handled here; everything else goes to the inner generator (``Reset`` to both)."""
+        if isinstance(command, SetEffect):
+            if command.value not in EFFECTS:
+                raise ControlError(f"unknown effect {command.value!r}; choose one of: {', '.join(EFFECTS)}")
+            self.effect = command.value
+            if self._mask_active() and self._provider is None:
+                try:
+                    self._open_provider()
+                except LivestyleError as exc:
+                    self.effect = "full"
+                    raise ControlError(f"cannot switch to effect {command.value!r}: {exc}") from None
+            return
+        if isinstance(command, Reset):
+            self._forget()
+        self.inner.apply(command)
+
+    def reset(self) -> None:
+        self._forget()
+        self.inner.reset()
+
+    def stats(self) -> dict[str, Any]:
+        stats = dict(self.inner.stats())
+        stats.update(
+            effect=self.effect,
+            mask=self._provider.name if self._provider is not None else None,
+            mask_ms=1000.0 * self._mask_s / max(self._masked_frames, 1),
+            composite_ms=1000.0 * self._composite_s / max(self._composited_frames, 1),
+            masks_pending=len(self._pending),
+            masks_evicted=self._evicted,
+        )
+        return stats
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _open_provider(self) -> None:
+        if self._provider is None:
+            self._provider = open_mask_provider(self.config.mask, self.config.chroma, self.config.person)
+
+    def _mask_active(self) -> bool:
+        return self.effect != "full" or self.config.preview
+
+    def _forget(self) -> None:
+        self._pending.clear()
+        self._smoother.reset()
+        if self._provider is not None:
+            self._provider.reset()
+
+    def _take_in(self, frame: Frame) -> Frame:
+        assert self._provider is not None
+        t0 = time.perf_counter()
+        result = self._provider.compute(frame.image)
+        subject = fit_mask(result.subject, frame.height, frame.width, source=f"mask provider {self._provider.name!r}")
+        subject = feather(self._smoother.update(subject), self.config.feather)
+        camera = frame.image if result.camera is None else result.camera
+        if camera.shape != frame.image.shape:
+            raise PipelineError(
+                f"mask provider {self._provider.name!r} returned a {camera.shape} camera picture for a "
+                f"{frame.image.shape} frame; it must match the frame"
+            )
+        self._pending[frame.index] = _Pending(camera=camera, subject=subject)
+        while len(self._pending) > self.config.max_pending:
+            self._pending.popitem(last=False)
+            self._evicted += 1
+        self._mask_s += time.perf_counter() - t0
+        self._masked_frames += 1
+        if self.config.keep_hint and self.effect != "full":
+            keep = subject if self.effect == "background" else 1.0 - subject
+            frame = replace(frame, extras={**frame.extras, "keep_mask": keep})
+        return frame
+
+    def _put_out(self, out: Frame) -> Frame:
+        if not self._pending and not self._mask_active():
+            return out
+        entry = self._pending.pop(out.index, None)
+        # Outputs come in input order: masks of older frames will never be asked for again.
+        while self._pending and next(iter(self._pending)) < out.index:
+            self._pending.popitem(last=False)
+        if entry is None:
+            if not self._mask_active():
+                return out  # frames that went in before a switch to "full"
+            raise PipelineError(
+                f"styled frame {out.index} has no mask: the generator {self.inner.name!r} must keep each input "
+                f"frame's index on its output, and at most effects.max_pending={self.config.max_pending} frames may wait"
+            )
+        t0 = time.perf_counter()
+        h, w = out.height, out.width
+        camera, subject = entry.camera, entry.subject
+        if camera.shape[:2] != (h, w):
+            camera = cv2.resize(camera, (w, h), interpolation=cv2.INTER_AREA)
+            subject = fit_mask(subject, h, w, source="effect")
+        image = composite(out.image, camera, subject, self.effect)
+        if self.config.preview:
+            image = mask_overlay(image, subject)
+        self._composite_s += time.perf_counter() - t0
+        self._composited_frames += 1
+        return out.with_image(image)
+

@@ -1,0 +1,123 @@
+"""Person segmentation with MODNet (Apache-2.0), run on every frame, on the CPU by default.
+
+The model's weights are downloaded once through the weights registry
+(``livestyle weights pull modnet-webcam``, ``configs/models/modnet-webcam.yaml``) or read from a
+local ``checkpoint`` path. The picture is shrunk so that its short side is ``input_size``
+(both sides rounded to multiples of 32, as MODNet requires), the matte comes back at that size and
+:func:`~livestyle.pipeline.masks.base.fit_mask` brings it to the frame size. ``interval`` > 1
+runs the model on every n-th frame only and reuses its matte in between (the effect's temporal
+smoothing hides the steps), dividing the CPU cost by n.
+
+No person in the frame gives an all-zeros subject mask: ``--effect background`` then styles the
+whole frame and ``--effect person`` keeps the whole camera frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from livestyle.errors import ConfigError, WeightsError
+from livestyle.models.segmentation import MODNet, load_modnet
+from livestyle.pipeline.masks.base import MaskResult
+
+__all__ = ["PersonMaskSettings", "PersonSegmenter", "resolve_person_checkpoint", "open_person_segmenter", "model_input_size"]
+
+WEIGHTS_ROLE = "model"
+"""Role of the checkpoint file in ``configs/models/modnet-webcam.yaml``."""
+
+
+@dataclass(frozen=True)
+class PersonMaskSettings:
+    """Person-mask settings (the ``effects.person`` config section).
+
+    Attributes:
+        model: registry name of the segmentation weights.
+        checkpoint: a local checkpoint file to use instead of the registry (``.ckpt``/``.safetensors``).
+        input_size: short side in pixels the model sees (multiple of 32; 256 is a CPU-friendly default).
+        device: torch device for the model (``cpu`` keeps it off the generator's GPU).
+        interval: run the model on every n-th frame, reuse its matte in between.
+    """
+
+    model: str = "modnet-webcam"
+    checkpoint: str | None = None
+    input_size: int = 256
+    device: str = "cpu"
+    interval: int = 1
+
+    def __post_init__(self) -> None:
+        if self.input_size < 32 or self.input_size % 32:
+            raise ConfigError(f"effects.person.input_size must be a multiple of 32 (>= 32), got {self.input_size}")
+        if self.interval < 1:
+            raise ConfigError(f"effects.person.interval must be >= 1, got {self.interval}")
+
+
+def model_input_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """``(h, w)`` the model sees: the frame scaled so its short side is ``short_side``, both multiples of 32."""
+    scale = short_side / min(height, width)
+    return max(32, round(height * scale / 32) * 32), max(32, round(width * scale / 32) * 32)
+
+
+class PersonSegmenter:
+    """Mask provider ``person``: a loaded MODNet plus the pre/post-processing around it."""
+
+    name = "person"
+
+    def __init__(self, model: MODNet, settings: PersonMaskSettings | None = None) -> None:
+        self.settings = settings or PersonMaskSettings()
+        self.model = model
+        self._device = next(model.parameters()).device
+        self._last: np.ndarray | None = None
+        self._last_shape: tuple[int, ...] = ()
+        self._count = 0
+
+    @torch.inference_mode()
+    def matte(self, image: np.ndarray) -> np.ndarray:
+        """``uint8`` ``[H, W, 3]`` RGB → matte ``float32`` ``[h, w]`` in ``[0, 1]`` at the model's input size."""
+        h, w = model_input_size(image.shape[0], image.shape[1], self.settings.input_size)
+        small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        x = torch.from_numpy(small).to(self._device).permute(2, 0, 1)[None].float()
+        x = x.mul_(1.0 / 127.5).sub_(1.0)
+        return self.model(x)[0, 0].float().cpu().numpy()
+
+    def compute(self, image: np.ndarray) -> MaskResult:
+        assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8, f"{image.shape=} {image.dtype=}"
+        if self._last is None or self._count % self.settings.interval == 0 or self._last_shape != image.shape:
+            self._last = self.matte(image)
+            self._last_shape = image.shape
+        self._count += 1
+        return MaskResult(subject=self._last)
+
+    def reset(self) -> None:
+        """Forget the reused matte (a new scene or stream)."""
+        self._last = None
+        self._count = 0
+
+
+def resolve_person_checkpoint(settings: PersonMaskSettings) -> Path:
+    """The checkpoint file to load: ``settings.checkpoint`` or the registry's file for ``settings.model``."""
+    if settings.checkpoint:
+        path = Path(settings.checkpoint).expanduser()
+        if not path.exists():
+            raise WeightsError(f"person mask checkpoint {path} does not exist; fix effects.person.checkpoint")
+        return path
+    from livestyle.models import weights
+
+    try:
+        return Path(weights.resolve(settings.model, WEIGHTS_ROLE))
+    except WeightsError as exc:
+        raise WeightsError(
+            f"the person mask model {settings.model} is not available ({exc}); "
+            f"download it once with: livestyle weights pull {settings.model}"
+        ) from None
+
+
+def open_person_segmenter(settings: PersonMaskSettings | None = None) -> PersonSegmenter:
+    """Resolve, load and wrap the person-segmentation model (raises WeightsError / ModelLoadError)."""
+    settings = settings or PersonMaskSettings()
+    model = load_modnet(resolve_person_checkpoint(settings), device=settings.device)
+    return PersonSegmenter(model, settings)
