@@ -36,6 +36,8 @@ __all__ = [
     "ServerConfig",
     "ObsConfig",
     "EffectsConfig",
+    "ChromaKeyConfig",
+    "PersonMaskConfig",
     "setting",
     "load_config",
     "config_from_dict",
@@ -137,10 +139,40 @@ class ObsConfig:
 
 
 @dataclass(frozen=True)
+class ChromaKeyConfig:
+    """Green/blue-screen key (``effects.chroma``); distances are in the CbCr plane, units of 255."""
+
+    key_color: str = setting("green", doc="green, blue, #rrggbb or r,g,b")
+    tolerance: float = setting(0.15, ge=0.0, le=0.99, doc="distance up to which a pixel is screen")
+    softness: float = setting(0.10, gt=0.0, le=1.0, doc="width of the soft edge after tolerance")
+    spill: float = setting(0.6, ge=0.0, le=1.0, doc="spill suppression strength (0 = off)")
+
+
+@dataclass(frozen=True)
+class PersonMaskConfig:
+    """Person segmentation model (``effects.person``)."""
+
+    model: str = setting("modnet-webcam", doc="registry name of the segmentation weights")
+    checkpoint: str | None = setting(None, doc="local checkpoint file instead of the registry")
+    input_size: int = setting(256, ge=32, le=2048, doc="short side the model sees, multiple of 32")
+    device: str = setting("cpu", pattern=r"cpu|mps|cuda(:\d+)?", doc="cpu, cuda, cuda:N or mps")
+    interval: int = setting(1, ge=1, le=30, doc="run the model every n-th frame, reuse in between")
+
+
+@dataclass(frozen=True)
 class EffectsConfig:
-    """Where the styled pixels go."""
+    """Where the styled pixels go, and the mask that decides it (docs/effects.md)."""
 
     mode: Literal["full", "background", "person"] = setting("full", doc="region that is styled")
+    mask: Literal["chroma", "person"] = setting("person", doc="mask provider")
+    feather: float = setting(2.0, ge=0.0, le=64.0, doc="Gaussian sigma of the mask edge, pixels")
+    smoothing: float = setting(0.5, ge=0.0, le=0.95, doc="weight of the past in the mask EMA (0 = off)")
+    cut_threshold: float = setting(0.25, gt=0.0, le=1.0, doc="mean mask change that restarts the EMA")
+    keep_hint: bool = setting(True, doc="hand the generator extras['keep_mask'] (1 = camera shows)")
+    preview: bool = setting(False, doc="tint the background region of the output (tune the mask)")
+    max_pending: int = setting(256, ge=1, le=4096, doc="most frames whose masks await their styled frame")
+    chroma: ChromaKeyConfig = field(default_factory=ChromaKeyConfig)
+    person: PersonMaskConfig = field(default_factory=PersonMaskConfig)
 
 
 @dataclass(frozen=True)
