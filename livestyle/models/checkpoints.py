@@ -4,18 +4,42 @@
 ``.safetensors`` files (memory-mapped), sharded safetensors with a ``*.index.json``, a folder
 holding either, and pickled ``.pt``/``.pth`` dicts, which are always read with
 ``weights_only=True`` so a checkpoint can never execute code.
+
+``load_dit`` turns any Wan 2.1 transformer checkpoint (original, ComfyUI, diffusers,
+Self-Forcing/CausVid, StreamDiffusionV2, Krea, LongLive base + LoRA) into a ``CausalWanDiT``:
+``dit_state_dict`` unwraps and renames to original Wan keys, ``infer_dit_config`` reads the size
+off the tensors, the model is built on the meta device and the tensors assigned. Every failure is
+a one-line ``ModelLoadError``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from livestyle.errors import ModelLoadError
 
-__all__ = ["read_state_dict", "StateDict"]
+if TYPE_CHECKING:
+    from livestyle.models.dit import CausalWanDiT, DiTConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "read_state_dict",
+    "StateDict",
+    "DiTFormat",
+    "detect_dit_format",
+    "dit_state_dict",
+    "infer_dit_config",
+    "load_dit",
+    "read_lora",
+    "merge_lora",
+]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -105,3 +129,301 @@ def read_state_dict(path: str | Path) -> dict:
     raise ModelLoadError(
         f"{path} is not a checkpoint livestyle knows (expected .safetensors, .safetensors.index.json, .pt or .pth)"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The Wan DiT: format detection, key remapping, loading (MODEL_SPEC §2)
+# ---------------------------------------------------------------------------------------------
+
+DiTFormat = Literal["wan", "comfy", "diffusers", "self_forcing", "causvid", "sdv2", "krea"]
+
+#: Container keys of pickled training saves, in order of preference (EMA weights first: that is
+#: what Self-Forcing's demo and inference use).
+_CONTAINERS = ("generator_ema", "generator", "model", "state_dict")
+_WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+_DIFFUSERS_MARKERS = ("condition_embedder.", "scale_shift_table", ".attn1.", "proj_out.")
+# diffusers -> original, applied in order to each key (inverse of MODEL_SPEC §2.2)
+_FROM_DIFFUSERS: tuple[tuple[str, str], ...] = (
+    (r"^condition_embedder\.time_embedder\.linear_1\.", "time_embedding.0."),
+    (r"^condition_embedder\.time_embedder\.linear_2\.", "time_embedding.2."),
+    (r"^condition_embedder\.text_embedder\.linear_1\.", "text_embedding.0."),
+    (r"^condition_embedder\.text_embedder\.linear_2\.", "text_embedding.2."),
+    (r"^condition_embedder\.time_proj\.", "time_projection.1."),
+    (r"^scale_shift_table$", "head.modulation"),
+    (r"^proj_out\.", "head.head."),
+    (r"\.scale_shift_table$", ".modulation"),
+    (r"\.attn1\.", ".self_attn."),
+    (r"\.attn2\.", ".cross_attn."),
+    (r"\.to_out\.0\.", ".o."),
+    (r"\.to_q\.", ".q."),
+    (r"\.to_k\.", ".k."),
+    (r"\.to_v\.", ".v."),
+    (r"\.ffn\.net\.0\.proj\.", ".ffn.0."),
+    (r"\.ffn\.net\.2\.", ".ffn.2."),
+    (r"\.norm2\.", ".norm__swap."),
+    (r"\.norm3\.", ".norm2."),
+    (r"\.norm__swap\.", ".norm3."),
+)
+
+
+def _first_keys(keys: object, n: int = 4) -> str:
+    items = sorted(str(k) for k in keys)  # type: ignore[attr-defined]
+    more = f", … ({len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def _unwrap_container(obj: dict, source: Path) -> tuple[str | None, dict]:
+    """Pick the weights out of a training-save dict; returns (container name or None, flat dict)."""
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return None, obj
+    for name in _CONTAINERS:
+        inner = obj.get(name)
+        if isinstance(inner, dict) and inner:
+            if not all(isinstance(v, torch.Tensor) for v in inner.values()):
+                raise ModelLoadError(f"{source}: '{name}' holds non-tensor entries; expected a state dict of tensors")
+            return name, inner
+    raise ModelLoadError(
+        f"{source} holds a dict with keys [{_first_keys(obj.keys())}] but no weights; "
+        f"expected tensors or one of {', '.join(_CONTAINERS)}"
+    )
+
+
+def _clean_key(key: str) -> str:
+    for part in _WRAPPER_PARTS:
+        key = key.replace(part, "")
+    for prefix in ("model.diffusion_model.", "diffusion_model.", "model."):
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+def _from_diffusers_key(key: str) -> str:
+    for pattern, repl in _FROM_DIFFUSERS:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def _resolve_dit_path(path: Path) -> Path:
+    if path.is_dir() and (path / "transformer").is_dir():
+        return path / "transformer"
+    return path
+
+
+def detect_dit_format(raw: dict, container: str | None, path: Path) -> DiTFormat:
+    """Name the layout of a raw (unwrapped) DiT state dict; informational, the loader handles all."""
+    keys = list(raw)
+    if any(any(m in k for m in _DIFFUSERS_MARKERS) for k in keys):
+        return "diffusers"
+    if container == "generator_ema":
+        return "self_forcing"
+    if container == "generator":
+        return "causvid"
+    if container is not None or path.suffix in (".pt", ".pth", ".bin", ".ckpt") or path.is_dir() and not any(path.glob("*.safetensors*")):
+        return "sdv2"
+    if any(k.startswith("model.diffusion_model.") for k in keys):
+        return "comfy"
+    if any(k.startswith("model.") for k in keys):
+        return "krea"
+    return "wan"
+
+
+def dit_state_dict(path: str | Path) -> tuple[DiTFormat, StateDict]:
+    """Read any supported DiT checkpoint into original Wan key names.
+
+    Handles training-save containers (``generator_ema`` > ``generator`` > ``model`` >
+    ``state_dict``), wrapper prefixes (``model.``, ``model.diffusion_model.``, FSDP /
+    checkpoint / compile wrappers) and diffusers naming (inverse of MODEL_SPEC §2.2). Tensors are
+    returned as read (memory-mapped where the reader allows).
+    """
+    path = _resolve_dit_path(Path(path))
+    obj = read_state_dict(path)
+    container, raw = _unwrap_container(obj, path)
+    fmt = detect_dit_format(raw, container, path)
+    state: StateDict = {}
+    for key, value in raw.items():
+        new = _clean_key(key)
+        if fmt == "diffusers":
+            new = _from_diffusers_key(new)
+        state[new] = value
+    if "patch_embedding.weight" not in state and not any(k.startswith("blocks.") for k in state):
+        raise ModelLoadError(
+            f"{path} does not look like a Wan 2.1 transformer (found keys {_first_keys(raw.keys())}); "
+            "expected original Wan, ComfyUI, diffusers, Self-Forcing/CausVid, StreamDiffusionV2, Krea or LongLive weights"
+        )
+    return fmt, state
+
+
+def infer_dit_config(state: StateDict) -> "DiTConfig":
+    """The ``DiTConfig`` the tensors imply: a preset when the sizes match one, else derived (head_dim 128)."""
+    from dataclasses import replace
+
+    from livestyle.models.dit import DIT_CONFIGS, DiTConfig
+
+    def find(suffix: str) -> torch.Tensor | None:
+        return next((v for k, v in state.items() if k.endswith(suffix)), None)
+
+    qw = find("self_attn.q.weight")
+    pe = state.get("patch_embedding.weight")
+    dim = int(pe.shape[0]) if pe is not None else int(qw.shape[0]) if qw is not None else None
+    if dim is None:
+        raise ModelLoadError(f"cannot tell the transformer size: no patch_embedding or self_attn weights among {_first_keys(state)}")
+    layers = 1 + max((int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
+    ffn = find("ffn.0.weight")
+    te = state.get("text_embedding.0.weight")
+    hh = state.get("head.head.weight")
+    in_dim = int(pe.shape[1]) if pe is not None else 16
+    for preset in DIT_CONFIGS.values():
+        if preset.dim != dim:
+            continue
+        return replace(
+            preset,
+            num_layers=layers if layers > 0 else preset.num_layers,
+            ffn_dim=int(ffn.shape[0]) if ffn is not None else preset.ffn_dim,
+            text_dim=int(te.shape[1]) if te is not None else preset.text_dim,
+            in_dim=in_dim,
+            out_dim=int(hh.shape[0]) // 4 if hh is not None else preset.out_dim,
+        )
+    if dim % 128 or ffn is None or te is None or layers <= 0:
+        raise ModelLoadError(f"transformer with dim {dim} matches no known Wan size (1.3B: 1536, 14B: 5120)")
+    return DiTConfig(dim=dim, ffn_dim=int(ffn.shape[0]), num_heads=dim // 128, num_layers=layers,
+                     in_dim=in_dim, out_dim=int(hh.shape[0]) // 4 if hh is not None else 16, text_dim=int(te.shape[1]))
+
+
+def _describe(cfg: "DiTConfig") -> str:
+    return f"dim {cfg.dim}, {cfg.num_layers} layers, ffn {cfg.ffn_dim}, text_dim {cfg.text_dim}"
+
+
+def _check_keys(state: StateDict, expected: dict[str, torch.Tensor], source: str) -> None:
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys ({_first_keys(missing)})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected keys ({_first_keys(extra)})")
+        raise ModelLoadError(f"{source} does not fit the Wan transformer: " + "; ".join(parts))
+    for key, ref in expected.items():
+        if tuple(state[key].shape) != tuple(ref.shape):
+            raise ModelLoadError(
+                f"{source}: {key} has shape {tuple(state[key].shape)}, the model expects {tuple(ref.shape)}"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# LoRA (LongLive 1.0: PEFT on every Linear of every block, merged at load)
+# ---------------------------------------------------------------------------------------------
+
+_LORA_KEY = re.compile(r"^(?P<module>.+?)\.lora_(?P<ab>[AB])(?:\.[A-Za-z0-9_]+)?\.weight$")
+
+
+def read_lora(path: str | Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], float | None]:
+    """Read a PEFT LoRA file into ``{module: (A [r, in], B [out, r])}`` plus alpha if the file says.
+
+    Accepts LongLive's ``{"generator_lora": ...}`` dicts, raw PEFT state dicts, PEFT adapter folders
+    (``adapter_model.safetensors`` + ``adapter_config.json``), ``{"lora_config": {"r", "lora_alpha"}}``
+    beside the weights, and kohya-style per-module ``.alpha`` tensors. Module names are
+    normalised like DiT keys (``base_model.model.``, ``model.``, wrapper parts stripped).
+    """
+    path = Path(path)
+    obj = read_state_dict(path)
+    alpha: float | None = None
+    meta = obj.get("lora_config") or obj.get("config")
+    if isinstance(meta, dict) and "lora_alpha" in meta:
+        alpha = float(meta["lora_alpha"])
+    cfg_file = (path if path.is_dir() else path.parent) / "adapter_config.json"
+    if alpha is None and cfg_file.is_file():
+        try:
+            alpha = float(json.loads(cfg_file.read_text())["lora_alpha"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{cfg_file} is not a valid PEFT adapter config ({exc})") from None
+    weights = next((obj[k] for k in ("generator_lora", "lora", "state_dict") if isinstance(obj.get(k), dict)), obj)
+    pairs: dict[str, dict[str, torch.Tensor]] = {}
+    alphas: dict[str, float] = {}
+    for key, value in weights.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        key = key.replace("base_model.model.", "")
+        if key.endswith(".alpha"):
+            alphas[_clean_key(key[: -len(".alpha")])] = float(value)
+            continue
+        m = _LORA_KEY.match(key)
+        if m is None:
+            raise ModelLoadError(f"{path}: {key} is not a LoRA weight (expected <module>.lora_A.weight / .lora_B.weight)")
+        pairs.setdefault(_clean_key(m.group("module")), {})[m.group("ab")] = value
+    if not pairs:
+        raise ModelLoadError(f"{path} holds no LoRA weights (no *.lora_A.weight / *.lora_B.weight keys)")
+    out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for module, ab in pairs.items():
+        if set(ab) != {"A", "B"}:
+            raise ModelLoadError(f"{path}: LoRA module {module} has only lora_{''.join(ab)}; both A and B are needed")
+        out[module] = (ab["A"], ab["B"])
+    if alpha is None and alphas:
+        values = set(alphas.values())
+        if len(values) > 1:
+            raise ModelLoadError(f"{path}: per-module LoRA alphas differ ({sorted(values)[:4]}); livestyle expects one alpha")
+        alpha = values.pop()
+    return out, alpha
+
+
+def merge_lora(state: StateDict, lora: dict[str, tuple[torch.Tensor, torch.Tensor]], alpha: float | None,
+               source: str = "LoRA") -> StateDict:
+    """``W + (alpha / rank) · B @ A`` for every LoRA module (fp32 math, cast back); alpha ``None`` = rank."""
+    merged = dict(state)
+    for module, (a, b) in lora.items():
+        key = f"{module}.weight"
+        if key not in state:
+            raise ModelLoadError(f"{source} targets {module}, which the base transformer does not have; the LoRA is for another base")
+        w = state[key]
+        rank = int(a.shape[0])
+        if b.shape[1] != rank or (b.shape[0], a.shape[1]) != tuple(w.shape):
+            raise ModelLoadError(
+                f"{source} does not match the base: {module} is {tuple(w.shape)} but the LoRA gives "
+                f"{(int(b.shape[0]), int(a.shape[1]))} (rank {rank}); the LoRA is for another base"
+            )
+        scale = (alpha if alpha is not None else rank) / rank
+        merged[key] = (w.float() + scale * (b.float() @ a.float())).to(w.dtype)
+    return merged
+
+
+def load_dit(path_or_dir: str | Path, *, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
+             config: "str | DiTConfig | None" = None, lora: str | Path | None = None,
+             lora_alpha: float | None = None) -> "CausalWanDiT":
+    """Load any supported Wan DiT checkpoint into a ``CausalWanDiT`` (eval mode, no grads).
+
+    ``path_or_dir``: a ``.safetensors`` file, a sharded index or its folder, a diffusers pipeline
+    folder or its ``transformer/``, or a ``.pt`` training save. The size comes from the tensors;
+    ``config`` (a ``DIT_CONFIGS`` name or a ``DiTConfig``) only asserts it. ``dtype``: cast every
+    floating tensor (default: the checkpoint's ``patch_embedding`` dtype). ``lora``: a PEFT LoRA
+    merged into the weights (alpha from the file, else ``lora_alpha``, else rank, i.e. scale 1 —
+    LongLive's rank 256 / alpha 256). The model is built on the meta device and the tensors are
+    assigned, not copied (mmap-backed until moved to ``device``).
+    """
+    from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT, DiTConfig
+
+    fmt, state = dit_state_dict(path_or_dir)
+    found = infer_dit_config(state)
+    if config is not None:
+        if isinstance(config, str):
+            if config not in DIT_CONFIGS:
+                raise ModelLoadError(f"unknown transformer config {config!r}; expected one of {', '.join(DIT_CONFIGS)}")
+            wanted = DIT_CONFIGS[config]
+        else:
+            wanted = config
+        if (wanted.dim, wanted.num_layers, wanted.ffn_dim, wanted.text_dim) != (found.dim, found.num_layers, found.ffn_dim, found.text_dim):
+            raise ModelLoadError(
+                f"{path_or_dir} holds a transformer with {_describe(found)}, but config "
+                f"{config if isinstance(config, str) else 'given'} expects {_describe(wanted)}; pick the matching model size"
+            )
+        found = wanted
+    with torch.device("meta"):
+        model = CausalWanDiT(found)
+    _check_keys(state, model.state_dict(), f"{path_or_dir} ({fmt} layout)")
+    if lora is not None:
+        pairs, file_alpha = read_lora(lora)
+        state = merge_lora(state, pairs, file_alpha if file_alpha is not None else lora_alpha, source=f"LoRA {lora}")
+    target = dtype or state["patch_embedding.weight"].dtype
+    state = {k: (v.to(target) if v.is_floating_point() else v) for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    log.info("loaded %s transformer (%s) from %s", fmt, _describe(found), path_or_dir)
+    return model.to(device).eval().requires_grad_(False)

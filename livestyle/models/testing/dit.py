@@ -1,0 +1,221 @@
+"""Writers of random Wan DiT checkpoints in every real on-disk layout (MODEL_SPEC §2).
+
+Each writer draws a random *original-named* state dict for a ``DIT_CONFIGS`` preset (``"tiny"``
+by default) with a fixed seed, lays it out exactly as the named family ships it, and returns the
+original-named dict it wrote (what ``load_dit`` must reproduce). Unlike upstream, ``head.head`` is
+non-zero so the model's output is not identically zero.
+
+| writer | layout |
+|---|---|
+| ``write_wan_checkpoint(path)`` | original ``.safetensors``; ``prefix="model.diffusion_model."`` = ComfyUI |
+| ``write_wan_checkpoint(dir, shards=3)`` | ``diffusion_pytorch_model-0000i-of-0000n.safetensors`` + index |
+| ``write_diffusers_checkpoint(dir)`` | ``dir/transformer/{config.json, diffusion_pytorch_model.safetensors}`` (diffusers keys) |
+| ``write_self_forcing_checkpoint(path)`` | ``.pt`` ``{"generator", "generator_ema", "critic"}``, keys ``model.<orig>`` |
+| ``write_causvid_checkpoint(path)`` | ``.pt`` ``{"generator": {model.<orig>}}`` |
+| ``write_sdv2_checkpoint(path)`` | ``model.pt``: ``{"generator"|"state_dict": ...}`` or a bare dict; with or without ``model.`` |
+| ``write_krea_checkpoint(path)`` | flat safetensors, keys ``model.<orig>`` |
+| ``write_longlive_checkpoint(base, lora)`` | base ``.pt`` ``{"generator": {model.<orig>}}`` + PEFT LoRA ``{"generator_lora": ...}`` |
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT, DiTConfig
+
+__all__ = [
+    "random_dit_state_dict",
+    "random_dit",
+    "to_diffusers_keys",
+    "write_wan_checkpoint",
+    "write_diffusers_checkpoint",
+    "write_self_forcing_checkpoint",
+    "write_causvid_checkpoint",
+    "write_sdv2_checkpoint",
+    "write_krea_checkpoint",
+    "write_longlive_checkpoint",
+    "LORA_TARGETS",
+]
+
+StateDict = dict[str, torch.Tensor]
+
+#: Linear layers LongLive's PEFT LoRA wraps inside every block.
+LORA_TARGETS: tuple[str, ...] = (
+    "self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o",
+    "cross_attn.q", "cross_attn.k", "cross_attn.v", "cross_attn.o",
+    "ffn.0", "ffn.2",
+)
+
+
+def _config(config_name: str | DiTConfig) -> DiTConfig:
+    return config_name if isinstance(config_name, DiTConfig) else DIT_CONFIGS[config_name]
+
+
+def random_dit_state_dict(config_name: str | DiTConfig = "tiny", seed: int = 0, dtype: torch.dtype = torch.float32) -> StateDict:
+    """Random original-named weights: matrices ~ N(0, 1/fan_in), vectors ~ N(0, 0.1), norms ~ 1 ± 0.1."""
+    cfg = _config(config_name)
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in CausalWanDiT(cfg).state_dict().items()}
+    gen = torch.Generator().manual_seed(seed)
+    out: StateDict = {}
+    for key, shape in shapes.items():
+        if key.endswith("norm_q.weight") or key.endswith("norm_k.weight") or key.endswith("norm3.weight"):
+            t = 1.0 + 0.1 * torch.randn(shape, generator=gen)
+        elif len(shape) >= 2 and not key.endswith("modulation"):
+            fan_in = int(torch.tensor(shape[1:]).prod())
+            t = torch.randn(shape, generator=gen) / fan_in**0.5
+        else:
+            t = 0.1 * torch.randn(shape, generator=gen)
+        out[key] = t.to(dtype).contiguous()
+    return out
+
+
+def random_dit(config_name: str | DiTConfig = "tiny", seed: int = 0) -> CausalWanDiT:
+    """A ``CausalWanDiT`` (eval mode, fp32, CPU) holding ``random_dit_state_dict(config_name, seed)``."""
+    model = CausalWanDiT(_config(config_name))
+    model.load_state_dict(random_dit_state_dict(config_name, seed))
+    return model.eval()
+
+
+def to_diffusers_keys(state: StateDict) -> StateDict:
+    """Original → diffusers ``WanTransformer3DModel`` names, with diffusers' own converter."""
+    from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+
+    return convert_wan_transformer_to_diffusers(dict(state))
+
+
+def _save_safetensors(state: StateDict, path: Path, metadata: dict[str, str] | None = None) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata=metadata)
+
+
+def _prefixed(state: StateDict, prefix: str) -> StateDict:
+    return {prefix + k: v for k, v in state.items()}
+
+
+def write_wan_checkpoint(path: str | Path, config_name: str | DiTConfig = "tiny", seed: int = 0, *,
+                         shards: int = 1, prefix: str = "") -> StateDict:
+    """Original Wan naming. ``shards == 1``: one ``.safetensors`` at ``path``; ``shards > 1``:
+    ``path`` is a folder receiving shards + ``diffusion_pytorch_model.safetensors.index.json``.
+    ``prefix="model.diffusion_model."`` writes ComfyUI's repackaged layout."""
+    state = random_dit_state_dict(config_name, seed)
+    on_disk = _prefixed(state, prefix)
+    path = Path(path)
+    if shards <= 1:
+        _save_safetensors(on_disk, path, {"format": "pt"})
+        return state
+    keys = list(on_disk)
+    per = -(-len(keys) // shards)
+    weight_map: dict[str, str] = {}
+    total = 0
+    for i in range(shards):
+        name = f"diffusion_pytorch_model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = {k: on_disk[k] for k in keys[i * per:(i + 1) * per]}
+        _save_safetensors(part, path / name, {"format": "pt"})
+        weight_map.update({k: name for k in part})
+        total += sum(t.numel() * t.element_size() for t in part.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (path / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    return state
+
+
+def write_diffusers_checkpoint(root: str | Path, config_name: str | DiTConfig = "tiny", seed: int = 0) -> StateDict:
+    """A diffusers pipeline folder's ``transformer/`` (config.json + safetensors, diffusers keys)."""
+    cfg = _config(config_name)
+    state = random_dit_state_dict(cfg, seed)
+    folder = Path(root) / "transformer"
+    _save_safetensors(to_diffusers_keys(state), folder / "diffusion_pytorch_model.safetensors", {"format": "pt"})
+    config = {
+        "_class_name": "WanTransformer3DModel",
+        "patch_size": list(cfg.patch_size),
+        "num_attention_heads": cfg.num_heads,
+        "attention_head_dim": cfg.head_dim,
+        "in_channels": cfg.in_dim,
+        "out_channels": cfg.out_dim,
+        "text_dim": cfg.text_dim,
+        "freq_dim": cfg.freq_dim,
+        "ffn_dim": cfg.ffn_dim,
+        "num_layers": cfg.num_layers,
+        "cross_attn_norm": True,
+        "qk_norm": "rms_norm_across_heads",
+        "eps": cfg.eps,
+        "rope_max_seq_len": cfg.rope_max_frames,
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return state
+
+
+def write_self_forcing_checkpoint(path: str | Path, config_name: str | DiTConfig = "tiny", seed: int = 0, *,
+                                  ema: bool = True) -> StateDict:
+    """Self-Forcing training save: ``{"generator", "critic"[, "generator_ema"]}``, ``model.`` keys.
+
+    The EMA weights (returned) differ from ``generator`` (seed + 1) so a loader that picks the
+    wrong one is caught. ``_fsdp_wrapped_module.`` appears in the EMA keys as in upstream saves.
+    """
+    gen = random_dit_state_dict(config_name, seed + 1 if ema else seed)
+    obj: dict[str, StateDict] = {
+        "generator": _prefixed(gen, "model."),
+        "critic": {"model.head.head.weight": torch.zeros(4, 4)},
+    }
+    if not ema:
+        torch.save(obj, str(path))
+        return gen
+    ema_state = random_dit_state_dict(config_name, seed)
+    obj["generator_ema"] = {f"model._fsdp_wrapped_module.{k}": v for k, v in ema_state.items()}
+    torch.save(obj, str(path))
+    return ema_state
+
+
+def write_causvid_checkpoint(path: str | Path, config_name: str | DiTConfig = "tiny", seed: int = 0) -> StateDict:
+    """CausVid ``autoregressive_checkpoint/model.pt``: ``{"generator": {model.<orig>}}``."""
+    return write_self_forcing_checkpoint(path, config_name, seed, ema=False)
+
+
+def write_sdv2_checkpoint(path: str | Path, config_name: str | DiTConfig = "tiny", seed: int = 0, *,
+                          prefix: bool = True, container: str | None = "generator") -> StateDict:
+    """StreamDiffusionV2 ``model.pt``: weights under ``container`` (``"generator"``,
+    ``"generator_ema"``, ``"state_dict"`` or ``None`` for a bare dict), keys with or without ``model.``."""
+    state = random_dit_state_dict(config_name, seed)
+    weights = _prefixed(state, "model.") if prefix else dict(state)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({container: weights} if container else weights, str(path))
+    return state
+
+
+def write_krea_checkpoint(path: str | Path, config_name: str | DiTConfig = "tiny", seed: int = 0,
+                          dtype: torch.dtype = torch.bfloat16) -> StateDict:
+    """Krea Realtime ``krea-realtime-video-14b.safetensors`` layout: flat, ``model.`` keys, bf16."""
+    state = random_dit_state_dict(config_name, seed, dtype=dtype)
+    _save_safetensors(_prefixed(state, "model."), Path(path))
+    return state
+
+
+def write_longlive_checkpoint(base_path: str | Path, lora_path: str | Path, config_name: str | DiTConfig = "tiny",
+                              seed: int = 0, *, rank: int = 4, alpha: float = 8.0) -> StateDict:
+    """LongLive 1.0: ``longlive_base.pt`` ``{"generator": {model.<orig>}}`` and ``lora.pt``
+    ``{"generator_lora": {base_model.model.<module>.lora_A/B.weight}, "lora_config": {"r", "lora_alpha"}}``
+    on every Linear of every block. Returns the *merged* original-named state dict
+    (``W + alpha/rank · B @ A``)."""
+    cfg = _config(config_name)
+    base = random_dit_state_dict(cfg, seed)
+    torch.save({"generator": _prefixed(base, "model.")}, str(base_path))
+    gen = torch.Generator().manual_seed(seed + 1000)
+    lora: StateDict = {}
+    merged = dict(base)
+    for i in range(cfg.num_layers):
+        for target in LORA_TARGETS:
+            name = f"blocks.{i}.{target}"
+            w = base[f"{name}.weight"]
+            a = torch.randn(rank, w.shape[1], generator=gen) / w.shape[1] ** 0.5
+            b = 0.1 * torch.randn(w.shape[0], rank, generator=gen)
+            lora[f"base_model.model.{name}.lora_A.weight"] = a
+            lora[f"base_model.model.{name}.lora_B.weight"] = b
+            merged[f"{name}.weight"] = w + (alpha / rank) * (b @ a)
+    torch.save({"generator_lora": lora, "lora_config": {"r": rank, "lora_alpha": alpha}}, str(lora_path))
+    return merged
