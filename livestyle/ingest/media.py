@@ -1,0 +1,265 @@
+"""Anything PyAV (FFmpeg) opens: files, ``rtmp://``, ``rtsp://``, ``udp://``, ``tcp://``, ``http(s)://``.
+
+Files (anything with a known duration) loop and are paced in real time by default; live streams
+are read as they arrive with FFmpeg's low-latency input options. Frames leave as ``uint8`` RGB
+``[H, W, 3]`` at one size for the whole stream: a source that changes resolution mid-stream is
+scaled to the size promised by ``open()`` (the requested ``size``, else the first frame's size),
+in the same swscale pass that converts YUV to RGB.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from livestyle.errors import SourceError
+from livestyle.ingest._extras import require
+from livestyle.ingest.pacing import Pacer
+from livestyle.ingest.timeline import Timeline
+from livestyle.pipeline.frames import Frame, StreamInfo
+
+__all__ = ["MediaSource", "LIVE_SCHEMES", "low_latency_input_options"]
+
+LIVE_SCHEMES = ("rtmp", "rtmps", "rtsp", "udp", "tcp", "srt")
+"""URL schemes that are always live streams (never paced, never looped)."""
+
+DEFAULT_FPS = 30.0
+
+
+def low_latency_input_options(scheme: str) -> dict[str, str]:
+    """FFmpeg demuxer/protocol options that keep probing and buffering short (IO_NOTES.md)."""
+    options = {"flags": "low_delay", "probesize": "32768", "analyzeduration": "100000"}
+    if scheme == "udp":
+        options["overrun_nonfatal"] = "1"
+        options["fifo_size"] = "1000000"
+    if scheme == "rtsp":
+        options["rtsp_transport"] = "tcp"
+    return options
+
+
+class MediaSource:
+    """Frames from a file or stream URL through PyAV.
+
+    Args:
+        target: a file path or URL.
+        size: ``(width, height)`` of the frames handed out; None keeps the first frame's size.
+        fps: highest frame rate handed out (frames of a faster source are skipped before any
+            conversion); None keeps the source's rate.
+        pace: files only: release frames in real time.
+        loop: files only: start again at the end instead of stopping.
+        live: None infers from the scheme (and, for http, from the duration); True treats
+            ``target`` (e.g. ``pipe:N``) as a live stream.
+        input_format: FFmpeg demuxer name; None probes.
+        open_timeout, read_timeout: seconds without data before a live stream counts as absent
+            (at open) or gone (while reading).
+        clock, sleep: injectable time functions (tests).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        pace: bool = True,
+        loop: bool = True,
+        live: bool | None = None,
+        input_format: str | None = None,
+        open_timeout: float = 10.0,
+        read_timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
+        self.name = target
+        self._target = target
+        self._scheme = _scheme(target)
+        if live:
+            self._scheme = self._scheme or "pipe"
+        self._size = size
+        self._max_fps = fps
+        self._pace, self._loop = pace, loop
+        self._timeouts = (open_timeout, read_timeout)
+        self._input_format = input_format
+        self._clock = clock
+        self._stop = threading.Event()
+        self._sleep = sleep if sleep is not None else self._stop.wait
+        self._lock = threading.Lock()  # held while the container is in use
+        self._container: Any = None
+        self._stream: Any = None
+        self._info: StreamInfo | None = None
+        self.live = self._scheme in LIVE_SCHEMES if live is None else live
+        self.corrupt_packets = 0
+        if not self._scheme and not Path(target).exists():
+            raise SourceError(f"file not found: {target}")
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def open(self) -> StreamInfo:
+        av = require("av")
+        self._stop.clear()
+        self._container = self._open_container(av)
+        streams = self._container.streams.video
+        if not streams:
+            self._container.close()
+            raise SourceError(f"{self._target} has no video stream")
+        stream = streams[0]
+        self._stream = stream
+        if self._scheme in ("http", "https") and self._container.duration is None:
+            self.live = True
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        source_fps = float(rate) if rate else DEFAULT_FPS
+        fps = min(source_fps, self._max_fps) if self._max_fps else source_fps
+        width, height = self._size or (stream.codec_context.width, stream.codec_context.height)
+        if not width or not height:
+            width, height = self._first_frame_size()
+        time_base = stream.time_base or Fraction(1, 90000)
+        self._info = StreamInfo(int(width), int(height), fps, time_base)
+        self._source_fps = source_fps
+        return self._info
+
+    def _open_container(self, av: Any) -> Any:
+        kwargs: dict[str, Any] = {"format": self._input_format}
+        if self._scheme:
+            kwargs["options"] = low_latency_input_options(self._scheme)
+            kwargs["timeout"] = self._timeouts
+        try:
+            return av.open(self._target, **kwargs)
+        except av.error.ProtocolNotFoundError as exc:
+            raise SourceError(
+                f"{self._scheme}:// is not supported by this FFmpeg build ({exc.strerror})"
+            ) from exc
+        except av.error.FileNotFoundError as exc:
+            raise SourceError(f"file not found: {self._target}") from exc
+        except av.error.ConnectionRefusedError as exc:
+            raise SourceError(
+                f"cannot connect to {self._target}: connection refused (is the sender running?)"
+            ) from exc
+        except av.error.ExitError as exc:
+            raise SourceError(
+                f"no stream at {self._target}: nothing arrived within {self._timeouts[0]:g} s "
+                "(is the sender running and sending to this address?)"
+            ) from exc
+        except av.error.InvalidDataError as exc:
+            raise SourceError(f"cannot read {self._target}: not a video FFmpeg understands") from exc
+        except (av.error.FFmpegError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise SourceError(f"cannot open {self._target}: {reason}") from exc
+
+    def _first_frame_size(self) -> tuple[int, int]:
+        for frame in self._decoded():
+            if not self.live:
+                self._container.seek(0)
+            return frame.width, frame.height
+        raise SourceError(f"{self._target} has no decodable video frames")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _decoded(self) -> Iterator[Any]:
+        """Decoded ``av.VideoFrame``s until the end of the container; bad packets are skipped."""
+        av = require("av")
+        for packet in self._container.demux(self._stream):
+            try:
+                yield from packet.decode()
+            except av.error.InvalidDataError:
+                self.corrupt_packets += 1
+
+    def frames(self) -> Iterator[Frame]:
+        if self._info is None or self._container is None:
+            raise SourceError(f"{self._target}: call open() before frames()")
+        av = require("av")
+        info = self._info
+        timeline = Timeline(info.time_base, self._source_fps)
+        pacer = Pacer(self._clock, self._sleep)
+        pace = self._pace and not self.live
+        min_step = 1.0 / info.fps if self._max_fps and info.fps < self._source_fps else 0.0
+        next_due = 0.0
+        index = 0
+        try:
+            while True:
+                emitted = False
+                decoded = self._decoded()
+                while True:
+                    with self._lock:  # close() never frees the container under a read
+                        if self._container is None or self._stop.is_set():
+                            return
+                        vframe = self._next(decoded, av)
+                        if vframe is None:
+                            break
+                        pts = timeline.map(vframe.pts)
+                        seconds = timeline.seconds(pts)
+                        if seconds + 1e-6 < next_due:
+                            continue  # faster than the requested fps: skip before converting
+                        next_due = max(next_due + min_step, seconds) if min_step else 0.0
+                        image = vframe.to_ndarray(
+                            format="rgb24", width=info.width, height=info.height
+                        )
+                    if pace:
+                        pacer.wait(seconds)
+                        if self._stop.is_set():
+                            return
+                    yield Frame(np.ascontiguousarray(image), pts, info.time_base,
+                                self._clock(), index)
+                    index += 1
+                    emitted = True
+                if self.live or not self._loop or not emitted or self._stop.is_set():
+                    return
+                self._rewind(av)
+        finally:
+            self._release()
+
+    def _next(self, decoded: Iterator[Any], av: Any) -> Any:
+        """The next decoded frame, None at the end; read errors become SourceError."""
+        try:
+            return next(decoded, None)
+        except av.error.ExitError as exc:
+            raise SourceError(
+                f"{self._target}: no data for {self._timeouts[1]:g} s; "
+                "the sender stopped or is unreachable"
+            ) from exc
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"{self._target}: read failed: {exc.strerror}") from exc
+
+    def _rewind(self, av: Any) -> None:
+        with self._lock:
+            if self._container is None:
+                return
+            try:
+                self._container.seek(0)
+            except av.error.FFmpegError:
+                self._container.close()
+                self._container = self._open_container(av)
+                self._stream = self._container.streams.video[0]
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._container is not None:
+                self._container.close()
+                self._container = None
+
+    def close(self) -> None:
+        """Stop ``frames()``. Safe from any thread and never blocks: when the reading thread
+        is inside a read, it closes the container itself once that read returns (at most
+        ``read_timeout`` seconds for a silent live stream)."""
+        self._stop.set()
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._container is not None:
+                    self._container.close()
+                    self._container = None
+            finally:
+                self._lock.release()
+
+
+def _scheme(target: str) -> str:
+    """The URL scheme, or '' for a local path (Windows drive letters count as paths)."""
+    scheme = urlsplit(target).scheme.lower()
+    return scheme if len(scheme) > 1 and "://" in target else ""
