@@ -206,8 +206,8 @@ class SessionManager:
                 transceiver = pc.addTransceiver(media.kind, direction="sendrecv")
                 offer_receives = (media.direction or "sendrecv") in ("sendrecv", "recvonly")
                 if media.kind == "video":
-                    transceiver.setCodecPreferences(caps)
-                    if offer_receives:
+                    if offer_receives:  # a publish-only offer (OBS) may send any codec aiortc decodes
+                        transceiver.setCodecPreferences(caps)
                         transceiver.sender.replaceTrack(EncodedVideoTrack(self.hub))
                         transceiver.sender._send_keyframe = self.hub.request_keyframe  # PLI/FIR -> shared encoder
                 elif offer_receives:
