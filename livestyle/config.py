@@ -357,6 +357,9 @@ def config_to_dict(config: object) -> dict[str, Any]:
     return out
 
 
+_SIZE_TEXT = re.compile(r"\s*\d+\s*[xX]\s*\d+\s*")
+
+
 def _parse_override(item: str) -> tuple[list[str], Any]:
     import yaml
 
@@ -364,12 +367,14 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set expects key.path=value (e.g. model.steps=2), got {item!r}")
+    if _SIZE_TEXT.fullmatch(text):
+        return key.split("."), text.strip()  # "0x480" is a size here, not YAML's hex 1152
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         value = text
-    if isinstance(value, (dict, list)) and not key.endswith("size"):
-        raise ConfigError(f"--set {key}: expected a single value, got {text!r}")
+    if isinstance(value, (dict, list)) and not (isinstance(value, list) and key.endswith("size")):
+        value = text.strip()  # "a cat: in space" is a string, not a mapping
     return key.split("."), value
 
 

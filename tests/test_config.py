@@ -1,0 +1,150 @@
+"""The typed config: defaults, YAML files, --set overrides and one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from livestyle.config import (
+    Config,
+    ModelConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    parse_size,
+    round_size,
+)
+from livestyle.errors import ConfigError
+from livestyle.pipeline.generators import GENERATORS, open_generator
+from livestyle.pipeline.passthrough import PassthroughGenerator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_yaml_is_exactly_the_built_in_defaults() -> None:
+    import yaml
+
+    assert load_config(REPO / "configs" / "default.yaml") == Config()
+    # every key in the file exists (no stale keys) and every section is documented there
+    data = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
+    assert set(data) == set(config_to_dict(Config()))
+
+
+def test_file_then_overrides_win(tmp_path: Path) -> None:
+    path = tmp_path / "my.yaml"
+    path.write_text("model:\n  steps: 3\n  prompt: ink sketch\nstream:\n  size: [640, 480]\n")
+    cfg = load_config(path, ["model.steps=4", "stream.fps=25", "server.token=null", "obs.enabled=true"])
+    assert cfg.model.steps == 4 and cfg.model.prompt == "ink sketch"
+    assert cfg.stream.size == (640, 480) and cfg.stream.fps == 25.0
+    assert cfg.server.token is None and cfg.obs.enabled is True
+    assert isinstance(cfg.stream.fps, float)
+
+
+def test_override_values_are_yaml_scalars() -> None:
+    cfg = load_config(None, ["model.prompt=a cat: in space", "server.token='123'", "stream.max_frames=10"])
+    assert cfg.model.prompt == "a cat: in space"
+    assert cfg.server.token == "123"
+    assert cfg.stream.max_frames == 10
+
+
+def test_apply_overrides_on_a_built_config() -> None:
+    cfg = apply_overrides(Config(), ["model.name=tiny", "effects.mode=background"])
+    assert cfg.model.name == "tiny" and cfg.effects.mode == "background"
+    assert dataclasses.replace(cfg.model, steps=1).steps == 1
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.stepz=1", "unknown config key 'model.stepz'; keys in model: name, prompt, strength, steps,"),
+        ("modle.steps=1", "unknown config key 'modle.steps'; sections: stream, model, runner, server, obs, effects"),
+        ("model.steps=0", "model.steps: expected an integer >= 1 and <= 8, got 0"),
+        ("model.steps=two", "model.steps: expected an integer >= 1 and <= 8, got 'two'"),
+        ("model.strength=1.5", "model.strength: expected a number >= 0.0 and <= 1.0, got 1.5"),
+        ("model.vae=huge", "model.vae: expected one of full, tiny, got 'huge'"),
+        ("model.dtype=int8", "model.dtype: expected one of bfloat16, float16, float32, got 'int8'"),
+        ("model.device=gpu", "model.device: expected auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+        ("stream.pace=maybe", "stream.pace: expected true or false, got 'maybe'"),
+        ("stream.max_frames=0", "stream.max_frames: expected an integer >= 1 or null, got 0"),
+        ("stream.fps=0", "stream.fps: expected a number > 0 and <= 240, got 0"),
+        ("stream.size=big", "stream.size: expected WIDTHxHEIGHT such as 832x480, got 'big'"),
+        ("stream.size=0x480", "stream.size: width and height must be between 1 and 8192, got 0x480"),
+        ("server.port=70000", "server.port: expected an integer >= 1 and <= 65535, got 70000"),
+        ("stream=1", "config key 'stream' is a section; set one of: size, fps, max_frames, pace, loop"),
+        ("model.steps.x=1", "unknown config key 'model.steps.x'; model.steps has no sub-keys"),
+        ("model.steps", "--set expects key.path=value (e.g. model.steps=2), got 'model.steps'"),
+    ],
+)
+def test_bad_values_are_one_line_errors(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    text = str(info.value)
+    assert text.startswith(message), text
+    assert "\n" not in text
+
+
+def test_bad_files_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file '.*nope.yaml' not found"):
+        load_config(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model:\n  steps: [1,\n")
+    with pytest.raises(ConfigError, match=r"is not valid YAML at line \d+"):
+        load_config(broken)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping of sections at the top"):
+        load_config(listy)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("model:\n  prompts: x\n")
+    with pytest.raises(ConfigError, match="unknown config key 'model.prompts'"):
+        load_config(unknown)
+
+
+def test_odd_sizes_round_to_multiples_of_16_with_a_note() -> None:
+    notes: list[str] = []
+    cfg = load_config(None, ["stream.size=650x490"], on_note=notes.append)
+    assert cfg.stream.size == (656, 496)
+    assert notes == ["stream.size 650x490 rounded to 656x496 (the model takes multiples of 16)"]
+    notes.clear()
+    assert load_config(None, ["stream.size=640x480"], on_note=notes.append).stream.size == (640, 480)
+    assert notes == []
+
+
+def test_size_helpers() -> None:
+    assert parse_size("1280X720") == (1280, 720)
+    assert parse_size([64, 32]) == (64, 32)
+    assert round_size((7, 1000)) == (16, 1008)
+    assert round_size((24, 8)) == (32, 16)
+
+
+def test_round_trip_through_plain_dicts() -> None:
+    cfg = load_config(None, ["stream.size=320x240", "model.seed=7"])
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+
+
+def test_every_field_has_a_doc_line() -> None:
+    def walk(obj: object, prefix: str) -> None:
+        for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                assert f.metadata.get("doc"), f"{prefix}{f.name} has no doc"
+
+    walk(Config(), "")
+
+
+def test_open_generator_registry() -> None:
+    gen = open_generator("passthrough", load_config(None, ["model.prompt=oil paint"]))
+    assert isinstance(gen, PassthroughGenerator) and gen.stats()["prompt"] == "oil paint"
+    with pytest.raises(ConfigError, match=r"unknown model 'sdv9'; valid models: .*passthrough"):
+        open_generator("sdv9", Config())
+
+
+def test_registry_accepts_lazy_module_references(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(GENERATORS, "lazy-pt", "livestyle.pipeline.generators:_passthrough")
+    assert open_generator("lazy-pt", Config()).name == "passthrough"
+    assert ModelConfig().name in GENERATORS
