@@ -1,0 +1,412 @@
+"""Prompts to embeddings: Wan's umT5-XXL encoder (transformers ``UMT5EncoderModel``), its tokenizer and a prompt cache.
+
+Text handling follows Wan 2.1 (MODEL_SPEC section 7): ``ftfy`` fixes, HTML is unescaped twice,
+whitespace collapses; the tokenizer pads to 512 tokens (EOS appended, longer prompts truncated
+with a logged warning) and the encoder's outputs past each prompt's length are set to zero.
+An empty prompt is allowed (the unconditional embedding: just EOS).
+
+Embeddings: ``[512, D]`` per prompt (``D`` = 4096 for umT5-XXL), in the encoder's dtype (bf16
+for the release), zero beyond the prompt's token count.
+
+:class:`PromptEncoder` loads the 11 GB encoder only when a prompt is not cached, on the device
+the caller picks, and :meth:`PromptEncoder.unload` frees it again. Its cache lives in memory and
+on disk (one safetensors file per prompt, written atomically), keyed by the encoder's identity
+and the exact prompt text, so preset prompts switch instantly and survive restarts and other
+processes.
+
+Checkpoints: Wan's ``models_t5_umt5-xxl-enc-bf16.pth`` (keys mapped by :func:`wan_to_transformers`)
+or a transformers/diffusers ``text_encoder/`` folder (``config.json`` + safetensors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import os
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from livestyle.errors import ModelLoadError
+
+__all__ = [
+    "TEXT_LEN",
+    "clean_prompt",
+    "wan_to_transformers",
+    "umt5_config_from_wan_state",
+    "load_text_encoder",
+    "load_tokenizer",
+    "PromptEmbeddingCache",
+    "PromptEncoder",
+    "default_cache_dir",
+]
+
+log = logging.getLogger(__name__)
+
+TEXT_LEN = 512
+"""Tokens per prompt; the DiT's cross-attention always sees exactly this many (zero-padded)."""
+
+
+def clean_prompt(text: str) -> str:
+    """Wan's cleaning: ``ftfy.fix_text``, HTML-unescape twice, collapse whitespace, strip."""
+    import ftfy
+
+    text = ftfy.fix_text(text)
+    text = html.unescape(html.unescape(text)).strip()
+    return re.sub(r"\s+", " ", text).strip()
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+
+_WAN_BLOCK_KEYS = {
+    "norm1.weight": "layer.0.layer_norm.weight",
+    "attn.q.weight": "layer.0.SelfAttention.q.weight",
+    "attn.k.weight": "layer.0.SelfAttention.k.weight",
+    "attn.v.weight": "layer.0.SelfAttention.v.weight",
+    "attn.o.weight": "layer.0.SelfAttention.o.weight",
+    "pos_embedding.embedding.weight": "layer.0.SelfAttention.relative_attention_bias.weight",
+    "norm2.weight": "layer.1.layer_norm.weight",
+    "ffn.gate.0.weight": "layer.1.DenseReluDense.wi_0.weight",
+    "ffn.fc1.weight": "layer.1.DenseReluDense.wi_1.weight",
+    "ffn.fc2.weight": "layer.1.DenseReluDense.wo.weight",
+}
+
+
+def wan_to_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename Wan umT5 encoder keys to ``UMT5EncoderModel`` keys (MODEL_SPEC section 7). Unknown keys are kept."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key == "token_embedding.weight":
+            out["shared.weight"] = value
+            out["encoder.embed_tokens.weight"] = value
+        elif key == "norm.weight":
+            out["encoder.final_layer_norm.weight"] = value
+        elif m := re.match(r"blocks\.(\d+)\.(.*)", key):
+            idx, rest = m.groups()
+            out[f"encoder.block.{idx}.{_WAN_BLOCK_KEYS.get(rest, rest)}"] = value
+        else:
+            out[key] = value
+    return out
+
+
+def umt5_config_from_wan_state(state: dict[str, torch.Tensor], where: Path | str = "checkpoint") -> Any:
+    """Derive a ``UMT5Config`` from a Wan umT5 state dict's shapes (vocab, width, heads, layers, FFN)."""
+    from transformers import UMT5Config
+
+    try:
+        vocab, d_model = state["token_embedding.weight"].shape
+        inner = state["blocks.0.attn.q.weight"].shape[0]
+        buckets, heads = state["blocks.0.pos_embedding.embedding.weight"].shape
+        d_ff = state["blocks.0.ffn.fc1.weight"].shape[0]
+    except KeyError:
+        raise ModelLoadError(
+            f"{where} is not a Wan umT5 encoder checkpoint (no token_embedding.weight / blocks.0.attn.q.weight; "
+            "expected models_t5_umt5-xxl-enc-bf16.pth or a text_encoder/ folder)"
+        ) from None
+    layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
+    return UMT5Config(
+        vocab_size=int(vocab),
+        d_model=int(d_model),
+        d_kv=int(inner // heads),
+        d_ff=int(d_ff),
+        num_layers=layers,
+        num_heads=int(heads),
+        relative_attention_num_buckets=int(buckets),
+        relative_attention_max_distance=128,
+        feed_forward_proj="gated-gelu",
+        dropout_rate=0.0,
+        layer_norm_epsilon=1e-6,
+        pad_token_id=0,
+        eos_token_id=1,
+        is_encoder_decoder=False,
+        use_cache=False,
+        architectures=["UMT5EncoderModel"],
+    )
+
+
+def load_text_encoder(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.bfloat16,
+) -> Any:
+    """Load the umT5 encoder as ``transformers.UMT5EncoderModel`` in eval mode.
+
+    ``path``: Wan's ``models_t5_umt5-xxl-enc-bf16.pth`` (or any file with Wan keys), or a
+    ``text_encoder/`` folder with ``config.json`` and (sharded) safetensors. The model is built on
+    the meta device and the checkpoint tensors are assigned, so the 11 GB encoder is never
+    allocated twice. Raises :class:`ModelLoadError` for unreadable or foreign checkpoints.
+    """
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from livestyle.models.checkpoints import read_state_dict
+
+    path = Path(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        try:
+            config = UMT5Config.from_pretrained(str(path))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"{path / 'config.json'} is not a valid UMT5 config ({exc})") from None
+        state = read_state_dict(path)
+        state = {k.removeprefix("text_encoder."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+        if "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
+            state["shared.weight"] = state["encoder.embed_tokens.weight"]
+    else:
+        raw = read_state_dict(path)
+        raw = {k.removeprefix("model."): v for k, v in raw.items() if isinstance(v, torch.Tensor)}
+        if "shared.weight" in raw:  # a transformers state dict saved as one file
+            raise ModelLoadError(f"{path} holds transformers UMT5 keys; point at its folder (with config.json) instead")
+        config = umt5_config_from_wan_state(raw, path)
+        state = wan_to_transformers(raw)
+    state.setdefault("encoder.embed_tokens.weight", state.get("shared.weight"))  # type: ignore[arg-type]
+    with torch.device("meta"):
+        model = UMT5EncoderModel(config)
+    expected = model.state_dict()
+    missing = [k for k in expected if state.get(k) is None]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"{path} does not match the umT5 encoder: {len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+        )
+    for k, v in expected.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise ModelLoadError(f"{path}: {k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}")
+    model.load_state_dict({k: state[k].to(dtype) for k in expected}, assign=True)
+    model.encoder.embed_tokens = model.shared
+    return model.to(device).eval().requires_grad_(False)
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
+
+
+def load_tokenizer(folder: str | Path) -> Any:
+    """Load the ``google/umt5-xxl`` tokenizer from a local folder (``tokenizer.json`` and/or ``spiece.model``)."""
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"tokenizer folder {folder} does not exist")
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"tokenizer folder {folder} has neither tokenizer.json nor spiece.model; "
+            "copy the google/umt5-xxl tokenizer files there (livestyle weights pull NAME fetches them)"
+        )
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError, ImportError) as exc:
+        raise ModelLoadError(f"cannot load the tokenizer in {folder}: {str(exc).splitlines()[0]}") from None
+
+
+# -- cache ----------------------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    """``$LIVESTYLE_CACHE_DIR/prompt_embeddings``, else ``~/.cache/livestyle/prompt_embeddings``."""
+    root = os.environ.get("LIVESTYLE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "livestyle")
+    return Path(root) / "prompt_embeddings"
+
+
+class PromptEmbeddingCache:
+    """Prompt embeddings in memory (most recent ``capacity``) and, if ``directory`` is set, on disk.
+
+    Keys are ``(model_key, prompt)``; a file holds only the prompt's real tokens ``[L, D]`` and
+    is re-padded to ``[512, D]`` with zeros on read. Files are written to a temporary name and
+    renamed, so concurrent processes never read half a file; unreadable files count as misses.
+    """
+
+    def __init__(self, model_key: str, directory: Path | None, *, capacity: int = 64) -> None:
+        self.model_key = model_key
+        self.directory = directory / model_key if directory is not None else None
+        self.capacity = capacity
+        self._memory: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.hits = 0
+        self.disk_hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _digest(prompt: str) -> str:
+        return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:32]
+
+    def path_for(self, prompt: str) -> Path | None:
+        return None if self.directory is None else self.directory / f"{self._digest(prompt)}.safetensors"
+
+    def get(self, prompt: str) -> torch.Tensor | None:
+        """The cached ``[512, D]`` embedding (CPU), or None."""
+        if prompt in self._memory:
+            self._memory.move_to_end(prompt)
+            self.hits += 1
+            return self._memory[prompt]
+        path = self.path_for(prompt)
+        if path is not None and path.is_file():
+            from safetensors import SafetensorError
+            from safetensors.torch import safe_open
+
+            try:
+                with safe_open(str(path), framework="pt") as fh:
+                    meta = fh.metadata() or {}
+                    tokens = fh.get_tensor("embedding")
+            except (SafetensorError, OSError, ValueError) as exc:
+                log.warning("ignoring unreadable prompt cache file %s (%s)", path, exc)
+            else:
+                if meta.get("prompt") == prompt and meta.get("model") == self.model_key:
+                    full = tokens.new_zeros((TEXT_LEN, tokens.shape[1]))
+                    full[: tokens.shape[0]] = tokens
+                    self._remember(prompt, full)
+                    self.hits += 1
+                    self.disk_hits += 1
+                    return full
+        self.misses += 1
+        return None
+
+    def put(self, prompt: str, embedding: torch.Tensor, length: int) -> None:
+        """Store a ``[512, D]`` embedding whose first ``length`` rows are the prompt's tokens."""
+        embedding = embedding.detach().to("cpu")
+        self._remember(prompt, embedding)
+        path = self.path_for(prompt)
+        if path is None:
+            return
+        from safetensors.torch import save_file
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        save_file(
+            {"embedding": embedding[:length].contiguous()},
+            str(tmp),
+            metadata={"prompt": prompt, "model": self.model_key, "length": str(length)},
+        )
+        os.replace(tmp, path)
+
+    def _remember(self, prompt: str, embedding: torch.Tensor) -> None:
+        self._memory[prompt] = embedding
+        self._memory.move_to_end(prompt)
+        while len(self._memory) > self.capacity:
+            self._memory.popitem(last=False)
+
+
+def _model_key(path: Path, dtype: torch.dtype) -> str:
+    """Identity of an encoder checkpoint: its resolved path, size and mtime (files, or every file of a folder), plus dtype."""
+    path = path.resolve()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    h = hashlib.sha256(str(dtype).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return f"umt5-{h.hexdigest()[:16]}"
+
+
+class PromptEncoder:
+    """Prompt text -> ``[512, D]`` embedding, with the encoder loaded lazily and a persistent cache.
+
+    ``encoder_path``: Wan ``.pth`` or ``text_encoder/`` folder; ``tokenizer_path``: the tokenizer
+    folder. ``device``/``dtype``: where and how the encoder runs (``"cuda"`` or ``"cpu"``; bf16).
+    ``cache_dir``: on-disk cache root (``"default"``: :func:`default_cache_dir` at construction time;
+    ``None`` keeps the cache in memory only). ``model_key`` overrides the encoder identity used as the cache key.
+    """
+
+    def __init__(
+        self,
+        encoder_path: str | Path,
+        tokenizer_path: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.bfloat16,
+        cache_dir: Path | str | None = "default",
+        model_key: str | None = None,
+        max_length: int = TEXT_LEN,
+    ) -> None:
+        self.encoder_path = Path(encoder_path)
+        self.tokenizer_path = Path(tokenizer_path)
+        if not self.encoder_path.exists():
+            raise ModelLoadError(f"text encoder checkpoint {self.encoder_path} does not exist")
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.max_length = max_length
+        self.model_key = model_key or _model_key(self.encoder_path, dtype)
+        root = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir is not None else None)
+        self.cache = PromptEmbeddingCache(self.model_key, root)
+        self._tokenizer: Any = None
+        self._model: Any = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the encoder weights are in memory."""
+        return self._model is not None
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.tokenizer_path)
+        return self._tokenizer
+
+    def load(self) -> None:
+        """Load the encoder onto ``device`` now (otherwise it loads at the first cache miss)."""
+        if self._model is None:
+            self._model = load_text_encoder(self.encoder_path, device=self.device, dtype=self.dtype)
+
+    def unload(self) -> None:
+        """Free the encoder (the tokenizer and cached embeddings stay)."""
+        self._model = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clean and tokenize: ``input_ids``, ``attention_mask`` ``[B, 512]`` (int64). Warns about truncated prompts."""
+        texts = [clean_prompt(p) for p in prompts]
+        tok = self.tokenizer
+        for text, ids in zip(texts, tok(texts, add_special_tokens=True)["input_ids"]):
+            if len(ids) > self.max_length:
+                log.warning(
+                    "prompt has %d tokens; only the first %d are used: %.60s...", len(ids), self.max_length, text
+                )
+        batch = tok(
+            texts,
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            add_special_tokens=True,
+            return_tensors="pt",
+        )
+        return batch["input_ids"], batch["attention_mask"]
+
+    @torch.no_grad()
+    def _run(self, prompts: list[str]) -> list[tuple[torch.Tensor, int]]:
+        self.load()
+        ids, mask = self.tokenize(prompts)
+        hidden = self._model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+        lengths = mask.sum(dim=1).tolist()
+        out = []
+        for row, length in zip(hidden, lengths):
+            row = row.to(self.dtype)
+            row[int(length) :] = 0
+            out.append((row.to("cpu"), int(length)))
+        return out
+
+    def encode(self, prompt: str, *, device: str | torch.device | None = None) -> torch.Tensor:
+        """One prompt -> ``[512, D]`` embedding (encoder dtype) on ``device`` (default CPU), from cache when possible."""
+        return self.encode_batch([prompt], device=device)[0]
+
+    def encode_batch(self, prompts: list[str], *, device: str | torch.device | None = None) -> torch.Tensor:
+        """Prompts -> ``[B, 512, D]``; only uncached prompts reach the encoder (in one batch)."""
+        found: dict[str, torch.Tensor] = {}
+        todo: list[str] = []
+        for p in prompts:
+            hit = self.cache.get(p) if p not in found else found[p]
+            if hit is None:
+                if p not in todo:
+                    todo.append(p)
+            else:
+                found[p] = hit
+        if todo:
+            for p, (emb, length) in zip(todo, self._run(todo)):
+                self.cache.put(p, emb, length)
+                found[p] = emb
+        stacked = torch.stack([found[p] for p in prompts])
+        return stacked.to(device) if device is not None else stacked
+
+    def __repr__(self) -> str:
+        return f"PromptEncoder({self.encoder_path.name}, device={self.device}, loaded={self.loaded}, key={self.model_key})"
