@@ -25,6 +25,7 @@ __all__ = ["app", "main"]
 
 COMMAND_MODULES: tuple[str, ...] = (
     "budget",
+    "run", "demo", "doctor",
 )
 """Modules under ``livestyle.commands`` whose ``register(app)`` adds a verb."""
 
