@@ -1,0 +1,249 @@
+"""KV-cached block-by-block generation equals one block-causal masked pass; ring/sink semantics."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
+from livestyle.models.kv_cache import KVCache
+from livestyle.models.testing.dit import random_dit
+
+CFG = DIT_CONFIGS["tiny"]
+T = 16  # tokens per latent frame for an 8x8 latent
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def _inputs(frames: int, seed: int = 0, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 16, frames, 8, 8, generator=g), torch.randn(1, 9, CFG.text_dim, generator=g)
+
+
+@pytest.fixture(scope="module")
+def model() -> CausalWanDiT:
+    return random_dit("tiny", seed=0)
+
+
+@torch.no_grad()
+def test_cached_blocks_with_clean_reruns_equal_block_causal_pass(model: CausalWanDiT) -> None:
+    """Self-Forcing: each block is denoised with noisy K/V in the cache, then re-run clean at t=0."""
+    k, blocks = 3, 3
+    clean, ctx = _inputs(k * blocks, seed=1)
+    cache = KVCache.allocate(CFG, batch=1, frames=k * blocks, tokens_per_frame=T)
+    for b in range(blocks):
+        blk = cache.begin_block(k)
+        noisy = torch.randn(1, 16, k, 8, 8, generator=torch.Generator().manual_seed(100 + b))
+        cached = [model(noisy, torch.tensor([t]), ctx, cache=cache, block=blk) for t in (1000.0, 625.0)]
+        model(clean[:, :, b * k:(b + 1) * k], torch.zeros(1), ctx, cache=cache, block=blk)
+        for t, out in zip((1000.0, 625.0), cached):
+            x = torch.cat([clean[:, :, : b * k], noisy], 2)
+            ts = torch.cat([torch.zeros(1, b * k), torch.full((1, k), t)], 1)
+            ref = model(x, ts, ctx, causal_block_frames=k)[:, :, b * k:]
+            assert _rel(out, ref) <= 1e-5, (b, t)
+    # and the cache really changes the result (not a bidirectional pass on the block alone)
+    assert _rel(cached[0], model(noisy, torch.tensor([1000.0]), ctx)) > 1e-3
+
+
+@torch.no_grad()
+def test_full_block_causal_pass_fills_the_cache_like_block_by_block(model: CausalWanDiT) -> None:
+    k, blocks = 3, 3
+    clean, ctx = _inputs(k * blocks, seed=2)
+    step = KVCache.allocate(CFG, batch=1, frames=12, tokens_per_frame=T)
+    for b in range(blocks):
+        model(clean[:, :, b * k:(b + 1) * k], torch.zeros(1), ctx, cache=step, block=step.begin_block(k))
+    full = KVCache.allocate(CFG, batch=1, frames=12, tokens_per_frame=T)
+    model(clean, torch.zeros(1), ctx, cache=full, block=full.begin_block(k * blocks), causal_block_frames=k)
+    n = k * blocks * T
+    assert torch.allclose(step.k[:, :, :n], full.k[:, :, :n], atol=1e-5)
+    assert torch.allclose(step.v[:, :, :n], full.v[:, :, :n], atol=1e-5)
+    assert torch.equal(step.slot_frame, full.slot_frame) and torch.equal(step.next_pos, full.next_pos)
+    # the next block sees the same cache either way
+    nxt = torch.randn(1, 16, k, 8, 8, generator=torch.Generator().manual_seed(5))
+    a = model(nxt, torch.tensor([937.5]), ctx, cache=step, block=step.begin_block(k))
+    b = model(nxt, torch.tensor([937.5]), ctx, cache=full, block=full.begin_block(k))
+    assert _rel(a, b) <= 1e-5
+
+
+@torch.no_grad()
+def test_rolling_eviction_equals_attention_over_the_retained_frames() -> None:
+    """One layer: K/V of a frame depend only on that frame, so the cached output must equal a
+    block-causal pass over exactly [sink frames] + [most recent ring frames] at their positions."""
+    model = random_dit(dataclasses.replace(CFG, num_layers=1), seed=7)
+    frames, sink, total = 4, 1, 9
+    clean, ctx = _inputs(total, seed=3)
+    cache = KVCache.allocate(model.config, batch=1, frames=frames, tokens_per_frame=T, sink_frames=sink)
+    for f in range(total):
+        out = model(clean[:, :, f:f + 1], torch.zeros(1), ctx, cache=cache, block=cache.begin_block(1))
+    retained = [0, 6, 7, 8]
+    assert sorted(cache.slot_frame[0].tolist()) == retained
+    ref = model(clean[:, :, retained], torch.zeros(1), ctx, causal_block_frames=1,
+                frame_positions=torch.tensor([retained]))[:, :, -1:]
+    assert _rel(out, ref) <= 1e-5
+    # a pass that (wrongly) kept every frame differs
+    everything = model(clean, torch.zeros(1), ctx, causal_block_frames=1)[:, :, -1:]
+    assert _rel(out, everything) > 1e-3
+
+
+@torch.no_grad()
+def test_sink_frames_never_move(model: CausalWanDiT) -> None:
+    clean, ctx = _inputs(12, seed=4)
+    cache = KVCache.allocate(CFG, batch=1, frames=5, tokens_per_frame=T, sink_frames=2)
+    for f in range(2):
+        model(clean[:, :, f:f + 1], torch.zeros(1), ctx, cache=cache, block=cache.begin_block(1))
+    sink_k = cache.k[:, :, : 2 * T].clone()
+    sink_v = cache.v[:, :, : 2 * T].clone()
+    for f in range(2, 12):
+        model(clean[:, :, f:f + 1], torch.zeros(1), ctx, cache=cache, block=cache.begin_block(1))
+        assert cache.slot_frame[0, :2].tolist() == [0, 1]
+        assert cache.slot_pos[0, :2].tolist() == [0, 1]
+    assert torch.equal(cache.k[:, :, : 2 * T], sink_k) and torch.equal(cache.v[:, :, : 2 * T], sink_v)
+    assert sorted(cache.slot_frame[0].tolist()) == [0, 1, 9, 10, 11]
+
+
+def test_ring_slots_follow_the_oldest_frame_and_reruns_reuse_slots() -> None:
+    cache = KVCache.allocate(CFG, batch=1, frames=6, tokens_per_frame=T, sink_frames=3)
+    slots = [cache.begin_block(1).slots.item() for _ in range(9)]
+    assert slots == [0, 1, 2, 3, 4, 5, 3, 4, 5]
+    blk = cache.begin_block(1)
+    assert blk is cache.begin_block(1)  # one handle per block size: fixed addresses
+    big = KVCache.allocate(CFG, batch=1, frames=9, tokens_per_frame=T)
+    first = big.begin_block(3)
+    assert first.slots.tolist() == [[0, 1, 2]] and first.write_index[:3].tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="does not fit the 3-frame ring"):
+        cache.begin_block(4)
+
+
+def test_positions_stay_bounded_over_thousands_of_blocks() -> None:
+    plain = KVCache.allocate(CFG, batch=1, frames=21, tokens_per_frame=T)
+    sdv2 = KVCache.allocate(CFG, batch=1, frames=6, tokens_per_frame=T, sink_frames=3, rope_refresh=50)
+    seen_plain, seen_sdv2 = [], []
+    for _ in range(3000):
+        seen_plain.append(plain.begin_block(3).positions.clone())
+        seen_sdv2.append(sdv2.begin_block(1).positions.clone())
+    p = torch.cat(seen_plain, 1)
+    s = torch.cat(seen_sdv2, 1)
+    assert int(p.max()) <= 1023 and int(p.min()) >= 0
+    assert p[0, :6].tolist() == [0, 1, 2, 3, 4, 5]
+    assert int(s.max()) == 49 and s[0, :52].tolist() == list(range(50)) + [5, 6]
+    assert int(plain.slot_pos.max()) <= 1023 and int(sdv2.slot_pos.max()) <= 49
+    # the sink keeps its original positions through every re-base
+    assert sdv2.slot_pos[0, :3].tolist() == [0, 1, 2]
+
+
+@torch.no_grad()
+def test_krea_recompute_places_the_new_block_after_the_context(model: CausalWanDiT) -> None:
+    ctx_frames, ctx = _inputs(3, seed=5)
+    cache = KVCache.allocate(CFG, batch=1, frames=6, tokens_per_frame=T, sink_frames=1)
+    for _ in range(4):  # a stream far along: positions would be large without the recompute
+        cache.begin_block(3)
+    cache.reset()
+    model(ctx_frames, torch.zeros(1), ctx, cache=cache, block=cache.begin_block(3), causal_block_frames=3)
+    blk = cache.begin_block(3)
+    assert blk.positions.tolist() == [[3, 4, 5]]
+    noisy = torch.randn(1, 16, 3, 8, 8, generator=torch.Generator().manual_seed(9))
+    out = model(noisy, torch.tensor([1000.0]), ctx, cache=cache, block=blk)
+    ref = model(torch.cat([ctx_frames, noisy], 2), torch.tensor([[0.0] * 3 + [1000.0] * 3]), ctx, causal_block_frames=3)
+    assert _rel(out, ref[:, :, 3:]) <= 1e-5
+
+
+@torch.no_grad()
+def test_kv_bias_weights_only_past_non_sink_frames(model: CausalWanDiT) -> None:
+    cache = KVCache.allocate(CFG, batch=1, frames=6, tokens_per_frame=T, sink_frames=1)
+    cache.begin_block(3)
+    blk = cache.begin_block(2)
+    mask = cache.key_mask(blk, kv_bias=0.3)
+    per_frame = mask.bias[0, 0, 0, ::T].tolist()
+    assert per_frame[:5] == [0.0, pytest.approx(math.log(0.3)), pytest.approx(math.log(0.3)), 0.0, 0.0]
+    assert per_frame[5] == float("-inf") and mask.prefix_len is None
+    plain = cache.key_mask(blk)
+    assert plain.prefix_len.tolist() == [5 * T] and torch.equal(cache.key_mask(blk, kv_bias=1.0).bias, plain.bias)
+    x, ctx = _inputs(2, seed=6)
+    a = model(x, torch.tensor([500.0]), ctx, cache=cache, block=blk)
+    b = model(x, torch.tensor([500.0]), ctx, cache=cache, block=blk, kv_bias=0.3)
+    assert _rel(a, b) > 1e-4
+    with pytest.raises(ValueError, match=r"kv_bias must be in \(0, 1\]"):
+        cache.key_mask(blk, kv_bias=0.0)
+
+
+@torch.no_grad()
+def test_cross_attention_cache_fills_once_and_resets(model: CausalWanDiT) -> None:
+    x, ctx = _inputs(1, seed=7)
+    other = torch.randn(1, 4, CFG.text_dim, generator=torch.Generator().manual_seed(1))
+    cache = KVCache.allocate(CFG, batch=1, frames=4, tokens_per_frame=T)
+    blk = cache.begin_block(1)
+    a = model(x, torch.tensor([500.0]), ctx, cache=cache, block=blk)
+    assert cache.cross.filled
+    assert torch.equal(model(x, torch.tensor([500.0]), None, cache=cache, block=blk), a)
+    assert torch.equal(model(x, torch.tensor([500.0]), other, cache=cache, block=blk), a)  # filled: ignored
+    cache.cross.reset()
+    b = model(x, torch.tensor([500.0]), other, cache=cache, block=blk)
+    assert _rel(a, b) > 1e-3
+    fresh = KVCache.allocate(CFG, batch=1, frames=4, tokens_per_frame=T)
+    model.encode_prompt(other, fresh)
+    assert torch.equal(fresh.cross.k, cache.cross.k)
+
+
+@torch.no_grad()
+def test_stream_batch_rows_are_independent_caches(model: CausalWanDiT) -> None:
+    """SDV2: the warmed-up cache is replicated per denoising step; each row then evolves alone."""
+    x, ctx = _inputs(4, seed=8, batch=2)
+    warm = KVCache.allocate(CFG, batch=1, frames=6, tokens_per_frame=T, sink_frames=3)
+    model(x[:1, :, :2], torch.zeros(1), ctx, cache=warm, block=warm.begin_block(2))
+    single = [KVCache.allocate(CFG, batch=1, frames=6, tokens_per_frame=T, sink_frames=3) for _ in range(2)]
+    for c in single:
+        model(x[:1, :, :2], torch.zeros(1), ctx, cache=c, block=c.begin_block(2))
+    batched = warm.expand_batch(2)
+    assert batched.batch == 2 and batched.cross.filled
+    ts = torch.tensor([700.0, 500.0])
+    for f in (2, 3):
+        out = model(x[:, :, f:f + 1], ts, ctx, cache=batched, block=batched.begin_block(1))
+        for row in range(2):
+            ref = model(x[row:row + 1, :, f:f + 1], ts[row:row + 1], ctx, cache=single[row], block=single[row].begin_block(1))
+            assert _rel(out[row:row + 1], ref) <= 1e-5
+
+
+@torch.no_grad()
+def test_recent_block_rewrites_the_last_frames_at_their_positions(model: CausalWanDiT) -> None:
+    """LongLive re-cache: re-running the last frames in place with the same prompt changes nothing;
+    with a new prompt only those slots change and the sink is untouched."""
+    clean, ctx = _inputs(9, seed=9)
+    cache = KVCache.allocate(CFG, batch=1, frames=6, tokens_per_frame=T, sink_frames=3)
+    for b in range(3):
+        model(clean[:, :, 3 * b:3 * b + 3], torch.zeros(1), ctx, cache=cache, block=cache.begin_block(3))
+    before_k = cache.k.clone()
+    blk = cache.recent_block(3)
+    assert blk.frames.tolist() == [[6, 7, 8]] and blk.positions.tolist() == [[6, 7, 8]]
+    model(clean[:, :, 6:9], torch.zeros(1), ctx, cache=cache, block=blk, causal_block_frames=3)
+    assert torch.allclose(cache.k, before_k, atol=1e-5)
+    cache.cross.reset()
+    new_prompt = torch.randn(1, 5, CFG.text_dim, generator=torch.Generator().manual_seed(3))
+    model(clean[:, :, 6:9], torch.zeros(1), new_prompt, cache=cache, block=cache.recent_block(3), causal_block_frames=3)
+    assert torch.equal(cache.k[:, :, : 3 * T], before_k[:, :, : 3 * T])
+    assert not torch.allclose(cache.k[:, :, 3 * T:], before_k[:, :, 3 * T:])
+    with pytest.raises(ValueError, match="must name frames still in the 3-frame ring"):
+        cache.recent_block(4)
+
+
+def test_adaptive_sink_refresh_replaces_the_least_similar_sink_frame() -> None:
+    cache = KVCache.allocate(CFG, batch=1, frames=4, tokens_per_frame=T, sink_frames=2, adaptive_sink_threshold=0.2)
+    h, d = CFG.num_heads, CFG.head_dim
+    e = torch.zeros(h, d)
+    e[:, 0] = 1.0
+    for f in range(2):
+        blk = cache.begin_block(1)
+        cache.write(0, blk, e.expand(1, T, h, d), e.expand(1, T, h, d))
+    similar = e.expand(1, T, h, d) * 2
+    cache.write(0, cache.begin_block(1), similar, similar)
+    assert torch.equal(cache.k[0, 0, : 2 * T], e.expand(2 * T, h, d))  # similar frame: sink kept
+    opposite = -e.expand(1, T, h, d)
+    blk = cache.begin_block(1)
+    cache.write(0, blk, opposite, opposite)
+    assert torch.equal(cache.k[0, 0, :T], opposite[0])  # least similar (first on ties) sink replaced
+    assert torch.equal(cache.k[0, 0, T:2 * T], e.expand(T, h, d))
+    assert cache.slot_pos[0, 0].item() == blk.positions[0, 0].item()
