@@ -285,7 +285,7 @@ def config_from_state_dict(state: dict[str, torch.Tensor]) -> MODNetConfig:
         last = int(state["backbone.model.features.18.0.weight"].shape[0])
         hr = int(state["hr_branch.tohr_enc2x.layers.0.weight"].shape[0])
     except KeyError as exc:
-        raise ModelLoadError(f"not a MODNet checkpoint: key {exc.args[0]} is missing") from None
+        raise ModelLoadError(f"not a MODNet checkpoint: key {exc.args[0]!r} is missing") from None
     for cfg in MODNET_CONFIGS.values():
         if (cfg.stem_channels, cfg.last_channel, cfg.hr_channels) == (stem, last, hr):
             return cfg

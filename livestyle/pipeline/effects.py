@@ -27,69 +27,25 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 
+from livestyle.config import EffectsConfig
 from livestyle.control.commands import Reset, SetEffect
-from livestyle.errors import ConfigError, ControlError, LivestyleError, PipelineError
+from livestyle.errors import ControlError, LivestyleError, PipelineError
 from livestyle.pipeline.frames import Frame, Generator
-from livestyle.pipeline.masks import MASK_KINDS, MaskProvider, open_mask_provider
+from livestyle.pipeline.masks import MaskProvider, open_mask_provider
 from livestyle.pipeline.masks.base import fit_mask
-from livestyle.pipeline.masks.chroma import ChromaKeySettings
 from livestyle.pipeline.masks.overlay import mask_overlay
-from livestyle.pipeline.masks.person import PersonMaskSettings
 from livestyle.pipeline.masks.smoothing import TemporalSmoother, feather
 
-__all__ = ["EFFECTS", "Effect", "EffectsConfig", "EffectGenerator", "composite"]
+__all__ = ["EFFECTS", "Effect", "EffectGenerator", "composite"]
 
 Effect = Literal["full", "background", "person"]
 EFFECTS: tuple[str, ...] = ("full", "background", "person")
-
-
-@dataclass(frozen=True)
-class EffectsConfig:
-    """The ``effects`` config section.
-
-    Attributes:
-        effect: which region gets the styled pixels (``full`` = everywhere, no mask computed).
-        mask: mask provider, ``chroma`` or ``person``.
-        chroma: chroma-key settings.
-        person: person-segmentation settings.
-        feather: Gaussian sigma (px at frame size) of the mask edge; 0 = hard edge.
-        smoothing: weight of the past in the temporal EMA of masks, ``[0, 1)``; 0 = off.
-        cut_threshold: mean mask change above which the EMA restarts (scene cut).
-        keep_hint: put ``extras["keep_mask"]`` on frames handed to the inner generator.
-        preview: tint the background region of the output (mask preview; use with bypass).
-        max_pending: most frames whose masks wait for their styled frame (bounds memory).
-    """
-
-    effect: Effect = "full"
-    mask: str = "person"
-    chroma: ChromaKeySettings = field(default_factory=ChromaKeySettings)
-    person: PersonMaskSettings = field(default_factory=PersonMaskSettings)
-    feather: float = 2.0
-    smoothing: float = 0.5
-    cut_threshold: float = 0.25
-    keep_hint: bool = True
-    preview: bool = False
-    max_pending: int = 256
-
-    def __post_init__(self) -> None:
-        if self.effect not in EFFECTS:
-            raise ConfigError(f"unknown effect {self.effect!r}; choose one of: {', '.join(EFFECTS)}")
-        if self.mask not in MASK_KINDS:
-            raise ConfigError(f"unknown mask {self.mask!r}; choose one of: {', '.join(MASK_KINDS)}")
-        if self.feather < 0:
-            raise ConfigError(f"effects.feather must be >= 0, got {self.feather}")
-        if self.max_pending < 1:
-            raise ConfigError(f"effects.max_pending must be >= 1, got {self.max_pending}")
-
-    @property
-    def needs_mask(self) -> bool:
-        return self.effect != "full" or self.preview
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +73,7 @@ class EffectGenerator:
         self.inner = inner
         self.config = config
         self.name = inner.name
-        self.effect: Effect = config.effect
+        self.effect: Effect = config.mode
         self._provider = provider
         self._smoother = TemporalSmoother(config.smoothing, config.cut_threshold)
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
@@ -126,7 +82,8 @@ class EffectGenerator:
         self._masked_frames = 0
         self._composited_frames = 0
         self._evicted = 0
-        if config.needs_mask:
+        self._unmasked_upto = -1
+        if self._mask_active():
             self._open_provider()
 
     # -- Generator protocol -------------------------------------------------------------------
@@ -138,6 +95,8 @@ class EffectGenerator:
         """Mask each input frame, run the inner generator, composite each output with its own frame's mask."""
         if self._mask_active():
             frames = [self._take_in(f) for f in frames]
+        elif frames:
+            self._unmasked_upto = max(self._unmasked_upto, frames[-1].index)
         outputs = self.inner.process(frames)
         return [self._put_out(o) for o in outputs]
 
@@ -185,6 +144,7 @@ class EffectGenerator:
 
     def _forget(self) -> None:
         self._pending.clear()
+        self._unmasked_upto = -1
         self._smoother.reset()
         if self._provider is not None:
             self._provider.reset()
@@ -220,8 +180,8 @@ class EffectGenerator:
         while self._pending and next(iter(self._pending)) < out.index:
             self._pending.popitem(last=False)
         if entry is None:
-            if not self._mask_active():
-                return out  # frames that went in before a switch to "full"
+            if not self._mask_active() or out.index <= self._unmasked_upto:
+                return out  # went in while the effect was "full": styled everywhere
             raise PipelineError(
                 f"styled frame {out.index} has no mask: the generator {self.inner.name!r} must keep each input "
                 f"frame's index on its output, and at most effects.max_pending={self.config.max_pending} frames may wait"

@@ -6,18 +6,16 @@
 
 from __future__ import annotations
 
+from livestyle.config import ChromaKeyConfig, PersonMaskConfig
 from livestyle.errors import ConfigError
 from livestyle.pipeline.masks.base import MaskProvider, MaskResult, fit_mask
-from livestyle.pipeline.masks.chroma import ChromaKeyer, ChromaKeySettings
-from livestyle.pipeline.masks.person import PersonMaskSettings
+from livestyle.pipeline.masks.chroma import ChromaKeyer
 
 __all__ = [
     "MASK_KINDS",
     "MaskProvider",
     "MaskResult",
     "fit_mask",
-    "ChromaKeySettings",
-    "PersonMaskSettings",
     "open_mask_provider",
 ]
 
@@ -25,7 +23,7 @@ MASK_KINDS: tuple[str, ...] = ("chroma", "person")
 
 
 def open_mask_provider(
-    kind: str, chroma: ChromaKeySettings | None = None, person: PersonMaskSettings | None = None
+    kind: str, chroma: ChromaKeyConfig | None = None, person: PersonMaskConfig | None = None
 ) -> MaskProvider:
     """The provider named ``kind`` (``chroma`` or ``person``) with its settings.
 

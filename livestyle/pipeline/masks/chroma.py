@@ -14,15 +14,14 @@ empty, so ``--effect background`` keeps the whole camera frame and ``--effect pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
+from livestyle.config import ChromaKeyConfig
 from livestyle.errors import ConfigError
 from livestyle.pipeline.masks.base import MaskResult
 
-__all__ = ["ChromaKeySettings", "ChromaKeyer", "KEY_COLORS", "parse_key_color"]
+__all__ = ["ChromaKeyer", "KEY_COLORS", "parse_key_color"]
 
 KEY_COLORS: dict[str, tuple[int, int, int]] = {
     "green": (0, 177, 64),
@@ -41,41 +40,15 @@ def parse_key_color(value: str | tuple[int, int, int] | list[int]) -> tuple[int,
         try:
             rgb = tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))
         except ValueError:
-            raise ConfigError(f"key colour {value!r} is not a #rrggbb hex colour") from None
+            raise ConfigError(f"effects.chroma.key_color {value!r} is not a #rrggbb hex colour") from None
     else:
         try:
             rgb = tuple(int(v) for v in value.split(","))
         except ValueError:
-            raise ConfigError(f"key colour {value!r} is not green, blue, #rrggbb or r,g,b") from None
+            raise ConfigError(f"effects.chroma.key_color {value!r} is not green, blue, #rrggbb or r,g,b") from None
     if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-        raise ConfigError(f"key colour {value!r} must be three values in 0..255")
+        raise ConfigError(f"effects.chroma.key_color {value!r} must be three values in 0..255")
     return (rgb[0], rgb[1], rgb[2])
-
-
-@dataclass(frozen=True)
-class ChromaKeySettings:
-    """Chroma-key settings (the ``effects.chroma`` config section).
-
-    Attributes:
-        key_color: RGB of the screen; default a typical chroma-key green.
-        tolerance: CbCr distance (``0..1``, units of 255) up to which a pixel is screen.
-        softness: width of the linear ramp after ``tolerance`` (the soft edge), > 0.
-        spill: spill-suppression strength, 0 (off) .. 1 (full).
-    """
-
-    key_color: tuple[int, int, int] = KEY_COLORS["green"]
-    tolerance: float = 0.15
-    softness: float = 0.10
-    spill: float = 0.6
-
-    def __post_init__(self) -> None:
-        parse_key_color(self.key_color)
-        if not 0.0 <= self.tolerance < 1.0:
-            raise ConfigError(f"effects.chroma.tolerance must be in [0, 1), got {self.tolerance}")
-        if not 0.0 < self.softness <= 1.0:
-            raise ConfigError(f"effects.chroma.softness must be in (0, 1], got {self.softness}")
-        if not 0.0 <= self.spill <= 1.0:
-            raise ConfigError(f"effects.chroma.spill must be in [0, 1], got {self.spill}")
 
 
 def _chroma(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,8 +62,8 @@ class ChromaKeyer:
 
     name = "chroma"
 
-    def __init__(self, settings: ChromaKeySettings | None = None) -> None:
-        self.settings = settings or ChromaKeySettings()
+    def __init__(self, settings: ChromaKeyConfig | None = None) -> None:
+        self.settings = settings or ChromaKeyConfig()
         key = np.array(parse_key_color(self.settings.key_color), dtype=np.uint8).reshape(1, 1, 3)
         cr, cb = _chroma(key)
         self._key_cr, self._key_cb = float(cr[0, 0]), float(cb[0, 0])

@@ -14,46 +14,21 @@ whole frame and ``--effect person`` keeps the whole camera frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from livestyle.config import PersonMaskConfig
 from livestyle.errors import ConfigError, WeightsError
 from livestyle.models.segmentation import MODNet, load_modnet
 from livestyle.pipeline.masks.base import MaskResult
 
-__all__ = ["PersonMaskSettings", "PersonSegmenter", "resolve_person_checkpoint", "open_person_segmenter", "model_input_size"]
+__all__ = ["PersonSegmenter", "resolve_person_checkpoint", "open_person_segmenter", "model_input_size"]
 
 WEIGHTS_ROLE = "model"
 """Role of the checkpoint file in ``configs/models/modnet-webcam.yaml``."""
-
-
-@dataclass(frozen=True)
-class PersonMaskSettings:
-    """Person-mask settings (the ``effects.person`` config section).
-
-    Attributes:
-        model: registry name of the segmentation weights.
-        checkpoint: a local checkpoint file to use instead of the registry (``.ckpt``/``.safetensors``).
-        input_size: short side in pixels the model sees (multiple of 32; 256 is a CPU-friendly default).
-        device: torch device for the model (``cpu`` keeps it off the generator's GPU).
-        interval: run the model on every n-th frame, reuse its matte in between.
-    """
-
-    model: str = "modnet-webcam"
-    checkpoint: str | None = None
-    input_size: int = 256
-    device: str = "cpu"
-    interval: int = 1
-
-    def __post_init__(self) -> None:
-        if self.input_size < 32 or self.input_size % 32:
-            raise ConfigError(f"effects.person.input_size must be a multiple of 32 (>= 32), got {self.input_size}")
-        if self.interval < 1:
-            raise ConfigError(f"effects.person.interval must be >= 1, got {self.interval}")
 
 
 def model_input_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -67,8 +42,10 @@ class PersonSegmenter:
 
     name = "person"
 
-    def __init__(self, model: MODNet, settings: PersonMaskSettings | None = None) -> None:
-        self.settings = settings or PersonMaskSettings()
+    def __init__(self, model: MODNet, settings: PersonMaskConfig | None = None) -> None:
+        self.settings = settings or PersonMaskConfig()
+        if self.settings.input_size % 32:
+            raise ConfigError(f"effects.person.input_size must be a multiple of 32, got {self.settings.input_size}")
         self.model = model
         self._device = next(model.parameters()).device
         self._last: np.ndarray | None = None
@@ -98,7 +75,7 @@ class PersonSegmenter:
         self._count = 0
 
 
-def resolve_person_checkpoint(settings: PersonMaskSettings) -> Path:
+def resolve_person_checkpoint(settings: PersonMaskConfig) -> Path:
     """The checkpoint file to load: ``settings.checkpoint`` or the registry's file for ``settings.model``."""
     if settings.checkpoint:
         path = Path(settings.checkpoint).expanduser()
@@ -116,8 +93,8 @@ def resolve_person_checkpoint(settings: PersonMaskSettings) -> Path:
         ) from None
 
 
-def open_person_segmenter(settings: PersonMaskSettings | None = None) -> PersonSegmenter:
+def open_person_segmenter(settings: PersonMaskConfig | None = None) -> PersonSegmenter:
     """Resolve, load and wrap the person-segmentation model (raises WeightsError / ModelLoadError)."""
-    settings = settings or PersonMaskSettings()
+    settings = settings or PersonMaskConfig()
     model = load_modnet(resolve_person_checkpoint(settings), device=settings.device)
     return PersonSegmenter(model, settings)
