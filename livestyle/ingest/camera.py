@@ -277,6 +277,7 @@ class CameraSource:
                             self._reader.close()
                             self._reader = None
                             retry_at = self._clock() + BACKOFF[0]
+                            attempt = 1
                 if image is None:
                     if last is None:
                         self._sleep(1.0 / self._fps)

@@ -3,8 +3,8 @@
 Files (anything with a known duration) loop and are paced in real time by default; live streams
 are read as they arrive with FFmpeg's low-latency input options. Frames leave as ``uint8`` RGB
 ``[H, W, 3]`` at one size for the whole stream: a source that changes resolution mid-stream is
-scaled to the size promised by ``open()`` (the requested ``size``, else the first frame's size),
-in the same swscale pass that converts YUV to RGB.
+scaled to the size promised by ``open()`` (the requested ``size``, else the size FFmpeg reports
+after probing), in the same swscale pass that converts YUV to RGB.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class MediaSource:
 
     Args:
         target: a file path or URL.
-        size: ``(width, height)`` of the frames handed out; None keeps the first frame's size.
+        size: ``(width, height)`` of the frames handed out; None keeps the probed size.
         fps: highest frame rate handed out (frames of a faster source are skipped before any
             conversion); None keeps the source's rate.
         pace: files only: release frames in real time.
