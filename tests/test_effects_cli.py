@@ -1,0 +1,78 @@
+"""`livestyle run --effect ... --mask chroma` end to end: a real green-screen clip in, a real file out."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livestyle.cli import main
+from livestyle.pipeline.masks.overlay import PREVIEW_TINT
+
+av = pytest.importorskip("av")
+
+W, H, N = 160, 96, 8
+GREEN = (0, 177, 64)
+SKIN = (224, 172, 140)
+
+
+def write_green_clip(path: Path) -> None:
+    """A green screen with a skin-coloured subject block (cols 48..111) in every frame."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(24))
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"crf": "0", "preset": "ultrafast"}
+        for i in range(N):
+            img = np.empty((H, W, 3), np.uint8)
+            img[:] = GREEN
+            img[16:, 48:112] = SKIN
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("effect", ["background", "person"])
+def test_mask_preview_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], effect: str) -> None:
+    clip, out = tmp_path / "green.mp4", tmp_path / "out.mkv"
+    write_green_clip(clip)
+    code = main([
+        "run", "--source", str(clip), "--sink", str(out), "--model", "passthrough", "--size", f"{W}x{H}",
+        "--max-frames", str(N), "--no-pace", "--no-loop", "--quiet",
+        "--effect", effect, "--mask", "chroma", "--mask-preview",
+    ])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    frames = decoded(out)
+    assert len(frames) == N
+    tint = np.array(PREVIEW_TINT, np.float32)
+    for img in frames:
+        screen = img[4:12, 4:40].astype(np.float32).mean(axis=(0, 1))
+        subject = img[40:80, 64:96].astype(np.float32).mean(axis=(0, 1))
+        # the screen is tinted towards magenta, the subject is left as it was
+        assert np.abs(screen - (0.6 * tint + 0.4 * np.array(GREEN))).max() < 20, screen
+        assert np.abs(subject - np.array(SKIN)).max() < 12, subject
+
+
+def test_unknown_effect_and_mask_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--source", "pattern", "--sink", "null", "--effect", "sky", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == "error: effects.mode: expected one of full, background, person, got 'sky'"
+    assert main(["run", "--source", "pattern", "--sink", "null", "--effect", "background", "--mask", "depth", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == "error: effects.mask: expected one of chroma, person, got 'depth'"
+
+
+def test_missing_person_model_names_the_pull_command(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path / "weights"))
+    code = main(["run", "--source", "pattern", "--sink", "null", "--max-frames", "2", "--effect", "background", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err.startswith("error: the person mask model modnet-webcam is not available (")
+    assert err.endswith("download it once with: livestyle weights pull modnet-webcam")
