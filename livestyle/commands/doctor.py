@@ -1,0 +1,259 @@
+"""``livestyle doctor``: what this machine offers livestyle, and the fix for each missing piece.
+
+Each check is a small function returning a :class:`Check`; none of them needs the network
+(the OBS check only tries a TCP connection to the configured host and port).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+__all__ = ["register", "doctor", "Check", "run_checks"]
+
+EXAMPLES = """
+Examples:
+
+  livestyle doctor
+
+  livestyle doctor --json
+
+  livestyle doctor --obs-host 192.168.1.20 --obs-port 4455
+"""
+
+Status = Literal["ok", "warn", "missing"]
+
+ENCODERS = ("libx264", "h264", "h264_nvenc", "libvpx", "libopus", "aac")
+"""Encoders worth knowing about: recordings and streams (x264, NVENC), WebRTC (VP8, Opus)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report: ``status`` ok / warn (works, with limits) / missing."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def check_python() -> Check:
+    v = sys.version_info
+    ok = v >= (3, 10)
+    return Check("python", "ok" if ok else "missing", platform.python_version(),
+                 "" if ok else "install Python 3.10 or newer")
+
+
+def check_torch_gpu() -> list[Check]:
+    try:
+        import torch
+    except ImportError:
+        return [Check("torch", "missing", "not installed", "bash scripts/setup.sh (installs the right torch build)")]
+    out = [Check("torch", "ok", torch.__version__)]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            out.append(Check(f"gpu:{i}", "ok", f"{p.name}, {p.total_memory / 2**30:.0f} GiB, "
+                             f"compute {p.major}.{p.minor}, CUDA {torch.version.cuda}"))
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append(Check("gpu", "warn", "Apple MPS (models run slowly; passthrough is fine)"))
+    else:
+        out.append(Check(
+            "gpu", "missing", "no CUDA GPU: only passthrough and bypass run in real time",
+            "on an NVIDIA machine install the driver and a CUDA build of torch "
+            "(https://pytorch.org/get-started/locally/), then rerun scripts/setup.sh",
+        ))
+    return out
+
+
+def check_pyav() -> list[Check]:
+    try:
+        import av
+    except ImportError:
+        return [Check("pyav", "missing", "not installed (files, streams and cameras need it)",
+                      "pip install 'livestyle[io]'")]
+    out = [Check("pyav", "ok", f"{av.__version__} (FFmpeg {_ffmpeg_version(av)})")]
+    have, lack = [], []
+    for name in ENCODERS:
+        try:
+            av.codec.Codec(name, "w")
+            have.append(name)
+        except Exception:  # noqa: BLE001 - av raises several types for "no such encoder"
+            lack.append(name)
+    essential = {"libx264", "libvpx"} & set(lack)
+    status: Status = "missing" if essential else ("warn" if lack else "ok")
+    detail = "encoders: " + ", ".join(have) + (f"; not available: {', '.join(lack)}" if lack else "")
+    fix = ""
+    if essential:
+        fix = "reinstall PyAV from its wheels (pip install --force-reinstall av), which bundle x264 and libvpx"
+    elif "h264_nvenc" in lack:
+        fix = "h264_nvenc (GPU encoding) needs an NVIDIA GPU and an FFmpeg build with NVENC; libx264 is used instead"
+    out.append(Check("codecs", status, detail, fix))
+    return out
+
+
+def _ffmpeg_version(av: object) -> str:
+    versions = getattr(av, "ffmpeg_version_info", None) or getattr(av, "library_versions", {})
+    if isinstance(versions, str):
+        return versions
+    if isinstance(versions, dict):
+        lib = versions.get("libavformat")
+        return ".".join(str(x) for x in lib) if lib else "?"
+    return "?"
+
+
+def check_ffmpeg_cli() -> Check:
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        return Check("ffmpeg (srt://)", "warn", "no ffmpeg command: srt:// sources and sinks are off",
+                     "apt install ffmpeg (or brew install ffmpeg); PyAV's wheels have no SRT")
+    try:
+        protocols = subprocess.run([exe, "-hide_banner", "-protocols"], capture_output=True,
+                                   text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Check("ffmpeg (srt://)", "warn", f"{exe} did not run: {exc}", "reinstall ffmpeg")
+    if "srt" in protocols.split():
+        return Check("ffmpeg (srt://)", "ok", f"{exe} with libsrt")
+    return Check("ffmpeg (srt://)", "warn", f"{exe} has no libsrt: srt:// is off",
+                 "install an ffmpeg built with libsrt (Debian/Ubuntu's ffmpeg has it)")
+
+
+def check_opencv() -> Check:
+    try:
+        import cv2
+    except ImportError:
+        return Check("opencv (window)", "missing", "not installed", "pip install 'livestyle[io]'")
+    info = cv2.getBuildInformation()
+    gui_line = next((ln for ln in info.splitlines() if ln.strip().startswith("GUI:")), "")
+    if "NONE" in gui_line.upper():
+        return Check("opencv (window)", "warn", f"{cv2.__version__} without a GUI: the window sink is off",
+                     "pip uninstall -y opencv-python-headless && pip install opencv-python")
+    return Check("opencv (window)", "ok", f"{cv2.__version__}, {gui_line.split(':', 1)[-1].strip()}")
+
+
+def _video_devices() -> list[tuple[str, str]]:
+    """``(path, name)`` of every /dev/video* (Linux); the name from sysfs when readable."""
+    out = []
+    for path in sorted(glob.glob("/dev/video*")):
+        name_file = Path("/sys/class/video4linux") / Path(path).name / "name"
+        try:
+            name = name_file.read_text().strip()
+        except OSError:
+            name = "?"
+        out.append((path, name))
+    return out
+
+
+def _is_loopback(name: str) -> bool:
+    lowered = name.lower()
+    return "loopback" in lowered or "dummy" in lowered or "virtual" in lowered or "obs" in lowered
+
+
+def check_cameras() -> Check:
+    system = platform.system()
+    if system != "Linux":
+        return Check("cameras", "warn", f"not listed on {system}",
+                     "try: livestyle run --source webcam --sink window")
+    cams = [f"{p} ({n})" for p, n in _video_devices() if not _is_loopback(n)]
+    if cams:
+        return Check("cameras", "ok", ", ".join(cams))
+    return Check("cameras", "missing", "no camera device (/dev/video*)",
+                 "plug in a webcam (and check `ls /dev/video*`), or use --source pattern or a video file")
+
+
+def check_virtualcam() -> Check:
+    from livestyle.output.virtualcam import setup_hint
+
+    try:
+        import pyvirtualcam  # noqa: F401
+    except ImportError:
+        return Check("virtual camera", "missing", "pyvirtualcam not installed", "pip install 'livestyle[vcam]'")
+    system = platform.system()
+    if system != "Linux":
+        return Check("virtual camera", "warn", f"pyvirtualcam installed; device not checked on {system}",
+                     setup_hint(system))
+    loops = [f"{p} ({n})" for p, n in _video_devices() if _is_loopback(n)]
+    if loops:
+        return Check("virtual camera", "ok", ", ".join(loops))
+    return Check("virtual camera", "missing", "no v4l2loopback device", setup_hint(system))
+
+
+def check_obs(host: str, port: int, timeout: float = 0.5) -> Check:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return Check("obs websocket", "missing", f"nothing listens on {host}:{port} ({reason})",
+                     f"start OBS and enable Tools > WebSocket Server Settings > Enable (port {port})")
+    try:
+        import obswebsocket  # noqa: F401
+    except ImportError:
+        return Check("obs websocket", "warn", f"{host}:{port} reachable; client library missing",
+                     "pip install 'livestyle[obs]'")
+    return Check("obs websocket", "ok", f"{host}:{port} reachable")
+
+
+def check_chromium() -> Check:
+    for exe in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(exe)
+        if path:
+            return Check("chromium", "ok", path)
+    return Check("chromium", "warn", "no Chromium/Chrome found (any browser opens the web UI; the browser tests need it)",
+                 "apt install chromium chromium-driver")
+
+
+def run_checks(obs_host: str = "127.0.0.1", obs_port: int = 4455) -> list[Check]:
+    """Every check, in the order they are printed."""
+    steps: list[Callable[[], Check | list[Check]]] = [
+        check_python,
+        check_torch_gpu,
+        check_pyav,
+        check_ffmpeg_cli,
+        check_opencv,
+        check_cameras,
+        check_virtualcam,
+        lambda: check_obs(obs_host, obs_port),
+        check_chromium,
+    ]
+    out: list[Check] = []
+    for step in steps:
+        result = step()
+        out.extend(result if isinstance(result, list) else [result])
+    return out
+
+
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as one JSON line")] = False,
+    obs_host: Annotated[str, typer.Option("--obs-host", help="Where OBS's websocket should be")] = "127.0.0.1",
+    obs_port: Annotated[int, typer.Option("--obs-port", help="OBS websocket port")] = 4455,
+) -> None:
+    """Check GPU, torch, codecs, cameras, virtual camera, OBS and Chromium, with a fix for each gap."""
+    checks = run_checks(obs_host, obs_port)
+    if as_json:
+        print(json.dumps([asdict(c) for c in checks]))
+        return
+    width = max(len(c.name) for c in checks)
+    mark = {"ok": "ok  ", "warn": "warn", "missing": "MISS"}
+    for c in checks:
+        print(f"[{mark[c.status]}] {c.name:<{width}}  {c.detail}")
+        if c.fix:
+            print(f"       {'':<{width}}  fix: {c.fix}")
+    missing = sum(c.status == "missing" for c in checks)
+    print(f"\n{len(checks) - missing} of {len(checks)} checks passed"
+          + ("; livestyle demo works on any machine" if missing else ""))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor", help=(doctor.__doc__ or "") + "\n\n" + EXAMPLES)(doctor)
