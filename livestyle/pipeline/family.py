@@ -64,7 +64,9 @@ class FamilyConfig:
             frame, positions restart at ``kv_cache_frames - latents_per_chunk`` (0: never).
         context_noise: timestep of the clean re-run in ``"rerun"`` mode (0).
         attention_bias: Krea's KV-cache attention bias in ``(0, 1]`` (1: off).
-        recompute_frames: ``"recompute"`` mode: clean context latent frames rebuilt before each block.
+        recompute_frames: ``"recompute"`` mode: clean context latent frames rebuilt before each block
+            (the cache then holds these plus one chunk; ``sink_frames`` 1 keeps the first frame out
+            of the attention bias).
         recache_on_prompt: LongLive: after a prompt change, re-run the cached clean frames with the
             new prompt so the self-attention K/V follow it.
         transition: ``"linear"`` or ``"slerp"`` prompt-embedding blend.
@@ -179,7 +181,7 @@ FAMILY_PRESETS: dict[str, FamilyConfig] = {
         kv_cache_frames=6,
         recompute_frames=3,
         attention_bias=0.3,
-        sink_frames=0,
+        sink_frames=1,
     ),
 }
 """Reference settings of each family; a YAML ``pipeline:`` mapping names one as ``family:`` and overrides keys."""

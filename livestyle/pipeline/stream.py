@@ -1,0 +1,525 @@
+"""StreamPipeline: live frames in, styled frames out, chunk by chunk (MODEL_SPEC §3–5).
+
+Per chunk: frames → pixels ``[1, 3, T, H, W]`` in [-1, 1] → streaming encode (Wan VAE or the tiny
+encoder) → noise injection at the requested strength → causal DiT denoising with a KV cache →
+streaming decode → frames that keep the pts / capture time / index of the inputs they came from.
+
+One denoising loop serves every family; :class:`~livestyle.pipeline.family.FamilyConfig.kv_mode`
+switches what the cache holds:
+
+- ``stream_batch`` (StreamDiffusionV2): the first chunk runs every step sequentially; then the
+  cache is replicated to one row per step and each chunk enters slot 0 of a ``[steps, 16, F, h, w]``
+  batch; ONE transformer call advances every slot one step, slot ``i < steps-1`` is re-noised to
+  step ``i+1``, the last slot leaves finished. Output lags the input by ``steps - 1`` chunks.
+- ``rerun`` (Self-Forcing, LongLive): sequential steps, then a call at ``context_noise`` on the
+  result overwrites the block's cache slots with clean K/V.
+- ``recompute`` (Krea): before each block after the first the cache is rebuilt by one
+  block-causal t=0 pass over [first-frame latent, last k-1 clean latents]; generation adds the
+  KV attention bias.
+
+All streaming state (caches, stream-batch slots, encoder/decoder caches, motion controller, noise
+generator, clean-latent history) lives in one :class:`StreamState` that ``reset()`` replaces; the
+live controls (strength, steps, seed, bypass, decoder, size) live in :class:`Controls`. Commands
+apply between chunks only.
+
+No host syncs in the hot loop except the one per chunk that moves the decoded pixels to the host
+(plus SDV2's motion scalar, which its schedule needs as a Python number); the NaN/Inf check rides
+on that same transfer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from livestyle.control.commands import (
+    Reset,
+    SetBypass,
+    SetDecoder,
+    SetEffect,
+    SetPrompt,
+    SetSeed,
+    SetSize,
+    SetSteps,
+    SetStrength,
+    Stop,
+)
+from livestyle.errors import ControlError, PipelineError
+from livestyle.models.dit import CausalWanDiT
+from livestyle.models.kv_cache import BlockSlots, KVCache
+from livestyle.models.scheduler import add_noise, krea_steps, sigma_for_timestep, warp_steps, x0_from_velocity
+from livestyle.models.vae import StreamingAutoencoder
+from livestyle.pipeline.chunking import ChunkPlan, frames_to_pixels, pixels_to_images
+from livestyle.pipeline.family import FamilyConfig
+from livestyle.pipeline.frames import Frame
+from livestyle.pipeline.noise import MotionController, NoiseSource, mix, motion_distance, sdv2_first_step
+from livestyle.pipeline.prompts import PromptState
+from livestyle.pipeline.timing import StageTimer
+
+__all__ = ["StreamPipeline", "StreamModels", "Controls", "StreamState", "PromptEncoder", "schedule_for"]
+
+log = logging.getLogger(__name__)
+
+
+class PromptEncoder(Protocol):
+    """Text → embedding ``[1, L, text_dim]`` (umT5 output, padding zeroed), cached per text."""
+
+    def __call__(self, text: str) -> torch.Tensor: ...
+
+
+@dataclass
+class StreamModels:
+    """The networks a stream runs, already on the device and in the compute dtype.
+
+    ``codecs`` maps a decoder choice (``"wan"``, ``"tiny-decoder"``, ``"tiny"``) to
+    ``(encoder, decoder)`` factories of fresh streaming autoencoders (their caches are stream state);
+    ``encode_image`` encodes one picture ``[1, 3, 1, H, W]`` on its own (Krea's first-frame
+    re-encode); the encoder's latent space must match the family (``raw`` for SDV2).
+    """
+
+    dit: CausalWanDiT
+    prompt_encoder: PromptEncoder
+    codecs: dict[str, tuple[Callable[[], StreamingAutoencoder], Callable[[], StreamingAutoencoder]]]
+    encode_image: Callable[[torch.Tensor], torch.Tensor] | None = None
+    label: str = ""
+
+
+@dataclass
+class Controls:
+    """Live settings; every change is validated by :meth:`StreamPipeline.apply`."""
+
+    prompt: str
+    strength: float
+    steps: int
+    seed: int
+    width: int
+    height: int
+    decoder: str = "wan"
+    bypass: bool = False
+    effect: str = "full"
+
+
+@dataclass
+class _Pending:
+    """Input frames whose styled versions are still in flight (stream-batch slots)."""
+
+    frames: list[Frame]
+
+
+@dataclass
+class StreamState:
+    """Everything a stream remembers between chunks; ``StreamPipeline.reset`` makes a new one."""
+
+    plan: ChunkPlan
+    encoder: StreamingAutoencoder
+    decoder: StreamingAutoencoder
+    noise: NoiseSource
+    motion: MotionController
+    cache: KVCache | None = None
+    chunks: int = 0
+    source_size: tuple[int, int] | None = None
+    last_pixel: torch.Tensor | None = None
+    prompt_version: int = -1
+    # stream batch
+    hidden: torch.Tensor | None = None
+    slot_t: torch.Tensor | None = None
+    in_flight: deque[_Pending] = field(default_factory=deque)
+    # clean history (rerun: LongLive re-cache; recompute: Krea context)
+    clean: deque[torch.Tensor] = field(default_factory=deque)
+    decoded: deque[torch.Tensor] = field(default_factory=deque)
+    first_latent: torch.Tensor | None = None
+
+
+def schedule_for(family: FamilyConfig, steps: int, strength: float) -> list[float]:
+    """The chunk's denoising timesteps (floats in 0..1000) before any per-chunk first-step change.
+
+    ``sdv2``: the first ``steps`` entries of ``family.timesteps`` (warped if the family warps) with
+    the first replaced by ``int(1000*strength) - 100`` (700 at 0.8); ``schedule``: Krea's warped
+    ``linspace(1000*strength, 0, n)``.
+    """
+    if family.noise == "schedule":
+        s = max(strength, 1e-3)
+        if family.final_zero_step:
+            return krea_steps(s, max(steps, 2), family.shift)
+        return krea_steps(s, steps + 1, family.shift)[:-1]
+    ts = list(family.timesteps[:steps])
+    if family.warp:
+        ts = warp_steps(ts, family.shift)
+    ts[0] = float(sdv2_first_step(strength))
+    return ts
+
+
+class StreamPipeline:
+    """The generator stage for every causal Wan family (implements ``pipeline.frames.Generator``).
+
+    Args:
+        models: the networks (:class:`StreamModels`).
+        family: the family's streaming settings.
+        controls: starting live settings (prompt, strength, steps, seed, working size, decoder).
+        device, dtype: where and in what precision the stream runs (``cuda``/``bfloat16`` for speed).
+        transition_chunks: default prompt-blend length (None: the family's).
+        name: the name reported in stats.
+    """
+
+    def __init__(self, models: StreamModels, family: FamilyConfig, controls: Controls, *,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 transition_chunks: int | None = None, name: str = "stream") -> None:
+        self.name = name
+        self.models = models
+        self.family = family
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.controls = controls
+        self._validate_strength(controls.strength)
+        self._validate_steps(controls.steps)
+        if controls.decoder not in models.codecs:
+            raise PipelineError(f"decoder {controls.decoder!r} is not available for this model; use one of {', '.join(models.codecs)}")
+        self.timer = StageTimer(self.device)
+        self.prompts = PromptState(
+            controls.prompt, self._embed(controls.prompt), mode=family.transition,
+            default_chunks=family.transition_chunks if transition_chunks is None else transition_chunks,
+        )
+        self.counters = {"chunks": 0, "frames_in": 0, "frames_out": 0, "resets": 0, "nonfinite_resets": 0, "oom": 0}
+        self.last_error = ""
+        self._state = self._new_state()
+
+    # ------------------------------------------------------------------ Generator protocol
+    def frames_needed(self) -> int:
+        if self.controls.bypass:
+            return 1
+        return self._state.plan.frames_needed(first=self._state.chunks == 0)
+
+    def process(self, frames: Sequence[Frame]) -> list[Frame]:
+        """Style one chunk; returns the styled frames that are ready (maybe none, maybe an earlier chunk's)."""
+        frames = list(frames)
+        self.counters["frames_in"] += len(frames)
+        if self.controls.bypass or not frames:
+            self.counters["frames_out"] += len(frames)
+            return frames
+        size = (frames[-1].width, frames[-1].height)
+        st = self._state
+        if st.source_size is not None and size != st.source_size:
+            log.info("input size changed from %dx%d to %dx%d; restarting the stream", *st.source_size, *size)
+            self.reset()
+            self.counters["frames_out"] += len(frames)
+            return frames  # this chunk was cut for the old stream; the next one starts the new stream
+        if len(frames) != self.frames_needed():
+            raise PipelineError(f"chunk has {len(frames)} frames but the pipeline asked for {self.frames_needed()}")
+        st.source_size = size
+        try:
+            out = self._run_chunk(st, frames)
+        except torch.OutOfMemoryError:
+            out = self._out_of_memory(frames)
+        self.counters["chunks"] += 1
+        self.counters["frames_out"] += len(out)
+        return out
+
+    def apply(self, command: object) -> None:
+        """Apply a command between chunks; bad values raise ``ControlError`` and change nothing."""
+        c = self.controls
+        if isinstance(command, SetPrompt):
+            emb = self._embed(command.text)
+            self.prompts.set_target(command.text, emb, command.transition_chunks)
+            c.prompt = command.text
+        elif isinstance(command, SetStrength):
+            self._validate_strength(command.value)
+            c.strength = float(command.value)
+            self._state.motion.init_scale = c.strength
+        elif isinstance(command, SetSteps):
+            self._validate_steps(command.value)
+            if command.value != c.steps:
+                c.steps = int(command.value)
+                if self.family.kv_mode == "stream_batch":
+                    self.reset()  # the slot batch is sized by steps
+        elif isinstance(command, SetSeed):
+            if command.value < 0:
+                raise ControlError(f"seed must be >= 0, got {command.value}")
+            c.seed = int(command.value)
+            self._state.noise.reseed(c.seed)
+        elif isinstance(command, SetBypass):
+            c.bypass = (not c.bypass) if command.value is None else bool(command.value)
+            self.reset()
+        elif isinstance(command, SetDecoder):
+            if command.value not in self.models.codecs:
+                raise ControlError(f"decoder {command.value!r} is not available for this model; use one of {', '.join(self.models.codecs)}")
+            c.decoder = command.value
+            self.reset()
+        elif isinstance(command, SetSize):
+            ChunkPlan.for_family(self.family, command.width, command.height)  # validates
+            c.width, c.height = command.width, command.height
+            self.reset()
+        elif isinstance(command, SetEffect):
+            c.effect = command.value
+        elif isinstance(command, Reset):
+            self.reset()
+        elif isinstance(command, Stop):
+            return
+        else:
+            raise ControlError(f"{type(command).__name__} is not a command the {self.name} generator understands")
+
+    def reset(self) -> None:
+        """Drop all temporal state; the next chunk starts a new stream (same prompt, seed, settings)."""
+        self.counters["resets"] += 1
+        self._state = self._new_state()
+
+    def stats(self) -> dict[str, Any]:
+        st = self._state
+        out: dict[str, Any] = {
+            "name": self.name,
+            "model": self.models.label,
+            "kv_mode": self.family.kv_mode,
+            **self.counters,
+            "prompt": self.controls.prompt,
+            "transition": self.prompts.progress,
+            "strength": self.controls.strength,
+            "steps": self.controls.steps,
+            "seed": self.controls.seed,
+            "bypass": self.controls.bypass,
+            "decoder": self.controls.decoder,
+            "size": f"{self.controls.width}x{self.controls.height}",
+            "latency_chunks": self.controls.steps if self.family.kv_mode == "stream_batch" else 1,
+            "stream_chunks": st.chunks,
+            "stages_ms": self.timer.summary(),
+            "last_error": self.last_error,
+        }
+        if st.cache is not None:
+            out["kv_next_frame"] = st.cache.next_frame.tolist()
+            out["kv_next_position"] = st.cache.next_pos.tolist()
+            out["kv_cache_bytes"] = st.cache.nbytes()
+        if self.device.type == "cuda":
+            out["cuda_max_allocated"] = torch.cuda.max_memory_allocated(self.device)
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _validate_strength(self, value: float) -> None:
+        if not 0.0 <= float(value) <= 1.0:
+            raise ControlError(f"strength {value} is outside [0, 1]; 0 keeps the input, 1 ignores it")
+
+    def _validate_steps(self, value: int) -> None:
+        if not 1 <= int(value) <= self.family.max_steps:
+            raise ControlError(f"steps {value} is not supported by this model; use 1..{self.family.max_steps}")
+
+    def _embed(self, text: str) -> torch.Tensor:
+        emb = self.models.prompt_encoder(text)
+        if emb.ndim == 2:
+            emb = emb[None]
+        return emb.to(device=self.device, dtype=self.dtype)
+
+    def _new_state(self) -> StreamState:
+        c = self.controls
+        plan = ChunkPlan.for_family(self.family, c.width, c.height)
+        enc_factory, dec_factory = self.models.codecs[c.decoder]
+        return StreamState(
+            plan=plan,
+            encoder=enc_factory(),
+            decoder=dec_factory(),
+            noise=NoiseSource(c.seed, self.device),
+            motion=MotionController(init_scale=c.strength, scale=c.strength),
+        )
+
+    def _new_cache(self, plan: ChunkPlan) -> KVCache:
+        f = self.family
+        n = plan.latents
+        if f.kv_mode == "recompute":
+            frames, sink = f.recompute_frames + max(plan.latents, plan.first_latents), f.sink_frames
+        else:
+            frames, sink = f.kv_cache_frames, f.sink_frames
+        return KVCache.allocate(
+            self.models.dit.config, batch=1, frames=frames, tokens_per_frame=plan.tokens_per_frame,
+            sink_frames=sink, device=self.device, dtype=self.dtype,
+            rope_refresh=f.rope_refresh_frames or None,
+            rope_rebase=(frames - n) if f.rope_refresh_frames else None,
+            adaptive_sink_threshold=f.adapt_sink_threshold if f.adapt_sink_threshold > -1 else None,
+        )
+
+    def _noise(self, st: StreamState, like: torch.Tensor) -> torch.Tensor:
+        """Noise shaped like ``like`` ``[B, C, F, h, w]``, drawn frame-major ``[B, F, C, h, w]`` (the
+        reference's layout, so a seed reproduces the authors' noise) and permuted."""
+        b, ch, fr, h, w = like.shape
+        return st.noise.draw((b, fr, ch, h, w), like.dtype).permute(0, 2, 1, 3, 4)
+
+    def _dit(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, cache: KVCache, block: BlockSlots,
+             kv_bias: float | None = None) -> torch.Tensor:
+        """One transformer call on ``x`` ``[B, 16, F, h, w]`` at timesteps ``t`` ``[B]``; returns x0 (same layout)."""
+        v = self.models.dit(x, t, ctx, cache=cache, block=block, kv_bias=kv_bias)
+        return x0_from_velocity(x, v, sigma_for_timestep(t, self.family.shift))
+
+    def _run_chunk(self, st: StreamState, frames: list[Frame]) -> list[Frame]:
+        c, f = self.controls, self.family
+        first = st.chunks == 0
+        with self.timer.stage("encode"):
+            pixels = frames_to_pixels(frames, c.width, c.height, self.device, self.dtype)
+            latents = st.encoder.encode(pixels).to(self.dtype)  # [1, 16, F, h, w]
+        # noise level for this chunk
+        timesteps = schedule_for(f, c.steps, c.strength)
+        if f.noise == "sdv2":
+            scale = c.strength
+            if not first and f.motion_control and st.last_pixel is not None:
+                scale, timesteps[0] = st.motion.update(float(motion_distance(st.last_pixel, pixels)))
+        else:
+            scale = timesteps[0] / 1000.0
+        st.last_pixel = pixels[:, :, -1:]
+        noisy = mix(latents, self._noise(st, latents), scale)
+        ctx = self.prompts.advance()
+        with self.timer.stage("denoise"):
+            out_latents, out_frames = self._denoise(st, noisy, timesteps, ctx, frames)
+        st.chunks += 1
+        if out_latents is None:
+            return []
+        with self.timer.stage("decode"):
+            decoded = st.decoder.decode(out_latents)
+            finite = torch.isfinite(out_latents).all()
+            images = pixels_to_images(decoded, *st.source_size)  # the one host transfer per chunk
+        if not bool(finite):
+            self.counters["nonfinite_resets"] += 1
+            self.last_error = "non-finite latents; stream state reset"
+            log.warning("NaN/Inf in the denoised latents at chunk %d; resetting the stream state and continuing", st.chunks)
+            self._state = self._new_state()
+            return list(out_frames)
+        if f.kv_mode == "recompute":
+            st.decoded.extend(decoded[0].unbind(1))
+            while len(st.decoded) > 1 + (f.recompute_frames - 1) * 4:
+                st.decoded.popleft()
+        if len(images) != len(out_frames):
+            raise PipelineError(f"decoder returned {len(images)} frames for {len(out_frames)} inputs")
+        return [fr.with_image(img) for fr, img in zip(out_frames, images)]
+
+    # ---------------------------------------------------------------- the one denoising loop
+    def _denoise(self, st: StreamState, noisy: torch.Tensor, timesteps: list[float], ctx: torch.Tensor,
+                 frames: list[Frame]) -> tuple[torch.Tensor | None, list[Frame]]:
+        """Denoise one chunk's noisy latents ``[1, 16, F, h, w]``.
+
+        Returns ``(clean latents of the chunk now leaving the pipeline or None, its input frames)``.
+        """
+        f = self.family
+        dev = self.device
+        if st.cache is None:
+            st.cache = self._new_cache(st.plan)
+        cache = st.cache
+        prompt_changed = self.prompts.version != st.prompt_version
+        if prompt_changed:
+            cache.cross.reset()
+            if f.recache_on_prompt and st.prompt_version >= 0 and st.clean:
+                self._recache(st, ctx)
+            st.prompt_version = self.prompts.version
+
+        if f.kv_mode == "stream_batch" and st.hidden is not None:
+            return self._stream_batch_step(st, noisy, timesteps, ctx, frames)
+
+        # sequential steps: SDV2 warm-up, Self-Forcing/LongLive, Krea
+        kv_bias = None
+        if f.kv_mode == "recompute":
+            if st.chunks > 0:
+                self._recompute(st, ctx)
+            kv_bias = f.attention_bias
+        x = noisy
+        ts = torch.tensor(timesteps, device=dev, dtype=torch.float32)
+        x0 = x
+        block = cache.begin_block(x.shape[2])
+        for i in range(len(timesteps)):
+            x0 = self._dit(x, ts[i : i + 1], ctx, cache, block, kv_bias)
+            if i + 1 < len(timesteps):
+                x = add_noise(x0, self._noise(st, x0), sigma_for_timestep(ts[i + 1], f.shift))
+        if f.kv_mode == "rerun":  # clean K/V overwrite the noisy ones at the same slots
+            self._dit(x0, torch.full((1,), f.context_noise, device=dev), ctx, cache, block)
+        if f.kv_mode in ("rerun", "recompute"):
+            self._remember_clean(st, x0)
+        if f.kv_mode == "stream_batch":
+            steps = len(timesteps)
+            st.cache = cache.expand_batch(steps)
+            b, ch, _, h, w = x0.shape
+            st.hidden = torch.zeros((steps, ch, st.plan.latents, h, w), device=dev, dtype=x0.dtype)
+            st.slot_t = ts.clone()
+            st.in_flight = deque()
+        return x0, frames
+
+    def _stream_batch_step(self, st: StreamState, noisy: torch.Tensor, timesteps: list[float], ctx: torch.Tensor,
+                           frames: list[Frame]) -> tuple[torch.Tensor | None, list[Frame]]:
+        """SDV2 stream batch: one transformer call advances every slot one step (§4.3)."""
+        assert st.hidden is not None and st.slot_t is not None and st.cache is not None
+        f, cache = self.family, st.cache
+        steps = st.hidden.shape[0]
+        hidden = torch.cat([noisy, st.hidden[:-1]], dim=0)
+        st.slot_t[0] = timesteps[0]
+        f0 = st.plan.first_latents
+        block = cache.begin_block(hidden.shape[2])
+        # Rows that hold no chunk yet (the first steps-1 calls) must not advance: SDV2 starts every
+        # row at the frame after the warm-up chunk, so a row's first real chunk overwrites the
+        # slots its placeholder wrote (kv_cache_starts in causal_stream_inference.py).
+        empty_rows = len(st.in_flight) + 1
+        if empty_rows < steps:
+            cache.next_frame[empty_rows:].fill_(f0)
+            cache.next_pos[empty_rows:].fill_(f0)
+        x0 = self._dit(hidden, st.slot_t, ctx, cache, block)
+        if steps > 1:
+            renoised = add_noise(x0[:-1], self._noise(st, x0[:-1]), sigma_for_timestep(st.slot_t[1:], f.shift))
+            st.hidden = torch.cat([renoised, x0[-1:]], dim=0)
+        else:
+            st.hidden = x0
+        st.in_flight.appendleft(_Pending(frames))
+        if len(st.in_flight) < steps:
+            return None, []
+        done = st.in_flight.pop()
+        return x0[-1:], done.frames
+
+    def _remember_clean(self, st: StreamState, x0: torch.Tensor) -> None:
+        f = self.family
+        keep = f.recompute_frames if f.kv_mode == "recompute" else f.kv_cache_frames - f.sink_frames
+        if st.first_latent is None:
+            st.first_latent = x0[:, :, :1]
+        st.clean.extend(x0.unbind(2))
+        while len(st.clean) > keep:
+            st.clean.popleft()
+
+    def _recompute(self, st: StreamState, ctx: torch.Tensor) -> None:
+        """Krea: rebuild the cache from clean context at t=0 with one block-causal pass (§5.1)."""
+        f, cache = self.family, st.cache
+        assert cache is not None
+        k = f.recompute_frames
+        recent = list(st.clean)[-(k - 1):] if k > 1 else []
+        first = st.first_latent
+        slid = (st.chunks - 1) * self.family.latents_per_chunk >= k
+        if slid and self.models.encode_image is not None and st.decoded:
+            first = self.models.encode_image(st.decoded[0][None, :, None]).to(self.dtype)
+        assert first is not None
+        context = torch.cat([first, *[z[:, :, None] for z in recent]], dim=2)
+        cache.reset()
+        cache.cross.reset()
+        blk = cache.begin_block(context.shape[2])
+        zeros = torch.zeros((1,), device=self.device)
+        self.models.dit(context, zeros, ctx, cache=cache, block=blk, causal_block_frames=f.latents_per_chunk)
+
+    def _recache(self, st: StreamState, ctx: torch.Tensor) -> None:
+        """LongLive: re-run the cached clean frames at t=0 with the new prompt, at their own slots."""
+        cache = st.cache
+        assert cache is not None
+        f = self.family
+        generated = f.first_chunk_latents + (st.chunks - 1) * f.latents_per_chunk
+        n = min(len(st.clean), cache.ring_frames, generated - cache.sink_frames)
+        if n <= 0:
+            return
+        clean = torch.stack(list(st.clean)[-n:], dim=2)
+        blk = cache.recent_block(n)
+        zeros = torch.zeros((1,), device=self.device)
+        self.models.dit(clean, zeros, ctx, cache=cache, block=blk, causal_block_frames=f.latents_per_chunk)
+        cache.cross.reset()
+
+    def _out_of_memory(self, frames: list[Frame]) -> list[Frame]:
+        self.counters["oom"] += 1
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        c = self.controls
+        if c.steps > 1:
+            c.steps -= 1
+            self.last_error = f"CUDA out of memory; stepped down to {c.steps} steps"
+        else:
+            c.bypass = True
+            self.last_error = "CUDA out of memory at 1 step; showing the raw input (bypass) — lower the size or use the tiny decoder"
+        log.warning(self.last_error)
+        self._state = self._new_state()
+        return frames
