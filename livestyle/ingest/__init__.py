@@ -67,7 +67,12 @@ def open_source(
 
         return PatternSource(size, fps, pace=pace)
     if lowered in ("webrtc", "whip"):
-        module = importlib.import_module("livestyle.ingest.webrtc")
+        try:
+            module = importlib.import_module("livestyle.ingest.webrtc")
+        except ImportError as exc:
+            raise SourceError(
+                f"the {lowered} source needs the web extra ({exc}): pip install 'livestyle[web]'"
+            ) from exc
         return module.open_webrtc_source(spec, size=size, fps=fps)
     if _is_camera(spec):
         from livestyle.ingest.camera import CameraSource, camera_device

@@ -65,7 +65,12 @@ def open_sink(spec: str, *, fps: float | None = None) -> Sink:
 
         return VirtualCamSink(spec.partition(":")[2] or None, fps=fps)
     if lowered in ("webrtc", "whep"):
-        module = importlib.import_module("livestyle.output.webrtc")
+        try:
+            module = importlib.import_module("livestyle.output.webrtc")
+        except ImportError as exc:
+            raise SinkError(
+                f"the {lowered} sink needs the web extra ({exc}): pip install 'livestyle[web]'"
+            ) from exc
         return module.open_webrtc_sink(spec, fps=fps)
     scheme = urlsplit(spec).scheme.lower() if "://" in spec else ""
     if scheme == "srt":
