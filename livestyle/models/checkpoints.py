@@ -135,7 +135,11 @@ def read_state_dict(path: str | Path) -> dict:
 # The Wan DiT: format detection, key remapping, loading (MODEL_SPEC §2)
 # ---------------------------------------------------------------------------------------------
 
-DiTFormat = Literal["wan", "comfy", "diffusers", "self_forcing", "causvid", "sdv2", "krea"]
+#: Layout names: ``wan`` (original safetensors), ``comfy`` (``model.diffusion_model.``), ``diffusers``,
+#: ``krea`` (flat safetensors, ``model.``), ``pt_generator_ema`` (Self-Forcing), ``pt_generator``
+#: (CausVid, StreamDiffusionV2, LongLive base, Self-Forcing without EMA), ``pt_state_dict``
+#: (pickles with ``model``/``state_dict`` containers or bare tensor dicts, e.g. SDV2 variants).
+DiTFormat = Literal["wan", "comfy", "diffusers", "krea", "pt_generator_ema", "pt_generator", "pt_state_dict"]
 
 #: Container keys of pickled training saves, in order of preference (EMA weights first: that is
 #: what Self-Forcing's demo and inference use).
@@ -215,11 +219,11 @@ def detect_dit_format(raw: dict, container: str | None, path: Path) -> DiTFormat
     if any(any(m in k for m in _DIFFUSERS_MARKERS) for k in keys):
         return "diffusers"
     if container == "generator_ema":
-        return "self_forcing"
+        return "pt_generator_ema"
     if container == "generator":
-        return "causvid"
+        return "pt_generator"
     if container is not None or path.suffix in (".pt", ".pth", ".bin", ".ckpt") or path.is_dir() and not any(path.glob("*.safetensors*")):
-        return "sdv2"
+        return "pt_state_dict"
     if any(k.startswith("model.diffusion_model.") for k in keys):
         return "comfy"
     if any(k.startswith("model.") for k in keys):

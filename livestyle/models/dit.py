@@ -191,8 +191,9 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         q = self.norm_q(self.q(x)).unflatten(-1, (self.num_heads, -1))
-        if k.shape[0] != q.shape[0]:
-            k, v = k.expand(q.shape[0], *k.shape[1:]), v.expand(q.shape[0], *v.shape[1:])
+        if k.shape[0] != q.shape[0]:  # one prompt for a whole batch (real strides for flash-attn)
+            k = k.expand(q.shape[0], *k.shape[1:]).contiguous()
+            v = v.expand(q.shape[0], *v.shape[1:]).contiguous()
         out = attention(q, k.to(q.dtype), v.to(q.dtype))
         return self.o(out.flatten(2))
 

@@ -46,6 +46,12 @@ Usage
     blk = cache.recent_block(9)                        # LongLive recache: rewrite last 9 frames
                                                        # at their positions (sinks untouched)
 
+    cache.set_next_position(5)                         # manual RoPE re-base (SDV2 refresh is automatic)
+
+    warm = KVCache.allocate(..., batch=1, ...)         # SDV2 stream batch: warm up with batch 1,
+    cache = warm.expand_batch(num_steps)               # then one cache row per denoising step;
+    blk = cache.begin_block(1)                         # every row advances one frame per call
+
 ``block`` handles are views of buffers owned by the cache (one set per block size), so a handle
 stays valid for re-runs until the next ``begin_block``/``recent_block`` of the same size.
 """
