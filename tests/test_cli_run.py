@@ -186,6 +186,7 @@ def _free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_udp_mpegts_stream_to_a_second_process(tmp_path: Path) -> None:
     port = _free_udp_port()
     got = tmp_path / "received.mkv"

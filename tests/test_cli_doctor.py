@@ -1,0 +1,69 @@
+"""`livestyle doctor`: every check reported, each gap with its fix."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from livestyle.cli import main
+from livestyle.commands.doctor import check_obs, run_checks
+
+EXPECTED = {"python", "torch", "pyav", "codecs", "ffmpeg (srt://)", "opencv (window)", "cameras",
+            "virtual camera", "obs websocket", "chromium"}
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_json_lists_every_check_and_every_gap_has_a_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--json", "--obs-port", str(_closed_port())]) == 0
+    checks = json.loads(capsys.readouterr().out)
+    names = {c["name"] for c in checks}
+    assert EXPECTED <= names
+    assert any(n == "gpu" or n.startswith("gpu:") for n in names)
+    for c in checks:
+        assert c["status"] in ("ok", "warn", "missing")
+        if c["status"] == "missing":
+            assert c["fix"], c
+    pyav = next(c for c in checks if c["name"] == "codecs")
+    assert "libx264" in pyav["detail"] and "libvpx" in pyav["detail"]
+
+
+def test_obs_check_reachable_and_not(tmp_path: object) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        ok = check_obs("127.0.0.1", port)
+    assert ok.status in ("ok", "warn") and f"127.0.0.1:{port} reachable" in ok.detail
+    gone = check_obs("127.0.0.1", _closed_port())
+    assert gone.status == "missing"
+    assert "Tools > WebSocket Server Settings" in gone.fix
+
+
+def test_virtual_camera_gap_names_the_setup_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import livestyle.commands.doctor as doctor
+
+    monkeypatch.setattr(doctor, "_video_devices", lambda: [("/dev/video0", "Integrated Camera")])
+    monkeypatch.setattr(doctor.platform, "system", lambda: "Linux")
+    vcam = doctor.check_virtualcam()
+    assert vcam.status == "missing" and "modprobe v4l2loopback" in vcam.fix
+    cams = doctor.check_cameras()
+    assert cams.status == "ok" and "/dev/video0 (Integrated Camera)" in cams.detail
+    monkeypatch.setattr(doctor, "_video_devices", lambda: [("/dev/video9", "Dummy video device (0x0000)")])
+    assert doctor.check_virtualcam().status in ("ok", "missing")  # ok when pyvirtualcam is installed
+    assert doctor.check_cameras().status == "missing"
+
+
+def test_human_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--obs-port", str(_closed_port())]) == 0
+    out = capsys.readouterr().out
+    assert "[ok  ] python" in out
+    assert "fix: start OBS" in out
+    assert "checks passed" in out
+    assert len(run_checks(obs_port=_closed_port())) >= len(EXPECTED)
