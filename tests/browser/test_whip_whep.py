@@ -3,69 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import pytest
 
-from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.runner import Runner
-from livestyle.ingest.webrtc import WebRTCSource
-from livestyle.output.webrtc import WebRTCSink
-from livestyle.server.app import ServerSettings, ServerThread
+from livestyle.server.app import ServerSettings
 
-from netns import NetnsRunner, netns_unavailable_reason
+from netns import NetnsRunner
+from stack import InvertGenerator, Stack
 from webrtc_clients import COLOUR, invert, whep_play, whip_publish
-
-
-class InvertGenerator:
-    """A deterministic non-identity generator: 255 - pixel."""
-
-    name = "invert"
-
-    def frames_needed(self) -> int:
-        return 1
-
-    def process(self, frames: Sequence[Frame]) -> list[Frame]:
-        return [f.with_image(255 - f.image) for f in frames]
-
-    def apply(self, command: object) -> None:
-        return None
-
-    def reset(self) -> None:
-        return None
-
-    def stats(self) -> dict[str, Any]:
-        return {}
-
-
-@pytest.fixture(scope="module")
-def netns() -> Iterator[NetnsRunner]:
-    reason = netns_unavailable_reason()
-    if reason:
-        pytest.skip(f"no network namespace: {reason}")
-    runner = NetnsRunner()
-    yield runner
-    runner.close()
-
-
-class Stack:
-    """Server + runner (webrtc source -> generator -> webrtc sink), all in the namespace."""
-
-    def __init__(self, generator: Any, settings: ServerSettings) -> None:
-        self.server = ServerThread(settings, settings.make_hub()).start()
-        hub = self.server.hub
-        self.source = WebRTCSource(hub, size=(320, 240), fps=30)
-        self.sink = WebRTCSink(hub, fps=30)
-        self.runner = Runner(self.source, generator, [self.sink], size=(320, 240), fps=30)
-        self.runner.start()
-        self.url = self.server.url
-
-    def close(self) -> None:
-        self.runner.stop()
-        self.runner.wait(10)
-        self.server.stop()
 
 
 def _publish_and_play(stack: Stack, token: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,0 +1,53 @@
+"""Shared pieces of the WebRTC tests: a non-identity generator and the server + runner stack."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from livestyle.ingest.webrtc import WebRTCSource
+from livestyle.output.webrtc import WebRTCSink
+from livestyle.pipeline.frames import Frame
+from livestyle.pipeline.runner import Runner
+from livestyle.server.app import ServerSettings, ServerThread
+
+__all__ = ["InvertGenerator", "Stack"]
+
+
+class InvertGenerator:
+    """A deterministic non-identity generator: 255 - pixel."""
+
+    name = "invert"
+
+    def frames_needed(self) -> int:
+        return 1
+
+    def process(self, frames: Sequence[Frame]) -> list[Frame]:
+        return [f.with_image(255 - f.image) for f in frames]
+
+    def apply(self, command: object) -> None:
+        return None
+
+    def reset(self) -> None:
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+
+class Stack:
+    """Server + runner (webrtc source -> generator -> webrtc sink), all in the namespace."""
+
+    def __init__(self, generator: Any, settings: ServerSettings, size: tuple[int, int] = (320, 240)) -> None:
+        self.server = ServerThread(settings, settings.make_hub()).start()
+        hub = self.server.hub
+        self.source = WebRTCSource(hub, size=size, fps=30)
+        self.sink = WebRTCSink(hub, fps=30)
+        self.runner = Runner(self.source, generator, [self.sink], size=size, fps=30)
+        self.runner.start()
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.runner.stop()
+        self.runner.wait(10)
+        self.server.stop()
