@@ -188,3 +188,48 @@ def test_write_before_open_and_after_close(tmp_path: Path) -> None:
     with pytest.raises(SinkError) as err:
         sink.write(frame)
     assert str(err.value) == f"{tmp_path}/a.mp4: write() after close() or before open()"
+
+
+def test_rtmp_flv_to_a_second_process() -> None:
+    port = free_port(socket.SOCK_STREAM)
+    url = f"rtmp://127.0.0.1:{port}/live/test"
+    receiver = textwrap.dedent(f"""
+        import json, av
+        container = av.open("{url}", format="flv", options={{"listen": "1"}}, timeout=(20, 20))
+        stream = container.streams.video[0]
+        got = []
+        for frame in container.decode(stream):
+            got.append([frame.width, frame.height, float(frame.pts * frame.time_base)])
+            if len(got) == 10:
+                break
+        print(json.dumps({{"format": container.format.name, "frames": got}}), flush=True)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", receiver], stdout=subprocess.PIPE, text=True)
+    try:
+        source = PatternSource((64, 48), 30, pace=False)
+        info = source.open()
+        sink = open_sink(url)
+        for _ in range(100):  # the listener needs a moment to start
+            try:
+                sink.open(info)
+                break
+            except SinkError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("could not connect to the RTMP receiver")
+        try:
+            for frame in source.frames():
+                sink.write(frame)
+                if frame.index == 20:
+                    break
+            sink.close()
+        except SinkError:
+            pass  # the receiver may leave once it has its 10 frames
+        out, _ = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    report = json.loads(out)
+    assert report["format"] == "flv"
+    assert len(report["frames"]) == 10
+    assert {(w, h) for w, h, _ in report["frames"]} == {(64, 48)}
+    assert [t for _, _, t in report["frames"]] == pytest.approx([k / 30 for k in range(10)], abs=2e-3)

@@ -71,7 +71,8 @@ def open_sink(spec: str, *, fps: float | None = None) -> Sink:
             raise SinkError(
                 f"the {lowered} sink needs the web extra ({exc}): pip install 'livestyle[web]'"
             ) from exc
-        return module.open_webrtc_sink(spec, fps=fps)
+        # the WebRTC encoder is built here and needs a rate; 30 is the nominal one
+        return module.open_webrtc_sink(spec, fps=fps if fps is not None else 30.0)
     scheme = urlsplit(spec).scheme.lower() if "://" in spec else ""
     if scheme == "srt":
         from livestyle.output.srt import open_srt_sink
