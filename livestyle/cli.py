@@ -26,6 +26,8 @@ __all__ = ["app", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "budget",
     "run", "demo", "doctor",
+    "serve",
+    "weights",
 )
 """Modules under ``livestyle.commands`` whose ``register(app)`` adds a verb."""
 

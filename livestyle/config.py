@@ -35,6 +35,7 @@ __all__ = [
     "RunnerConfig",
     "ServerConfig",
     "ObsConfig",
+    "PresetsConfig",
     "EffectsConfig",
     "ChromaKeyConfig",
     "PersonMaskConfig",
@@ -125,7 +126,12 @@ class ServerConfig:
 
     host: str = setting("127.0.0.1", doc="bind address (loopback by default)")
     port: int = setting(8080, ge=1, le=65535, doc="TCP port")
-    token: str | None = setting(None, doc="bearer token for the control API (null: generate one)")
+    token: str | None = setting(None, doc="bearer token for publishing, viewing and control (null: none on loopback, generated otherwise)")
+    max_publishers: int = setting(1, ge=1, le=64, doc="publishing sessions at once (page cameras + WHIP); more get 409")
+    max_viewers: int = setting(16, ge=1, le=1000, doc="viewing sessions at once (viewer pages + WHEP); more get 503")
+    codec: Literal["vp8", "h264"] = setting("vp8", doc="WebRTC/WHEP output video codec")
+    bitrate: int = setting(2_000_000, ge=50_000, le=50_000_000, doc="WebRTC/WHEP output video bitrate, bits/s")
+    max_body_bytes: int = setting(65536, ge=4096, le=16_777_216, doc="largest accepted HTTP request body")
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,17 @@ class ObsConfig:
     host: str = setting("127.0.0.1", doc="OBS host")
     port: int = setting(4455, ge=1, le=65535, doc="obs-websocket port")
     password: str | None = setting(None, doc="obs-websocket password")
+    scene_presets: dict[str, str] = setting({}, doc="OBS scene name -> preset selected when it goes live")
+    item_presets: dict[str, str] = setting({}, doc="scene item source name -> preset selected when shown")
+    prompt_source: str | None = setting(None, doc="OBS text source that shows the current prompt")
+
+
+@dataclass(frozen=True)
+class PresetsConfig:
+    """Prompt presets: the looks hotkeys, OBS and the API switch between."""
+
+    file: str | None = setting(None, doc="preset YAML file or folder (null: configs/presets/default.yaml)")
+    start: str | None = setting(None, doc="preset applied at start, by name (null: model.prompt)")
 
 
 @dataclass(frozen=True)
@@ -185,6 +202,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     obs: ObsConfig = field(default_factory=ObsConfig)
     effects: EffectsConfig = field(default_factory=EffectsConfig)
+    presets: PresetsConfig = field(default_factory=PresetsConfig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,6 +254,8 @@ def _describe(tp: Any, meta: Mapping[str, Any]) -> str:
         return " or ".join(_describe(a, meta) for a in inner) + " or null"
     if origin is Literal:
         return "one of " + ", ".join(str(a) for a in args)
+    if origin is dict:
+        return f"a mapping of {_describe(args[0], {})} to {_describe(args[1], {})}"
     if tp == Size:
         return "WIDTHxHEIGHT such as 832x480"
     if tp is str and meta.get("pattern"):
@@ -277,6 +297,13 @@ def _coerce(key: str, tp: Any, meta: Mapping[str, Any], value: Any, note: NoteFn
         if value in args:
             return value
         raise bad()
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise bad()
+        return {
+            _coerce(f"{key}[{k!r}]", args[0], {}, k, note): _coerce(f"{key}[{k!r}]", args[1], {}, v, note)
+            for k, v in value.items()
+        }
     if tp == Size:
         size = parse_size(value, key)
         rounded = round_size(size)

@@ -46,6 +46,7 @@ __all__ = [
     "ServerThread",
     "ensure_server",
     "running_server",
+    "register_server",
     "is_loopback",
     "HUB_KEY",
 ]
@@ -91,6 +92,11 @@ class ServerSettings:
     codec: str = "vp8"
     bitrate: int = 2_000_000
     max_body_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_config(cls, server: Any) -> ServerSettings:
+        """Settings from the config tree's ``server`` section (``livestyle.config.ServerConfig``)."""
+        return cls(**{f: getattr(server, f) for f in cls.__dataclass_fields__ if hasattr(server, f)})
 
     def resolved(self) -> ServerSettings:
         """Validated settings; a generated token when bound beyond loopback without one."""
@@ -197,12 +203,9 @@ def _page(name: str) -> Handler:
     return handler
 
 
-def _mount_control(app: web.Application, controller: object) -> None:
-    try:
-        api = importlib.import_module("livestyle.control.api")
-    except ImportError as exc:
-        raise ServerError(f"the control API is not available ({exc}): install livestyle[web]") from None
-    api.add_control_routes(app, controller)
+def _mount_control(app: web.Application, controller: object, stats: Callable[[], dict[str, Any]]) -> None:
+    api = importlib.import_module("livestyle.control.api")
+    api.add_control_routes(app, controller, stats=stats)
 
 
 def create_app(
@@ -210,12 +213,14 @@ def create_app(
     hub: StreamHub,
     *,
     controller: object | None = None,
+    stats: Callable[[], dict[str, Any]] | None = None,
     sessions: SessionManager | None = None,
 ) -> web.Application:
     """The aiohttp application for ``settings`` (use :meth:`ServerSettings.resolved` first).
 
-    ``controller`` (the control layer's object) mounts the ``/api`` routes from
-    ``livestyle.control.api.add_control_routes``; without one the page's controls are disabled.
+    ``controller`` (a :class:`livestyle.control.controller.Controller`) mounts the ``/api``
+    routes of ``livestyle.control.api.add_control_routes`` with ``stats`` (default: the hub's
+    counters) behind ``/api/stats``; without one the page's controls are disabled.
     """
     public = ["/", "/view", "/health", "/favicon.ico"] + [f"/static/{f}" for f in STATIC_FILES]
     app = web.Application(
@@ -236,7 +241,7 @@ def create_app(
     add_whip_routes(app)
     add_whep_routes(app)
     if controller is not None:
-        _mount_control(app, controller)
+        _mount_control(app, controller, stats or hub.stats)
 
     async def on_shutdown(app: web.Application) -> None:
         await manager.close_all()
@@ -248,10 +253,18 @@ def create_app(
 class ServerThread:
     """Runs the app on its own event loop in a daemon thread, beside the runner's threads."""
 
-    def __init__(self, settings: ServerSettings, hub: StreamHub, *, controller: object | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        hub: StreamHub,
+        *,
+        controller: object | None = None,
+        stats: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.settings = settings.resolved()
         self.hub = hub
         self.controller = controller
+        self.stats = stats
         self.loop: asyncio.AbstractEventLoop | None = None
         self.sessions: SessionManager | None = None
         self.port: int | None = None
@@ -302,7 +315,7 @@ class ServerThread:
         loop = asyncio.get_running_loop()
         self.hub.attach_loop(loop)
         self.sessions = SessionManager(self.hub)
-        app = create_app(self.settings, self.hub, controller=self.controller, sessions=self.sessions)
+        app = create_app(self.settings, self.hub, controller=self.controller, stats=self.stats, sessions=self.sessions)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
@@ -336,8 +349,15 @@ _running_lock = threading.Lock()
 
 
 def running_server() -> ServerThread | None:
-    """The server :func:`ensure_server` started (or registered), if any."""
+    """The server :func:`ensure_server` started (or :func:`register_server` registered), if any."""
     return _running
+
+
+def register_server(server: ServerThread | None) -> None:
+    """Make ``server`` the process's server (``livestyle serve`` starts its own, with controls)."""
+    global _running
+    with _running_lock:
+        _running = server
 
 
 def ensure_server(settings: ServerSettings | None = None, *, hub: StreamHub | None = None) -> ServerThread:

@@ -1,0 +1,114 @@
+"""``livestyle serve``: the web page, WebRTC in/out, WHIP in, WHEP out and the control API.
+
+The browser page (or a WHIP publisher such as OBS 30+) is the source; the page, the ``/view``
+page and WHEP players are the sinks, plus any ``--sink`` given (a recording, a virtual camera).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+__all__ = ["register", "serve"]
+
+EXAMPLES = """
+Examples:
+
+  livestyle serve                                   # http://127.0.0.1:8080, passthrough
+
+  livestyle serve --model sdv2-1.3b --prompt "oil painting" --size 832x480
+
+  livestyle serve --host 0.0.0.0 --port 8443        # token generated and printed
+
+  livestyle serve --codec h264 --bitrate 4000000 --sink rec.mp4
+
+OBS 30+: Settings → Stream → Service WHIP, Server http://HOST:PORT/whip, Bearer Token = the token.
+Viewer for an OBS browser source: http://HOST:PORT/view?token=TOKEN (WHEP: POST /whep).
+"""
+
+
+def _server_overrides(**values: Any) -> list[str]:
+    return [f"server.{k}={v}" for k, v in values.items() if v is not None]
+
+
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Bind address (default 127.0.0.1; anything else needs a token)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="TCP port (default 8080)")] = None,
+    token: Annotated[Optional[str], typer.Option(help="Bearer token (generated when --host is not loopback)")] = None,
+    codec: Annotated[Optional[str], typer.Option(help="Output video codec: vp8 or h264")] = None,
+    bitrate: Annotated[Optional[int], typer.Option(help="Output video bitrate in bits/s")] = None,
+    max_publishers: Annotated[Optional[int], typer.Option("--max-publishers", help="Publishing sessions at once")] = None,
+    sink: Annotated[Optional[list[str]], typer.Option("--sink", "-o", help="Extra sinks besides the page/WHEP (repeatable)")] = None,
+    prompt: Annotated[Optional[str], typer.Option(help="Style prompt")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Generator: passthrough or a model name")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Pipeline size WIDTHxHEIGHT")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Frame rate")] = None,
+    presets: Annotated[Optional[list[Path]], typer.Option("--presets", help="Preset YAML file or folder (repeatable)")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value")] = None,
+    bypass: Annotated[bool, typer.Option("--bypass", help="Start in bypass: show the input unstyled")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line")] = False,
+) -> None:
+    """Serve the web page: a browser camera or WHIP publisher in, the styled stream out to the page and WHEP."""
+    from livestyle.commands.run import StatusLine, build_config
+    from livestyle.control.commands import SetBypass
+    from livestyle.control.controller import Controller, Params
+    from livestyle.control.presets import load_presets
+    from livestyle.ingest.webrtc import WebRTCSource
+    from livestyle.output import open_sink
+    from livestyle.output.webrtc import WebRTCSink
+    from livestyle.pipeline.effects import EffectGenerator
+    from livestyle.pipeline.generators import open_generator
+    from livestyle.pipeline.runner import Runner
+    from livestyle.server.app import ServerSettings, ServerThread, is_loopback, register_server
+    from livestyle.server.hub import set_hub
+
+    if host is not None and not is_loopback(host) and token is None:
+        print("note: --host is not loopback: a token is required (generated below)", file=sys.stderr)
+    overrides = [*(set_ or ()), *_server_overrides(host=host, port=port, codec=codec, bitrate=bitrate,
+                                                   max_publishers=max_publishers)]
+    cfg = build_config(config, overrides, model=model, prompt=prompt, size=size, fps=fps)
+    if token is not None:
+        cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, token=token))
+    settings = ServerSettings.from_config(cfg.server).resolved()
+    hub = settings.make_hub()
+    set_hub(hub)
+    s, m = cfg.stream, cfg.model
+    generator = EffectGenerator(open_generator(m.name, cfg), cfg.effects)
+    source = WebRTCSource(hub, size=s.size, fps=s.fps)
+    sinks = [WebRTCSink(hub, fps=s.fps)] + [open_sink(spec, fps=s.fps) for spec in (sink or ())]
+    runner = Runner(source, generator, sinks, size=s.size, fps=s.fps, sink_queue=cfg.runner.sink_queue,
+                    status_interval=cfg.runner.status_interval)
+    initial = Params(m.prompt, m.strength, m.steps, m.seed, bypass=bypass, transition_chunks=m.transition_chunks)
+    controller = Controller(load_presets(*(presets or ())), runner.submit, initial, max_steps=8)
+
+    def stats() -> dict[str, Any]:
+        return {**runner.stats(), "webrtc": hub.stats()}
+
+    server = ServerThread(settings, hub, controller=controller, stats=stats).start()
+    register_server(server)
+    query = f"?token={settings.token}" if settings.token else ""
+    print(f"livestyle: open {server.url}/{query}  (viewer: {server.url}/view{query}, WHIP: {server.url}/whip, "
+          f"WHEP: {server.url}/whep)", file=sys.stderr)
+    if settings.token:
+        print(f"token: {settings.token}", file=sys.stderr)
+    line = StatusLine()
+    if not quiet:
+        runner.add_stats_listener(line)
+    if bypass:
+        runner.submit(SetBypass(True))
+    try:
+        report = runner.run()
+    finally:
+        line.finish()
+        server.stop()
+        register_server(None)
+    print(f"done ({report.stop_reason}): {report.frames_out} frames out, {report.frames_in} in", file=sys.stderr)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve", help=(serve.__doc__ or "") + "\n\n" + EXAMPLES)(serve)
