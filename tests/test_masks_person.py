@@ -87,7 +87,8 @@ def test_segmenter_runs_at_model_size_and_reuses_with_interval(tmp_path):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
     masks = [seg.compute(f).subject for f in frames]
-    assert masks[0].shape == model_input_size(120, 160, 64) == (64, 96)
+    assert model_input_size(120, 160, 64) == (64, 96)  # 4:3 rounded to multiples of 32
+    assert masks[0].shape == (120, 160)  # back at the frame's size and aspect
     assert masks[0].dtype == np.float32 and 0 <= masks[0].min() and masks[0].max() <= 1
     assert masks[1] is masks[0] and masks[2] is not masks[0]
     seg.reset()

@@ -3,8 +3,8 @@
 The model's weights are downloaded once through the weights registry
 (``livestyle weights pull modnet-webcam``, ``configs/models/modnet-webcam.yaml``) or read from a
 local ``checkpoint`` path. The picture is shrunk so that its short side is ``input_size``
-(both sides rounded to multiples of 32, as MODNet requires), the matte comes back at that size and
-:func:`~livestyle.pipeline.masks.base.fit_mask` brings it to the frame size. ``interval`` > 1
+(both sides rounded to multiples of 32, as MODNet requires) and the matte is resized back to the
+frame size. ``interval`` > 1
 runs the model on every n-th frame only and reuses its matte in between (the effect's temporal
 smoothing hides the steps), dividing the CPU cost by n.
 
@@ -54,12 +54,18 @@ class PersonSegmenter:
 
     @torch.inference_mode()
     def matte(self, image: np.ndarray) -> np.ndarray:
-        """``uint8`` ``[H, W, 3]`` RGB → matte ``float32`` ``[h, w]`` in ``[0, 1]`` at the model's input size."""
-        h, w = model_input_size(image.shape[0], image.shape[1], self.settings.input_size)
+        """``uint8`` ``[H, W, 3]`` RGB → matte ``float32`` ``[H, W]`` in ``[0, 1]``.
+
+        The model runs at :func:`model_input_size` (whose rounding to multiples of 32 changes the
+        aspect ratio slightly); its matte is resized back to the frame size here.
+        """
+        height, width = image.shape[:2]
+        h, w = model_input_size(height, width, self.settings.input_size)
         small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         x = torch.from_numpy(small).to(self._device).permute(2, 0, 1)[None].float()
         x = x.mul_(1.0 / 127.5).sub_(1.0)
-        return self.model(x)[0, 0].float().cpu().numpy()
+        matte = self.model(x)[0, 0].float().cpu().numpy()
+        return cv2.resize(matte, (width, height), interpolation=cv2.INTER_LINEAR)
 
     def compute(self, image: np.ndarray) -> MaskResult:
         assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8, f"{image.shape=} {image.dtype=}"
