@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Set up livestyle in ./.venv.
+#
+#   bash scripts/setup.sh          # the app: livestyle[all] (I/O, virtual camera, web, OBS)
+#   bash scripts/setup.sh --dev    # the app plus the test tools: livestyle[dev]
+#
+# torch is pinned to 2.13.0: the CPU build on machines without an NVIDIA GPU (never an unpinned
+# torch there: that pulls gigabytes of CUDA wheels), the default CUDA build where `nvidia-smi`
+# sees a GPU. Safe to run again: it returns at once when nothing changed.
+set -euo pipefail
+
+TORCH_VERSION=2.13.0
+TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+
+extra=all
+for arg in "$@"; do
+  case "$arg" in
+    --dev) extra=dev ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --dev or nothing)" >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+  echo "setup.sh: livestyle needs Python 3.10 or newer ($python is $("$python" -V 2>&1))" >&2
+  exit 1
+fi
+
+venv_py=.venv/bin/python
+stamp=.venv/.livestyle-setup
+want="$extra $(sha256sum pyproject.toml | cut -c1-16)"
+if [[ -x $venv_py && -f $stamp ]] && grep -qxF "$want" "$stamp" \
+   && "$venv_py" -c "import livestyle, torch" 2>/dev/null; then
+  echo "livestyle[$extra] is already installed in .venv"
+  exit 0
+fi
+
+if [[ ! -x $venv_py ]]; then
+  echo "creating .venv"
+  "$python" -m venv .venv
+fi
+pip=("$venv_py" -m pip --quiet --disable-pip-version-check)
+
+if ! "$venv_py" -c "import torch, sys; sys.exit(not torch.__version__.startswith('$TORCH_VERSION'))" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo "installing torch==$TORCH_VERSION (CUDA build: an NVIDIA GPU is present)"
+    "${pip[@]}" install "torch==$TORCH_VERSION"
+  else
+    echo "installing torch==$TORCH_VERSION (CPU build: no NVIDIA GPU found)"
+    "${pip[@]}" install --retries 2 --index-url "$TORCH_CPU_INDEX" "torch==$TORCH_VERSION"
+  fi
+fi
+
+echo "installing livestyle[$extra]"
+"${pip[@]}" install -e ".[$extra]"
+echo "$want" > "$stamp"
+echo "done: .venv/bin/livestyle is ready (try: .venv/bin/livestyle doctor)"
