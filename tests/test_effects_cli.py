@@ -74,5 +74,5 @@ def test_missing_person_model_names_the_pull_command(tmp_path: Path, capsys: pyt
     code = main(["run", "--source", "pattern", "--sink", "null", "--max-frames", "2", "--effect", "background", "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 1
-    assert err.startswith("error: the person mask model modnet-webcam is not available (")
-    assert err.endswith("download it once with: livestyle weights pull modnet-webcam")
+    assert err.startswith("error: person mask (--mask person): model 'modnet-webcam' is missing its model file ")
+    assert "run `livestyle weights pull modnet-webcam`" in err and "\n" not in err

@@ -103,5 +103,18 @@ def test_missing_model_names_the_pull_command(tmp_path, monkeypatch):
     monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path / "weights"))
     with pytest.raises(WeightsError) as err:
         open_mask_provider("person", person=PersonMaskConfig())
-    assert str(err.value).startswith("the person mask model modnet-webcam is not available (")
-    assert str(err.value).endswith("download it once with: livestyle weights pull modnet-webcam")
+    message = str(err.value)
+    assert message.startswith("person mask (--mask person): model 'modnet-webcam' is missing its model file ")
+    assert "run `livestyle weights pull modnet-webcam`" in message
+
+
+def test_registry_file_is_found_and_loaded(tmp_path, monkeypatch):
+    """A file where `livestyle weights pull` / --weights-dir puts it resolves through the registry."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path / "weights"))
+    target = tmp_path / "weights" / "modnet-webcam" / "models" / "modnet_webcam_portrait_matting.ckpt"
+    target.parent.mkdir(parents=True)
+    write_official_ckpt(random_modnet(), target)
+    assert resolve_person_checkpoint(PersonMaskConfig()) == target
+    seg = open_mask_provider("person", person=PersonMaskConfig(input_size=32))
+    assert seg.compute(np.zeros((48, 64, 3), np.uint8)).subject.shape == (48, 64)

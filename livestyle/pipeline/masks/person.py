@@ -92,11 +92,8 @@ def resolve_person_checkpoint(settings: PersonMaskConfig) -> Path:
 
     try:
         return Path(weights.resolve(settings.model, WEIGHTS_ROLE))
-    except WeightsError as exc:
-        raise WeightsError(
-            f"the person mask model {settings.model} is not available ({exc}); "
-            f"download it once with: livestyle weights pull {settings.model}"
-        ) from None
+    except WeightsError as exc:  # its message names the `livestyle weights pull` command
+        raise WeightsError(f"person mask (--mask person): {exc}") from None
 
 
 def open_person_segmenter(settings: PersonMaskConfig | None = None) -> PersonSegmenter:
