@@ -4,13 +4,17 @@ Backends:
 
 - ``"sdpa"`` — ``torch.nn.functional.scaled_dot_product_attention`` (default; every device;
   takes the additive key mask, so it serves masked, biased and block-causal calls).
+- ``"flex"`` — ``torch.nn.attention.flex_attention`` for masked calls (block-causal recompute,
+  Krea's KV bias): the mask stays frame-level (``KeyMask.frame_bias``) and is applied as a
+  ``score_mod``, never expanded to a dense token mask. Opt-in (``set_backend("flex")``): it is fast
+  only inside ``torch.compile``; unmasked calls still use SDPA.
 - ``"flash"`` — FlashAttention 2/3 (``flash_attn`` package) on CUDA in fp16/bf16. Used only for
   calls whose mask is "every key valid" or "a valid prefix of the key buffer" (the KV-cache fast
   path, via ``flash_attn_with_kvcache(cache_seqlens=...)``); calls that need an arbitrary mask or
   a bias fall back to SDPA.
 
 The backend is resolved once (first call, or ``set_backend``); the ``LIVESTYLE_ATTENTION``
-environment variable (``sdpa`` / ``flash``) or ``set_backend`` override the automatic choice,
+environment variable (``sdpa`` / ``flash`` / ``flex``) or ``set_backend`` override the automatic choice,
 e.g. in tests. A missing ``flash_attn`` is logged at INFO, never swallowed silently.
 
 Layouts: ``q`` ``[B, Lq, heads, head_dim]``, ``k``/``v`` ``[B, Lk, heads, head_dim]`` (Wan's
@@ -31,8 +35,8 @@ __all__ = ["Backend", "KeyMask", "attention", "get_backend", "set_backend"]
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["sdpa", "flash"]
-_BACKENDS: tuple[str, ...] = ("sdpa", "flash")
+Backend = Literal["sdpa", "flash", "flex"]
+_BACKENDS: tuple[str, ...] = ("sdpa", "flash", "flex")
 _backend: str | None = None
 _flash: Any = None
 
@@ -46,10 +50,14 @@ class KeyMask:
     means every key is visible.
     ``prefix_len``: ``[B]`` int32 number of valid keys when the mask is exactly "a valid prefix"
     (lets FlashAttention skip the mask); ``None`` when the mask is anything else.
+    ``frame_bias``: the same mask at frame granularity, ``[B, 1 or Fq, Fk]`` (query frame, key
+    frame), with ``tokens_per_frame`` tokens per frame — what the flex backend uses.
     """
 
     bias: torch.Tensor | None = None
     prefix_len: torch.Tensor | None = None
+    frame_bias: torch.Tensor | None = None
+    tokens_per_frame: int = 0
 
 
 def _load_flash() -> Any:
@@ -94,6 +102,22 @@ def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: KeyMask) -> t
     return out.transpose(1, 2)
 
 
+def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: KeyMask) -> torch.Tensor:
+    from torch.nn.attention.flex_attention import flex_attention
+
+    fb = mask.frame_bias
+    assert fb is not None
+    t = mask.tokens_per_frame
+    per_query = fb.shape[1] > 1
+
+    def score_mod(score: torch.Tensor, b: torch.Tensor, h: torch.Tensor, qi: torch.Tensor, ki: torch.Tensor) -> torch.Tensor:
+        qf = qi // t if per_query else qi * 0
+        return score + fb[b, qf, ki // t].to(score.dtype)
+
+    out = flex_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), score_mod=score_mod)
+    return out.transpose(1, 2)  # type: ignore[union-attr]
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: KeyMask | None = None) -> torch.Tensor:
     """Softmax(q k^T / sqrt(head_dim) + mask) v for ``[B, L, heads, head_dim]`` tensors."""
     mask = mask or KeyMask()
@@ -107,4 +131,6 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: KeyMask |
         if mask.prefix_len is None:
             return _flash.flash_attn_func(q, k, v)
         return _flash.flash_attn_with_kvcache(q, k, v, cache_seqlens=mask.prefix_len)
+    if backend == "flex" and mask.frame_bias is not None:
+        return _flex(q, k, v, mask)
     return _sdpa(q, k, v, mask)

@@ -376,6 +376,6 @@ class CausalWanDiT(nn.Module):
 def _block_causal_mask(frames: int, block_frames: int, tokens_per_frame: int, device: torch.device) -> KeyMask:
     """Additive ``[1, 1, F*T, F*T]`` mask: frame i sees frame j iff ``j // k <= i // k``."""
     blk = torch.arange(frames, device=device) // block_frames
-    allow = (blk[None, :] <= blk[:, None]).repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)
-    bias = torch.zeros(allow.shape, device=device).masked_fill(~allow, float("-inf"))
-    return KeyMask(bias=bias[None, None])
+    frame_bias = torch.zeros(frames, frames, device=device).masked_fill(blk[None, :] > blk[:, None], float("-inf"))
+    bias = frame_bias.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)
+    return KeyMask(bias=bias[None, None], frame_bias=frame_bias[None], tokens_per_frame=tokens_per_frame)

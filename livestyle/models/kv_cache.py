@@ -360,10 +360,11 @@ class KVCache:
                 raise ValueError(f"kv_bias must be in (0, 1], got {kv_bias=}")
             past = valid & (self.slot_frame >= self.sink_frames) & (self.slot_frame < block.start_frame[:, None])
             bias = bias + torch.where(past, torch.full((), math.log(kv_bias), device=self.device, dtype=dtype), zero)[:, None, :]
+        frame_bias = bias  # [B, 1|n, S]
         bias = bias.repeat_interleave(t, dim=-1)  # [B, 1|n, S*T]
         if causal_block_frames is not None:
             bias = bias.repeat_interleave(t, dim=1)
         prefix = None
         if causal_block_frames is None and (kv_bias is None or kv_bias == 1.0):
             prefix = (valid.sum(1) * t).to(torch.int32)
-        return KeyMask(bias=bias[:, None], prefix_len=prefix)
+        return KeyMask(bias=bias[:, None], prefix_len=prefix, frame_bias=frame_bias, tokens_per_frame=t)
