@@ -13,9 +13,11 @@ from livestyle.control.commands import (
     Reset,
     SelectPreset,
     SetBypass,
+    SetDecoder,
     SetEffect,
     SetPrompt,
     SetSeed,
+    SetSize,
     SetSteps,
     SetStrength,
     Stop,
@@ -211,6 +213,12 @@ def test_next_and_previous_wrap_and_follow_the_last_selection() -> None:
     assert fresh.apply(PreviousPreset()).preset == "clay"
 
 
+def test_runtime_commands_pass_through_validated() -> None:
+    controller, sent = make()
+    controller.apply(SetDecoder("tiny"), SetSize(640, 480))
+    assert sent == [SetDecoder("tiny"), SetSize(640, 480)]
+
+
 def test_bypass_toggle_becomes_explicit() -> None:
     controller, sent = make()
     controller.apply(SetBypass(None))
@@ -231,6 +239,8 @@ def test_bypass_toggle_becomes_explicit() -> None:
         (SetPrompt("x", -1), "transition_chunks must be an integer in [0, 1000], got -1"),
         (SetEffect("sepia"), "unknown effect 'sepia'; valid: full, background, person"),  # type: ignore[arg-type]
         (SelectPreset("nope"), "unknown preset 'nope'; valid: 1:ink, 2:neon, 3:clay"),
+        (SetDecoder("huge"), "unknown decoder 'huge'; valid: wan, tiny-decoder, tiny"),  # type: ignore[arg-type]
+        (SetSize(640, 479), "size must be two multiples of 16 (>= 16), got 640x479"),
     ],
 )
 def test_invalid_values_raise_one_line_errors_and_submit_nothing(command: object, error: str) -> None:

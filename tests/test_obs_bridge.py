@@ -35,7 +35,6 @@ from livestyle.control.commands import SetPrompt
 from livestyle.control.controller import Controller, Params
 from livestyle.control.obs_bridge import AUTH_FAILED_MESSAGE, ObsAuthError, ObsBridge, ObsSettings
 from livestyle.control.presets import Preset, PresetBook
-from livestyle.errors import ControlError
 
 pytestmark = [pytest.mark.obs, pytest.mark.timeout(180)]
 
@@ -361,8 +360,6 @@ def test_current_prompt_is_written_into_a_text_source(obs: Obs) -> None:
         wait_for(lambda: text() == "start", what="initial prompt in the text source")
         controller.apply(SetPrompt("a mosaic of tiny tiles"))
         wait_for(lambda: text() == "a mosaic of tiny tiles", what="new prompt in the text source")
-    with pytest.raises(ControlError, match="obs.scene_presets\\['X'\\]: unknown preset 'nope'"):
-        ObsBridge(controller, ObsSettings(scene_presets={"X": "nope"}))
 
 
 def test_obs_killed_and_restarted_the_bridge_reconnects_and_keeps_working(obs: Obs) -> None:

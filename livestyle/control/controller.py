@@ -28,8 +28,10 @@ from livestyle.control.commands import (
     Reset,
     SelectPreset,
     SetBypass,
+    SetDecoder,
     SetEffect,
     SetPrompt,
+    SetSize,
     SetSeed,
     SetSteps,
     SetStrength,
@@ -44,6 +46,7 @@ __all__ = ["Controller", "Params", "Listener", "EFFECTS", "MAX_SEED", "MAX_TRANS
 log = logging.getLogger(__name__)
 
 EFFECTS: tuple[str, ...] = get_args(get_type_hints(SetEffect)["value"])
+DECODERS: tuple[str, ...] = get_args(get_type_hints(SetDecoder)["value"])
 MAX_SEED = 2**63 - 1
 MAX_TRANSITION_CHUNKS = 1000
 
@@ -185,7 +188,9 @@ class Controller:
             return self._preset_commands(index), index
         if isinstance(command, SetBypass) and command.value is None:
             return [SetBypass(not params.bypass)], last_index
-        if isinstance(command, (SetPrompt, SetStrength, SetSteps, SetSeed, SetBypass, SetEffect, Reset, Stop)):
+        if isinstance(
+            command, (SetPrompt, SetStrength, SetSteps, SetSeed, SetBypass, SetEffect, SetDecoder, SetSize, Reset, Stop)
+        ):
             return [self._validated(command)], last_index
         raise ControlError(f"not a livestyle command: {command!r}")
 
@@ -235,6 +240,15 @@ class Controller:
         if isinstance(command, SetEffect):
             if command.value not in EFFECTS:
                 raise ControlError(f"unknown effect {command.value!r}; valid: {', '.join(EFFECTS)}")
+            return command
+        if isinstance(command, SetDecoder):
+            if command.value not in DECODERS:
+                raise ControlError(f"unknown decoder {command.value!r}; valid: {', '.join(DECODERS)}")
+            return command
+        if isinstance(command, SetSize):
+            w, h = command.width, command.height
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 16 and v % 16 == 0 for v in (w, h)):
+                raise ControlError(f"size must be two multiples of 16 (>= 16), got {w!r}x{h!r}")
             return command
         return command
 

@@ -1,0 +1,129 @@
+"""Wiring for the verbs (``run``, ``serve``): a controller from the config, and every command source.
+
+::
+
+    controller = build_controller(cfg, runner.submit, preset_paths=presets_option)
+    with Controls(controller, cfg, terminal=True, system_hotkeys=False) as controls:
+        stats = lambda: {**runner.stats(), "controls": controls.stats()}
+        runner.run()
+
+:class:`Controls` starts terminal hotkeys when stdin is a TTY, pynput hotkeys when asked, and the
+OBS bridge when ``obs.enabled``; none of them can stop the stream by failing (the OBS bridge keeps
+retrying in the background; a missing pynput raises :class:`~livestyle.errors.ConfigError` at start,
+before the stream begins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from livestyle.config import Config, ObsConfig
+from livestyle.control.commands import StreamCommand
+from livestyle.control.controller import Controller, Params
+from livestyle.control.hotkeys import TERMINAL_HELP, GlobalHotkeys, TerminalHotkeys
+from livestyle.control.obs_bridge import ObsBridge, ObsSettings
+from livestyle.control.presets import load_presets
+
+__all__ = ["build_controller", "initial_params", "obs_settings", "Controls"]
+
+
+def initial_params(cfg: Config, *, bypass: bool = False) -> Params:
+    """The controller's starting snapshot from ``model.*`` and ``effects.mode``."""
+    m = cfg.model
+    return Params(
+        prompt=m.prompt,
+        strength=m.strength,
+        steps=m.steps,
+        seed=m.seed,
+        bypass=bypass,
+        effect=cfg.effects.mode,
+        transition_chunks=m.transition_chunks,
+    )
+
+
+def build_controller(
+    cfg: Config,
+    submit: Callable[[StreamCommand], None],
+    *,
+    preset_paths: Sequence[str | Path] = (),
+    max_steps: int = 8,
+    bypass: bool = False,
+) -> Controller:
+    """A controller over the presets (``--presets`` paths, else ``presets.file``, else the bundled
+    set) that selects ``presets.start`` when set. ``max_steps`` is the model family's limit."""
+    paths = list(preset_paths) or ([cfg.presets.file] if cfg.presets.file else [])
+    controller = Controller(load_presets(*paths), submit, initial_params(cfg, bypass=bypass), max_steps=max_steps)
+    if cfg.presets.start:
+        controller.select(cfg.presets.start)
+    return controller
+
+
+def obs_settings(obs: ObsConfig) -> ObsSettings:
+    """Bridge settings from the ``obs`` config section."""
+    return ObsSettings(
+        host=obs.host,
+        port=obs.port,
+        password=obs.password,
+        scene_presets=dict(obs.scene_presets),
+        item_presets=dict(obs.item_presets),
+        prompt_source=obs.prompt_source,
+    )
+
+
+class Controls:
+    """Starts and stops the command sources around a stream; see the module docstring."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        cfg: Config,
+        *,
+        terminal: bool = True,
+        system_hotkeys: bool = False,
+        on_message: Callable[[str], None] | None = None,
+    ) -> None:
+        self._controller = controller
+        self._terminal = TerminalHotkeys(controller) if terminal else None
+        self._system = GlobalHotkeys(controller) if system_hotkeys else None
+        self._bridge = ObsBridge(controller, obs_settings(cfg.obs)) if cfg.obs.enabled else None
+        self._on_message = on_message
+        self._terminal_on = False
+
+    def start(self) -> Controls:
+        if self._system is not None:
+            self._system.start()
+        if self._terminal is not None:
+            self._terminal_on = self._terminal.start()
+            if self._terminal_on and self._on_message is not None:
+                self._on_message(TERMINAL_HELP)
+        if self._bridge is not None:
+            self._bridge.start()
+        return self
+
+    def stop(self) -> None:
+        if self._bridge is not None:
+            self._bridge.stop()
+        if self._terminal is not None:
+            self._terminal.stop()
+        if self._system is not None:
+            self._system.stop()
+
+    def __enter__(self) -> Controls:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def bridge(self) -> ObsBridge | None:
+        return self._bridge
+
+    def stats(self) -> dict[str, Any]:
+        """``{"obs": bridge stats or None, "terminal_hotkeys": bool, "system_hotkeys": bool}``."""
+        return {
+            "obs": self._bridge.stats() if self._bridge is not None else None,
+            "terminal_hotkeys": self._terminal_on,
+            "system_hotkeys": self._system is not None,
+        }
