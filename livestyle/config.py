@@ -388,21 +388,27 @@ _SIZE_TEXT = re.compile(r"\s*\d+\s*[xX]\s*\d+\s*")
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:
+    """``"a.b=value"`` -> ``(["a", "b"], typed value)``; the key must exist (else ConfigError)."""
     import yaml
 
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set expects key.path=value (e.g. model.steps=2), got {item!r}")
+    path = key.split(".")
+    tp = _check_path(path)
     if _SIZE_TEXT.fullmatch(text):
-        return key.split("."), text.strip()  # "0x480" is a size here, not YAML's hex 1152
+        return path, text.strip()  # "0x480" is a size here, not YAML's hex 1152
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         value = text
-    if isinstance(value, (dict, list)) and not (isinstance(value, list) and key.endswith("size")):
-        value = text.strip()  # "a cat: in space" is a string, not a mapping
-    return key.split("."), value
+    if isinstance(value, (dict, list)):
+        wants_mapping = typing.get_origin(tp) is dict
+        wants_pair = tp == Size or typing.get_origin(tp) in (list, tuple)
+        if not ((isinstance(value, dict) and wants_mapping) or (isinstance(value, list) and wants_pair)):
+            value = text.strip()  # "a cat: in space" is a string, not a mapping
+    return path, value
 
 
 def _merge(base: dict[str, Any], path: list[str], value: Any) -> None:
@@ -416,8 +422,8 @@ def _merge(base: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _check_path(path: list[str]) -> None:
-    """Unknown or incomplete dotted keys fail here with the list of what exists."""
+def _check_path(path: list[str]) -> Any:
+    """The type of the field at ``path``; unknown or incomplete keys fail with what exists."""
     cls: Any = Config
     walked: list[str] = []
     for part in path:
@@ -432,6 +438,7 @@ def _check_path(path: list[str]) -> None:
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         names = ", ".join(f.name for f in dataclasses.fields(cls))
         raise ConfigError(f"config key {'.'.join(path)!r} is a section; set one of: {names}")
+    return cls
 
 
 def apply_overrides(
@@ -441,7 +448,6 @@ def apply_overrides(
     data = config_to_dict(config)
     for item in overrides:
         path, value = _parse_override(item)
-        _check_path(path)
         _merge(data, path, value)
     return config_from_dict(data, on_note=on_note)
 
@@ -479,6 +485,5 @@ def load_config(
     overrides = list(overrides)
     for item in overrides:
         key_path, value = _parse_override(item)
-        _check_path(key_path)
         _merge(data, key_path, value)
     return config_from_dict(data, on_note=on_note)

@@ -148,3 +148,11 @@ def test_registry_accepts_lazy_module_references(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(GENERATORS, "lazy-pt", "livestyle.pipeline.generators:_passthrough")
     assert open_generator("lazy-pt", Config()).name == "passthrough"
     assert ModelConfig().name in GENERATORS
+
+
+def test_mapping_fields_take_yaml_mappings_and_text_stays_text() -> None:
+    cfg = load_config(None, ["obs.scene_presets={Live: neon, BRB: calm}", "model.prompt=style: ink, mood: calm"])
+    assert cfg.obs.scene_presets == {"Live": "neon", "BRB": "calm"}
+    assert cfg.model.prompt == "style: ink, mood: calm"
+    with pytest.raises(ConfigError, match=r"^obs.scene_presets: expected a mapping of a string to a string, got 3$"):
+        load_config(None, ["obs.scene_presets=3"])
