@@ -84,7 +84,10 @@ def serve(
     runner = Runner(source, generator, sinks, size=s.size, fps=s.fps, sink_queue=cfg.runner.sink_queue,
                     status_interval=cfg.runner.status_interval)
     initial = Params(m.prompt, m.strength, m.steps, m.seed, bypass=bypass, transition_chunks=m.transition_chunks)
-    controller = Controller(load_presets(*(presets or ())), runner.submit, initial, max_steps=8)
+    preset_paths = presets or ([cfg.presets.file] if cfg.presets.file else [])
+    controller = Controller(load_presets(*preset_paths), runner.submit, initial, max_steps=8)
+    if cfg.presets.start:
+        controller.select(cfg.presets.start)
 
     def stats() -> dict[str, Any]:
         return {**runner.stats(), "webrtc": hub.stats()}
