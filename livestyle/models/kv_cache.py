@@ -20,7 +20,9 @@ overwrites the noisy K/V). Slots fill in order, so the valid keys are always a p
 
 Per batch item (StreamDiffusionV2 stream batch: each denoising-step slot owns its cache row and
 its own positions): ``slot_frame [B, S]`` (absolute frame in each slot, -1 empty), ``slot_pos
-[B, S]`` (its RoPE temporal position), ``next_frame [B]`` and ``next_pos [B]``.
+[B, S]`` (its RoPE temporal position), ``next_frame [B]`` and ``next_pos [B]`` (the absolute
+frame and the RoPE position the next ``begin_block`` starts each row at; public, and may be
+written between blocks, e.g. to hold back stream-batch rows that carry no chunk yet).
 
 RoPE positions stay bounded for streams of hours: a block whose start position reaches
 ``rope_refresh`` (SDV2: 50; default ``1024 - block frames``) restarts at ``rope_rebase``
