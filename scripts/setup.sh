@@ -41,19 +41,30 @@ if [[ ! -x $venv_py ]]; then
   echo "creating .venv"
   "$python" -m venv .venv
 fi
-pip=("$venv_py" -m pip --quiet --disable-pip-version-check)
+log=.venv/setup.log
+: > "$log"
+pip_install() {
+  # pip's own output goes to .venv/setup.log; shown only when it fails.
+  if ! "$venv_py" -m pip install --disable-pip-version-check "$@" >> "$log" 2>&1; then
+    tail -n 25 "$log" >&2
+    echo "setup.sh: pip install $* failed (full log: $log)" >&2
+    exit 1
+  fi
+}
 
 if ! "$venv_py" -c "import torch, sys; sys.exit(not torch.__version__.startswith('$TORCH_VERSION'))" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     echo "installing torch==$TORCH_VERSION (CUDA build: an NVIDIA GPU is present)"
-    "${pip[@]}" install "torch==$TORCH_VERSION"
+    pip_install "torch==$TORCH_VERSION"
   else
     echo "installing torch==$TORCH_VERSION (CPU build: no NVIDIA GPU found)"
-    "${pip[@]}" install --retries 2 --index-url "$TORCH_CPU_INDEX" "torch==$TORCH_VERSION"
+    # The CPU index as an extra index: its 2.13.0+cpu outranks PyPI's CUDA 2.13.0, and torch's
+    # own dependencies still come from PyPI.
+    pip_install --retries 1 --timeout 30 --extra-index-url "$TORCH_CPU_INDEX" "torch==$TORCH_VERSION"
   fi
 fi
 
 echo "installing livestyle[$extra]"
-"${pip[@]}" install -e ".[$extra]"
+pip_install -e ".[$extra]"
 echo "$want" > "$stamp"
 echo "done: .venv/bin/livestyle is ready (try: .venv/bin/livestyle doctor)"
