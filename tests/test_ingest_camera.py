@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -46,14 +47,16 @@ def test_device_names_per_os() -> None:
     linux = camera_device("webcam:2", "Linux")
     assert (linux.url, linux.format, linux.label) == ("/dev/video2", "v4l2", "/dev/video2")
     mac = camera_device("webcam:1", "Darwin")
-    assert (mac.url, mac.format, mac.cv_index) == ("1", "avfoundation", 1)
+    assert (mac.url, mac.format, mac.cv_index, mac.label) == ("1", "avfoundation", 1, "webcam:1")
     windows_index = camera_device("webcam:1", "Windows")
     assert (windows_index.format, windows_index.cv_index) == (None, 1)
     windows_name = camera_device("video=Integrated Camera", "Windows")
     assert (windows_name.url, windows_name.format) == ("video=Integrated Camera", "dshow")
     with pytest.raises(SourceError) as err:
         camera_device("webcam:front", "Linux")
-    assert str(err.value) == "bad camera 'webcam:front': use webcam:N with N a number, e.g. webcam:1"
+    assert str(err.value) == (
+        "bad camera 'webcam:front': use webcam:N with N a number, e.g. webcam:1"
+    )
 
 
 @pytest.mark.parametrize(
@@ -69,7 +72,7 @@ def test_device_names_per_os() -> None:
     ],
 )
 def test_open_error_messages(code: int, expected: str) -> None:
-    assert describe_open_error("/dev/video0", OSError(code, __import__("os").strerror(code))) == expected
+    assert describe_open_error("/dev/video0", OSError(code, os.strerror(code))) == expected
 
 
 class ScriptedCamera:
@@ -135,3 +138,20 @@ def test_lost_camera_repeats_last_frame_and_reconnects_with_backoff() -> None:
     assert np.diff(camera.opens[1:]).tolist() == pytest.approx(BACKOFF[1:3], abs=0.11)
     assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
     assert [f.index for f in frames] == list(range(len(frames)))
+
+
+def test_camera_that_opens_but_sends_nothing() -> None:
+    class Silent:
+        def read(self):
+            raise CameraLost("timed out")
+
+        def close(self) -> None:
+            self.closed = True
+
+    silent = Silent()
+    source = CameraSource(CameraDevice("/dev/video9", "/dev/video9", "v4l2", None),
+                          opener=lambda device, size, fps: silent)
+    with pytest.raises(SourceError) as err:
+        source.open()
+    assert str(err.value) == "camera /dev/video9 opened but delivers no frames (timed out)"
+    assert silent.closed

@@ -232,4 +232,5 @@ def test_rtmp_flv_to_a_second_process() -> None:
     assert report["format"] == "flv"
     assert len(report["frames"]) == 10
     assert {(w, h) for w, h, _ in report["frames"]} == {(64, 48)}
-    assert [t for _, _, t in report["frames"]] == pytest.approx([k / 30 for k in range(10)], abs=2e-3)
+    times = [t for _, _, t in report["frames"]]
+    assert times == pytest.approx([k / 30 for k in range(10)], abs=2e-3)

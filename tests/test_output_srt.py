@@ -39,7 +39,10 @@ def test_no_ffmpeg_with_srt(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(ffmpeg_with_srt() is None, reason="needs ffmpeg with libsrt (apt install ffmpeg)")
+@pytest.mark.skipif(
+    ffmpeg_with_srt() is None,
+    reason="needs ffmpeg with libsrt (apt install ffmpeg)"
+)
 def test_srt_round_trip() -> None:
     port = free_udp_port()
     stop = threading.Event()

@@ -8,7 +8,7 @@ fallible work: devices, sockets, probing) and then iterates ``frames()`` on its 
 |---|---|
 | ``pattern`` | animated test pattern (:mod:`livestyle.ingest.pattern`) |
 | ``webcam``, ``webcam:N``, ``/dev/videoN``, ``video=Name`` | local camera (:mod:`.camera`) |
-| a file path, ``rtmp://``, ``rtsp://``, ``udp://``, ``tcp://``, ``http(s)://`` | PyAV (:mod:`.media`) |
+| a file, ``rtmp://``, ``rtsp://``, ``udp://``, ``tcp://``, ``http(s)://`` | PyAV (:mod:`.media`) |
 | ``srt://`` | FFmpeg with libsrt as a subprocess, when installed (:mod:`.srt`) |
 | ``webrtc``, ``whip`` | a browser or WHIP publisher (:mod:`.webrtc`) |
 """

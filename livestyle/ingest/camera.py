@@ -61,12 +61,12 @@ def camera_device(spec: str, system: str | None = None) -> CameraDevice:
             raise SourceError(f"bad camera '{spec}': use webcam:N with N a number, e.g. webcam:1")
         path = f"/dev/video{which}" if which.isdigit() else which
         return CameraDevice(path, path, "v4l2", path)
+    label = f"webcam:{which}" if which.isdigit() else which
     if system == "Darwin":
-        return CameraDevice(f"camera {which}", which, "avfoundation",
-                            int(which) if which.isdigit() else None)
+        return CameraDevice(label, which, "avfoundation", int(which) if which.isdigit() else None)
     if system == "Windows":
         if which.isdigit():  # dshow needs a device name; OpenCV opens by index
-            return CameraDevice(f"camera {which}", "", None, int(which))
+            return CameraDevice(label, "", None, int(which))
         name = which if which.startswith("video=") else f"video={which}"
         return CameraDevice(name, name, "dshow", None)
     raise SourceError(f"cameras are not supported on {system}: use a file or stream URL")
@@ -140,7 +140,8 @@ def open_reader(device: CameraDevice, size: tuple[int, int] | None, fps: float) 
     first_error: BaseException | None = None
     if device.format is not None:
         if device.format == "v4l2" and not os.path.exists(device.url):
-            raise SourceError(describe_open_error(device.label, FileNotFoundError(errno.ENOENT, "")))
+            missing = FileNotFoundError(errno.ENOENT, "no such device")
+            raise SourceError(describe_open_error(device.label, missing))
         try:
             return _open_av(device, size, fps)
         except OSError as exc:
@@ -155,7 +156,8 @@ def open_reader(device: CameraDevice, size: tuple[int, int] | None, fps: float) 
         reader = _open_cv(device, size, fps)
         if reader is not None:
             return reader
-    raise SourceError(describe_open_error(device.label, first_error or OSError("no frames")))
+    absent = OSError(errno.ENODEV, "no such camera")
+    raise SourceError(describe_open_error(device.label, first_error or absent))
 
 
 def _open_av(device: CameraDevice, size: tuple[int, int] | None, fps: float) -> Reader:
@@ -240,7 +242,11 @@ class CameraSource:
     def open(self) -> StreamInfo:
         self._stop.clear()
         reader = self._opener(self._device, self._size, self._fps)
-        first = reader.read() if self._size is None else None
+        try:
+            first = reader.read() if self._size is None else None
+        except CameraLost as exc:
+            reader.close()
+            raise SourceError(f"camera {self.name} opened but delivers no frames ({exc})") from exc
         height, width = first.shape[:2] if first is not None else self._size[::-1]
         self._size = (width, height)
         self._reader = reader

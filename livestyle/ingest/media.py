@@ -147,7 +147,9 @@ class MediaSource:
                 "(is the sender running and sending to this address?)"
             ) from exc
         except av.error.InvalidDataError as exc:
-            raise SourceError(f"cannot read {self._target}: not a video FFmpeg understands") from exc
+            raise SourceError(
+                f"cannot read {self._target}: not a video FFmpeg understands"
+            ) from exc
         except (av.error.FFmpegError, OSError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise SourceError(f"cannot open {self._target}: {reason}") from exc

@@ -111,7 +111,9 @@ def _bounce(position: int, span: int) -> int:
 
 
 def render_pattern(index: int, width: int, height: int, fps: float = DEFAULT_FPS) -> np.ndarray:
-    """Frame ``index`` of the pattern: ``uint8`` RGB ``[height, width, 3]`` (convenience; slow per call)."""
+    """Frame ``index`` of the pattern: ``uint8`` RGB ``[height, width, 3]``.
+
+    A convenience that rebuilds the precomputed pieces on every call; sources keep them."""
     return _Painter(width, height, fps).render(index)
 
 

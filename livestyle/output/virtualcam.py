@@ -76,7 +76,9 @@ class VirtualCamSink:
                     f"opened at {self._camera.width}x{self._camera.height}"
                 ) from exc
             except (RuntimeError, OSError) as exc:
-                raise SinkError(f"{self.name}: the device stopped accepting frames ({exc})") from exc
+                raise SinkError(
+                    f"{self.name}: the device stopped accepting frames ({exc})"
+                ) from exc
             self.frames_written += 1
 
     def close(self) -> None:
