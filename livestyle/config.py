@@ -185,7 +185,7 @@ class EffectsConfig:
     feather: float = setting(2.0, ge=0.0, le=64.0, doc="Gaussian sigma of the mask edge, pixels")
     smoothing: float = setting(0.5, ge=0.0, le=0.95, doc="weight of the past in the mask EMA (0 = off)")
     cut_threshold: float = setting(0.25, gt=0.0, le=1.0, doc="mean mask change that restarts the EMA")
-    keep_hint: bool = setting(True, doc="hand the generator extras['keep_mask'] (1 = camera shows)")
+    keep_hint: bool = setting(False, doc="hand the generator extras['keep_mask'] (1 = camera shows)")
     preview: bool = setting(False, doc="tint the background region of the output (tune the mask)")
     max_pending: int = setting(256, ge=1, le=4096, doc="most frames whose masks await their styled frame")
     chroma: ChromaKeyConfig = field(default_factory=ChromaKeyConfig)

@@ -79,10 +79,11 @@ def run(gen: EffectGenerator, n: int, make=green_frame) -> list[Frame]:
     return out
 
 
+@pytest.mark.parametrize("keep_hint", [False, True], ids=["masks-beside-generator", "masks-before-generator"])
 @pytest.mark.parametrize("mode", ["background", "person"])
-def test_frame_n_is_composited_with_frame_n_mask_under_delay(mode):
+def test_frame_n_is_composited_with_frame_n_mask_under_delay(mode, keep_hint):
     inner = DelayedInverter(chunk=4, delay=2)
-    gen = EffectGenerator(inner, EffectsConfig(mode=mode, **EXACT))
+    gen = EffectGenerator(inner, EffectsConfig(mode=mode, keep_hint=keep_hint, **EXACT))
     out = run(gen, 24)
     assert [f.index for f in out] == list(range(16))  # two chunks still in flight
     for f in out:
@@ -95,9 +96,24 @@ def test_frame_n_is_composited_with_frame_n_mask_under_delay(mode):
     assert gen.stats()["masks_pending"] == 8
 
 
+def test_a_failing_mask_surfaces_from_the_worker_thread():
+    class Broken:
+        name = "broken"
+
+        def compute(self, image):
+            raise PipelineError("mask provider 'broken' failed")
+
+        def reset(self) -> None:
+            """Stateless."""
+
+    gen = EffectGenerator(DelayedInverter(delay=0), EffectsConfig(mode="background", **EXACT), Broken())
+    with pytest.raises(PipelineError, match="mask provider 'broken' failed"):
+        run(gen, 4)
+
+
 def test_keep_mask_goes_to_the_inner_generator():
     inner = DelayedInverter(chunk=2, delay=0)
-    gen = EffectGenerator(inner, EffectsConfig(mode="background", **EXACT))
+    gen = EffectGenerator(inner, EffectsConfig(mode="background", keep_hint=True, **EXACT))
     run(gen, 2)
     keep = inner.seen_extras[1]["keep_mask"]
     assert keep.dtype == np.float32 and keep.shape == (H, W)

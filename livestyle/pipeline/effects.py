@@ -18,7 +18,9 @@ frame, ``person`` keeps the whole camera frame; no key colour in frame (subject 
 
 With ``keep_hint`` the input frames handed to the inner generator carry
 ``Frame.extras["keep_mask"]`` (``float32`` ``[H, W]`` in ``[0, 1]``, 1 = these pixels will show
-the camera), which a generator may use to spend less noise/compute there. ``preview`` tints the
+the camera), which a generator may use to spend less noise/compute there; masks are then computed
+before the generator runs. Without it (the default) they are computed on a worker thread while
+the generator runs, so their cost hides behind a GPU generator's. ``preview`` tints the
 background region of every output frame (run it with bypass to tune the key).
 """
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -83,6 +86,7 @@ class EffectGenerator:
         self._composited_frames = 0
         self._evicted = 0
         self._unmasked_upto = -1
+        self._pool: ThreadPoolExecutor | None = None
         if self._mask_active():
             self._open_provider()
 
@@ -92,12 +96,26 @@ class EffectGenerator:
         return self.inner.frames_needed()
 
     def process(self, frames: Sequence[Frame]) -> list[Frame]:
-        """Mask each input frame, run the inner generator, composite each output with its own frame's mask."""
-        if self._mask_active():
-            frames = [self._take_in(f) for f in frames]
-        elif frames:
-            self._unmasked_upto = max(self._unmasked_upto, frames[-1].index)
-        outputs = self.inner.process(frames)
+        """Mask each input frame, run the inner generator, composite each output with its own frame's mask.
+
+        With ``keep_hint`` the masks are computed first (the inner generator reads them); without
+        it they are computed on a worker thread while the inner generator runs, so a GPU
+        generator hides their CPU cost.
+        """
+        if not self._mask_active():
+            if frames:
+                self._unmasked_upto = max(self._unmasked_upto, frames[-1].index)
+            outputs = self.inner.process(frames)
+        elif self.config.keep_hint and self.effect != "full":
+            outputs = self.inner.process([self._with_keep(f, self._take_in(f)) for f in frames])
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livestyle-mask")
+            masking = self._pool.submit(lambda: [self._take_in(f) for f in frames])
+            try:
+                outputs = self.inner.process(frames)
+            finally:
+                masking.result()
         return [self._put_out(o) for o in outputs]
 
     def apply(self, command: object) -> None:
@@ -149,7 +167,8 @@ class EffectGenerator:
         if self._provider is not None:
             self._provider.reset()
 
-    def _take_in(self, frame: Frame) -> Frame:
+    def _take_in(self, frame: Frame) -> np.ndarray:
+        """Compute, smooth and store ``frame``'s subject mask (``float32`` ``[H, W]``); return it."""
         assert self._provider is not None
         t0 = time.perf_counter()
         result = self._provider.compute(frame.image)
@@ -167,10 +186,11 @@ class EffectGenerator:
             self._evicted += 1
         self._mask_s += time.perf_counter() - t0
         self._masked_frames += 1
-        if self.config.keep_hint and self.effect != "full":
-            keep = subject if self.effect == "background" else 1.0 - subject
-            frame = replace(frame, extras={**frame.extras, "keep_mask": keep})
-        return frame
+        return subject
+
+    def _with_keep(self, frame: Frame, subject: np.ndarray) -> Frame:
+        keep = subject if self.effect == "background" else 1.0 - subject
+        return replace(frame, extras={**frame.extras, "keep_mask": keep})
 
     def _put_out(self, out: Frame) -> Frame:
         if not self._pending and not self._mask_active():
