@@ -113,6 +113,8 @@ class MediaSource:
         self._stream = stream
         if self._scheme in ("http", "https") and self._container.duration is None:
             self.live = True
+        if not self.live:  # frame threads decode faster; live streams keep slice threads (no delay)
+            stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         source_fps = float(rate) if rate else DEFAULT_FPS
         fps = min(source_fps, self._max_fps) if self._max_fps else source_fps
