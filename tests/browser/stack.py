@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from livestyle.control.controller import Controller, Params
+from livestyle.control.presets import load_presets
 from livestyle.ingest.webrtc import WebRTCSource
 from livestyle.output.webrtc import WebRTCSink
 from livestyle.pipeline.frames import Frame
@@ -38,12 +40,16 @@ class InvertGenerator:
 class Stack:
     """Server + runner (webrtc source -> generator -> webrtc sink), all in the namespace."""
 
-    def __init__(self, generator: Any, settings: ServerSettings, size: tuple[int, int] = (320, 240)) -> None:
-        self.server = ServerThread(settings, settings.make_hub()).start()
-        hub = self.server.hub
+    def __init__(self, generator: Any, settings: ServerSettings, size: tuple[int, int] = (320, 240), *,
+                 controls: bool = False) -> None:
+        hub = settings.make_hub()
         self.source = WebRTCSource(hub, size=size, fps=30)
         self.sink = WebRTCSink(hub, fps=30)
         self.runner = Runner(self.source, generator, [self.sink], size=size, fps=30)
+        self.controller = None
+        if controls:  # the control API, wired as `livestyle serve` wires it
+            self.controller = Controller(load_presets(), self.runner.submit, Params("start", 0.6, 2, 42))
+        self.server = ServerThread(settings, hub, controller=self.controller, stats=self.runner.stats).start()
         self.runner.start()
         self.url = self.server.url
 

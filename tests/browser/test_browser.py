@@ -43,11 +43,12 @@ def matched_pairs(report: dict[str, Any], *, inverted: bool) -> list[tuple[float
     return pairs
 
 
-def stream_through_page(netns: NetnsRunner, browser: Chromium, generator: Any) -> tuple[dict[str, Any], dict[str, Any], int]:
+def stream_through_page(netns: NetnsRunner, browser: Chromium, generator: Any, codec: str = "vp8"
+                        ) -> tuple[dict[str, Any], dict[str, Any], int]:
     """Open the page, let it publish and receive, open /view beside it; then close the page."""
 
     def scenario() -> tuple[dict[str, Any], dict[str, Any], int]:
-        stack = Stack(generator, ServerSettings(port=0, codec="vp8", bitrate=1_000_000))
+        stack = Stack(generator, ServerSettings(port=0, codec=codec, bitrate=1_000_000))
         try:
             page = browser.open(f"{stack.url}/?autostart=1&probe=1")
             browser.wait_for(page, f"({REPORT}).then(r => r && r.outFrames >= 45)", timeout=30)
@@ -86,8 +87,9 @@ def test_passthrough_page_round_trip_viewer_page_and_closed_tabs(netns: NetnsRun
     assert open_sessions == 0
 
 
-def test_inverting_generator_output_is_the_inverse_of_the_input(netns: NetnsRunner, browser: Chromium) -> None:
-    page, _, _ = stream_through_page(netns, browser, InvertGenerator())
+def test_inverting_generator_output_is_the_inverse_of_the_input_over_h264(netns: NetnsRunner, browser: Chromium) -> None:
+    page, _, _ = stream_through_page(netns, browser, InvertGenerator(), codec="h264")
+    assert page["receive"]["codec"] == "video/H264"
     pairs = matched_pairs(page, inverted=True)
     assert len(pairs) >= 20, f"only {len(pairs)} output frames matched an input frame"
     inverse = [np.abs(out - (255 - inp)).mean() for _, inp, out in pairs]
@@ -110,3 +112,36 @@ def test_page_without_the_token_is_refused(netns: NetnsRunner, browser: Chromium
     assert report["error"].startswith("401"), report["error"]
     assert "token" in report["error"]
     assert sessions == 0
+
+
+def test_page_controls_drive_the_stream(netns: NetnsRunner, browser: Chromium) -> None:
+    """Bypass toggled on the page shows the raw camera; the prompt box and presets reach the controller."""
+
+    def scenario() -> tuple[dict[str, Any], dict[str, Any], Any, int]:
+        stack = Stack(InvertGenerator(), ServerSettings(port=0), controls=True)
+        try:
+            page = browser.open(f"{stack.url}/?autostart=1&probe=1")
+            browser.wait_for(page, f"({REPORT}).then(r => r && r.outFrames >= 30)", timeout=30)
+            before = browser.evaluate(page, REPORT)
+            presets = browser.wait_for(page, "document.querySelectorAll('#presets button').length", timeout=10)
+            browser.evaluate(page, "document.getElementById('bypass').click()")
+            browser.evaluate(page, "document.getElementById('prompt').value = 'a charcoal sketch';"
+                                   "document.getElementById('prompt-form').requestSubmit()")
+            browser.wait_for(page, "document.querySelector('#history button')?.textContent === 'a charcoal sketch'")
+            frames = before["outFrames"]
+            browser.wait_for(page, f"({REPORT}).then(r => r.outFrames >= {frames + 45})", timeout=30)
+            after = browser.evaluate(page, REPORT)
+            browser.close_tab(page)
+            return before, after, stack.controller.params, presets  # type: ignore[union-attr]
+        finally:
+            stack.close()
+
+    before, after, params, presets = netns.run(scenario)
+    assert presets >= 1
+    assert params.bypass is True and params.prompt == "a charcoal sketch"
+    inverted = matched_pairs(before, inverted=True)
+    assert inverted and np.median([np.abs(o - (255 - i)).mean() for _, i, o in inverted]) < 20
+    # the last frames were produced in bypass: the output equals the input again
+    late = matched_pairs({**after, "outProbe": after["outProbe"][-20:]}, inverted=False)
+    assert len(late) >= 10, len(late)
+    assert np.median([np.abs(o - i).mean() for _, i, o in late]) < 20
