@@ -125,7 +125,7 @@ def test_no_display_gives_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.fixture
-def xvfb_display() -> Iterator[str]:
+def xvfb_display() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     if not (shutil.which("Xvfb") and shutil.which("xdotool")):
         pytest.skip("needs Xvfb and xdotool (apt-get install xvfb xdotool)")
     if importlib.util.find_spec("pynput") is None:
@@ -135,22 +135,31 @@ def xvfb_display() -> Iterator[str]:
     try:
         wait_for(lambda: subprocess.run(["xdotool", "getmouselocation"], env={**os.environ, "DISPLAY": display},
                                         capture_output=True).returncode == 0)
-        yield display
+        yield display, proc
     finally:
         proc.terminate()
         proc.wait(5)
 
 
 # pynput's X record thread only notices stop() at the next recorded event, which Xvfb never
-# delivers; it dies (a daemon thread) when Xvfb goes away at teardown.
+# delivers; it ends (a daemon thread, raising) when Xvfb goes away, which this test waits for.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_global_hotkeys_on_a_real_x_server(xvfb_display: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DISPLAY", xvfb_display)
+def test_global_hotkeys_on_a_real_x_server(
+    xvfb_display: tuple[str, subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    display, xvfb = xvfb_display
+    monkeypatch.setenv("DISPLAY", display)
     ctl, sent = controller()
-    with GlobalHotkeys(ctl):
-        env = {**os.environ, "DISPLAY": xvfb_display}
+    hotkeys = GlobalHotkeys(ctl)
+    with hotkeys:
+        listener = hotkeys._listener
+        env = {**os.environ, "DISPLAY": display}
         subprocess.run(["xdotool", "key", "ctrl+alt+2"], env=env, check=True)
         wait_for(lambda: ctl.params.preset == "neon")
         subprocess.run(["xdotool", "key", "ctrl+alt+b"], env=env, check=True)
         wait_for(lambda: ctl.params.bypass)
     assert sent[-1] == SetBypass(True)
+    xvfb.terminate()
+    xvfb.wait(5)
+    listener.join(5)
+    assert not listener.is_alive()
