@@ -15,7 +15,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCRtpSender
 
 from livestyle.errors import ServerError, SinkError, SourceError
 from livestyle.ingest.webrtc import WebRTCSource, open_webrtc_source
@@ -94,10 +94,12 @@ def test_broadcast_gives_each_reader_the_newest_item_and_counts_skips() -> None:
 # ------------------------------------------------------------------ offers
 
 
-def _offer(direction: str = "sendrecv", audio: bool = True) -> str:
+def _offer(direction: str = "sendrecv", audio: bool = True, only_codec: str | None = None) -> str:
     async def make() -> str:
         pc = RTCPeerConnection()
-        pc.addTransceiver("video", direction=direction)
+        t = pc.addTransceiver("video", direction=direction)
+        if only_codec:
+            t.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == only_codec])
         if audio:
             pc.addTransceiver("audio", direction=direction)
         await pc.setLocalDescription(await pc.createOffer())
@@ -208,6 +210,11 @@ def test_cross_origin_requests_are_refused_and_no_cors_headers_sent(server: Serv
     assert status == 403 and "cross-origin" in body["error"]
     status, _, headers = http("GET", server.url + "/sessions", headers={"Origin": server.url})
     assert status == 200 and not any(k.lower().startswith("access-control") for k in headers)
+
+
+def test_viewer_without_the_output_codec_is_refused(server: ServerThread) -> None:
+    status, body, _ = http("POST", server.url + "/whep", _offer("recvonly", audio=False, only_codec="video/H264"), SDP)
+    assert status == 400 and "sends VP8 video" in body["error"], body
 
 
 def test_whip_offer_that_does_not_send_is_refused(server: ServerThread, offers: dict[str, str]) -> None:
