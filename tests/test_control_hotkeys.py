@@ -124,17 +124,28 @@ def test_no_display_gives_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> N
     assert "\n" not in str(info.value)
 
 
+def start_xvfb(*args: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """Xvfb on a free display number (it picks one and reports it once it accepts clients)."""
+    read, write = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-nolisten", "tcp", *args],
+                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        raise AssertionError(f"Xvfb did not start (exit code {proc.wait(5)})")
+    return f":{number.decode()}", proc
+
+
 @pytest.fixture
 def xvfb_display() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     if not (shutil.which("Xvfb") and shutil.which("xdotool")):
         pytest.skip("needs Xvfb and xdotool (apt-get install xvfb xdotool)")
     if importlib.util.find_spec("pynput") is None:
         pytest.skip("needs the hotkeys extra: pip install 'livestyle[hotkeys]'")
-    display = f":{150 + os.getpid() % 300}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL)
+    display, proc = start_xvfb("-screen", "0", "320x240x24")
     try:
-        wait_for(lambda: subprocess.run(["xdotool", "getmouselocation"], env={**os.environ, "DISPLAY": display},
-                                        capture_output=True).returncode == 0)
         yield display, proc
     finally:
         proc.terminate()

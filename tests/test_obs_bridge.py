@@ -191,23 +191,36 @@ class Obs:
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
 
+def start_xvfb(*args: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """Xvfb on a free display number (it picks one and reports it once it accepts clients)."""
+    read, write = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-nolisten", "tcp", *args],
+                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        raise AssertionError(f"Xvfb did not start (exit code {proc.wait(5)})")
+    return f":{number.decode()}", proc
+
+
 @pytest.fixture(scope="module")
 def obs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Obs]:
     reason = _missing()
     if reason:
         pytest.skip(reason)
     netns = NetNamespace()
-    netns.enter()
-    display = f":{200 + os.getpid() % 500}"
-    xvfb = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", "1280x720x24", "+extension", "GLX", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    try:
+        netns.enter()
+        display, xvfb = start_xvfb("-screen", "0", "1280x720x24", "+extension", "GLX")
+    except BaseException:
+        netns.leave()
+        raise
     home = tmp_path_factory.mktemp("obs-home")
     instance = Obs(home=home, password=secrets.token_urlsafe(12), display=display)
     _write_obs_home(home, instance.password)
     try:
-        wait_for(lambda: Path(f"/tmp/.X11-unix/X{display[1:]}").exists(), 10, "Xvfb")
         instance.start()
         yield instance
     finally:
