@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "run", "demo", "doctor",
     "serve",
     "weights",
+    "bench",
 )
 """Modules under ``livestyle.commands`` whose ``register(app)`` adds a verb."""
 

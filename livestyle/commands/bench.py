@@ -1,0 +1,347 @@
+"""``livestyle bench``: the real StreamPipeline on a synthetic source, random weights at real shapes.
+
+What it measures (one process, after a warm-up that compiles every block shape):
+
+1. first-frame time: ``reset()`` the warm pipeline, feed chunks as fast as they are asked for,
+   wall seconds until the first styled frames come back (compute only: a camera adds the time
+   to capture the first chunk's frames, 4 frames = 133 ms at 30 fps for SDV2's first 5-frame chunk);
+2. throughput: ``process()`` in a loop for ``--seconds``; fps = output frames / wall time; chunk
+   latency = wall time of each ``process()`` call (it ends with the decoded pixels on the host);
+   per-stage medians from the pipeline's CUDA-event timers (``stats()["stages_ms"]``);
+3. glass-to-glass: the real :class:`~livestyle.pipeline.runner.Runner` with a paced 30 fps pattern
+   source and a null sink (capture time stamped at the source, compared at the sink; output pacing
+   included);
+4. peak memory (``torch.cuda.max_memory_allocated`` while streaming, weights included).
+
+The last printed line is one JSON object with the device name, torch version, attention backend
+and every setting. Random weights only (``livestyle.pipeline.random_models``): the pictures are
+noise, the timings are those of the real checkpoints. Runs on CPU with ``--model tiny`` through the
+same code. Nothing on this path imports av, aiortc or pydantic.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from livestyle.errors import ConfigError
+
+__all__ = ["BenchOptions", "run_bench", "write_profile", "register"]
+
+EXAMPLES = """Examples:
+
+  livestyle bench --model 1.3b --steps 2 --vae tiny-decoder --seconds 10
+  livestyle bench --model 14b --steps 4 --vae wan
+  livestyle bench --model tiny --device cpu --size 64x48 --seconds 2
+  livestyle bench --model 1.3b --steps 1 --vae tiny --write-profile configs/gpus/h100.yaml
+"""
+
+
+@dataclass
+class BenchOptions:
+    """Settings of one bench run (``model``: ``1.3b``, ``14b``, ``tiny`` or a registry name)."""
+
+    model: str = "1.3b"
+    steps: int = 2
+    width: int = 832
+    height: int = 480
+    vae: str = "wan"
+    seconds: float = 10.0
+    device: str = "auto"
+    compile: bool = True
+    dtype: str = "auto"
+    warmup_chunks: int = 6
+    glass_seconds: float = 4.0
+    camera_fps: float = 30.0
+    strength: float = 0.8
+    fuse_qkv: bool = True
+    channels_last: bool = True
+    seed: int = 0
+    family: dict[str, Any] = field(default_factory=dict)
+
+
+def _resolve_model(name: str) -> tuple[str, dict[str, Any], str]:
+    """``(dit size, family mapping, label)`` for a size or a registry name."""
+    from livestyle.pipeline.random_models import MODEL_SIZES
+
+    if name in MODEL_SIZES:
+        return name, {"family": "sdv2"}, f"sdv2-{name}"
+    from livestyle.models.weights import get_model
+
+    spec = get_model(name)
+    if spec.dit not in MODEL_SIZES:
+        raise ConfigError(f"model {name!r} has DiT size {spec.dit!r}; bench builds {', '.join(MODEL_SIZES)}")
+    return str(spec.dit), dict(spec.pipeline), spec.name
+
+
+def _frames(width: int, height: int, start: int, n: int, fps: float) -> list[Any]:
+    """``n`` synthetic moving frames (uint8 RGB) starting at index ``start``, stamped now."""
+    import numpy as np
+
+    from livestyle.pipeline.frames import Frame
+
+    ys, xs = np.mgrid[0:height, 0:width]
+    out = []
+    now = time.monotonic()
+    for i in range(start, start + n):
+        img = np.empty((height, width, 3), np.uint8)
+        img[..., 0] = (xs + 7 * i) % 256
+        img[..., 1] = (ys + 3 * i) % 256
+        img[..., 2] = (xs + ys + 11 * i) % 256
+        out.append(Frame(img, i, Fraction(1, round(fps)), now, i))
+    return out
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def _feed(pipe: Any, opts: BenchOptions, state: dict[str, int]) -> list[Any]:
+    """One ``process()`` call with as many synthetic frames as the pipeline asks for."""
+    n = pipe.frames_needed()
+    frames = state["pool"][state["i"] % len(state["pool"]) : state["i"] % len(state["pool"]) + n]  # type: ignore[index]
+    if len(frames) < n:
+        frames = _frames(opts.width, opts.height, state["i"], n, opts.camera_fps)
+    state["i"] += n
+    return pipe.process(frames)
+
+
+def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dict[str, Any]:
+    """Build the random stack, run the four measurements, return the result dict (JSON-able).
+
+    ``models``: a random :class:`~livestyle.pipeline.stream.StreamModels` already built for
+    ``opts`` (suites reuse one stack, and its compiled graphs, across configurations).
+    """
+    import torch
+
+    from livestyle.models.attention import get_backend
+    from livestyle.pipeline.family import family_from_mapping
+    from livestyle.pipeline.random_models import DECODERS, RandomStackOptions, random_stream_models
+    from livestyle.pipeline.stream import Controls, StreamPipeline
+    from livestyle.pipeline.timing import StageTimer
+
+    say = log or (lambda *_: None)
+    if opts.vae not in DECODERS:
+        raise ConfigError(f"--vae {opts.vae!r} is not one of {', '.join(DECODERS)}")
+    if opts.seconds <= 0:
+        raise ConfigError(f"--seconds must be positive, got {opts.seconds}")
+    dev_name = opts.device
+    if dev_name == "auto":
+        dev_name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(dev_name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda but no CUDA GPU is visible; use --device cpu --model tiny")
+    dtype = {"auto": torch.bfloat16 if device.type == "cuda" else torch.float32,
+             "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}.get(opts.dtype)
+    if dtype is None:
+        raise ConfigError(f"--dtype {opts.dtype!r} is not one of auto, bf16, fp16, fp32")
+    size, family_map, label = _resolve_model(opts.model)
+    family_map = {**family_map, **opts.family}
+    family = family_from_mapping(family_map, source=f"bench model {opts.model}")
+    compile_dit = opts.compile and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    t0 = time.perf_counter()
+    if models is None:
+        models = random_stream_models(size, device, dtype, RandomStackOptions(
+            fuse_qkv=opts.fuse_qkv, channels_last=opts.channels_last, compile_dit=compile_dit, seed=opts.seed))
+    controls = Controls(prompt="a watercolor painting", strength=opts.strength, steps=opts.steps, seed=opts.seed,
+                        width=opts.width, height=opts.height, decoder=opts.vae)
+    pipe = StreamPipeline(models, family, controls, device=device, dtype=dtype, name="bench")
+    _sync(device)
+    build_s = time.perf_counter() - t0
+    say(f"built random {size} stack on {device} in {build_s:.1f} s")
+    pool = _frames(opts.width, opts.height, 0, 64, opts.camera_fps)
+    feed = {"i": 0, "pool": pool}  # type: ignore[dict-item]
+
+    with torch.inference_mode():
+        # warm-up: compiles the first-chunk and stream-batch shapes, fills the autotuner caches
+        t0 = time.perf_counter()
+        for _ in range(max(opts.warmup_chunks, opts.steps + 2)):
+            _feed(pipe, opts, feed)
+        _sync(device)
+        warm_s = time.perf_counter() - t0
+        say(f"warm-up {warm_s:.1f} s")
+
+        # 1. first output frames after a reset (warm process)
+        firsts = []
+        for _ in range(3):
+            pipe.reset()
+            feed["i"] = 0
+            _sync(device)
+            t0 = time.perf_counter()
+            got: list[Any] = []
+            while not got:
+                got = _feed(pipe, opts, feed)
+            firsts.append(time.perf_counter() - t0)
+        first_s = statistics.median(firsts)
+
+        # 2. steady-state throughput
+        for _ in range(opts.steps + 1):
+            _feed(pipe, opts, feed)
+        _sync(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        pipe.timer = StageTimer(device)
+        chunk_s: list[float] = []
+        frames_out = 0
+        t_start = time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            frames_out += len(_feed(pipe, opts, feed))
+            chunk_s.append(time.perf_counter() - t0)
+            if t0 + chunk_s[-1] - t_start >= opts.seconds and len(chunk_s) >= 10:
+                break
+        _sync(device)
+        elapsed = time.perf_counter() - t_start
+        stages = pipe.stats()["stages_ms"]
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+        reserved = torch.cuda.max_memory_reserved(device) if device.type == "cuda" else 0
+
+    # 3. glass-to-glass through the real Runner
+    glass = _glass_to_glass(pipe, opts) if opts.glass_seconds > 0 else {}
+
+    fps = frames_out / elapsed
+    result: dict[str, Any] = {
+        "bench": "livestyle-stream",
+        "model": label,
+        "dit": size,
+        "steps": opts.steps,
+        "size": f"{opts.width}x{opts.height}",
+        "vae": opts.vae,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "dtype": str(dtype).replace("torch.", ""),
+        "attention": get_backend(),
+        "compiled": compile_dit,
+        "fused_qkv": opts.fuse_qkv,
+        "channels_last": opts.channels_last and device.type == "cuda",
+        "kv_mode": family.kv_mode,
+        "kv_cache_frames": family.kv_cache_frames,
+        "strength": opts.strength,
+        "fps": round(fps, 2),
+        "frames": frames_out,
+        "seconds": round(elapsed, 2),
+        "chunk_ms": {"p50": round(1000 * _pct(chunk_s, 50), 2), "p95": round(1000 * _pct(chunk_s, 95), 2),
+                     "mean": round(1000 * statistics.fmean(chunk_s), 2)},
+        "chunks": len(chunk_s),
+        "first_frames_s": round(first_s, 4),
+        "stages_ms": {k: round(v["p50"], 2) for k, v in stages.items()},
+        "glass_to_glass_ms": glass,
+        "peak_gib": round(peak / 2**30, 3),
+        "peak_reserved_gib": round(reserved / 2**30, 3),
+        "build_s": round(build_s, 1),
+        "warmup_s": round(warm_s, 1),
+    }
+    return result
+
+
+def _glass_to_glass(pipe: Any, opts: BenchOptions) -> dict[str, float]:
+    """Paced 30 fps pattern → Runner → null sink; the Runner's glass-to-glass p50/p95 (ms)."""
+    from livestyle.ingest.pattern import PatternSource
+    from livestyle.output.null import NullSink
+    from livestyle.pipeline.runner import Runner
+
+    pipe.reset()
+    source = PatternSource((opts.width, opts.height), opts.camera_fps, pace=True)
+    runner = Runner(source, pipe, [NullSink()], size=(opts.width, opts.height), fps=opts.camera_fps)
+    timer = threading.Timer(opts.glass_seconds, runner.stop)
+    timer.start()
+    try:
+        report = runner.run()
+    finally:
+        timer.cancel()
+    return {"p50": report.latency_ms.get("p50", 0.0), "p95": report.latency_ms.get("p95", 0.0),
+            "frames_out": report.frames_out, "input_drops": report.drops.get("input", 0),
+            "fps_out": round(report.frames_out / max(report.duration_s, 1e-9), 2)}
+
+
+def write_profile(path: Path, result: dict[str, Any]) -> None:
+    """Merge one bench result into a GPU profile YAML (the schema ``pipeline/budget.py`` reads).
+
+    The denoise stage goes to ``stages.dit[<size>][<steps>]`` (SDV2 stream batch: one call over
+    ``steps`` slots), the encode/decode stages to ``vae_*`` or ``tiny_*`` by ``--vae``; other
+    entries of an existing file are kept.
+    """
+    import yaml
+
+    data: dict[str, Any] = {}
+    if path.exists():
+        data = yaml.safe_load(path.read_text()) or {}
+    stages = data.setdefault("stages", {})
+    st = result["stages_ms"]
+    n = result["steps"] if result["kv_mode"] == "stream_batch" else 1
+    if "denoise" in st:
+        stages.setdefault("dit", {}).setdefault(result["dit"], {})[n] = st["denoise"]
+    enc, dec = {"wan": ("vae_encode", "vae_decode"), "tiny-decoder": ("vae_encode", "tiny_decode"),
+                "tiny": ("tiny_encode", "tiny_decode")}[result["vae"]]
+    if "encode" in st:
+        stages[enc] = st["encode"]
+    if "decode" in st:
+        stages[dec] = st["decode"]
+    data["measured"] = True
+    data["source"] = f"livestyle bench on {result['device']}, torch {result['torch']}, {result['dtype']}, compiled={result['compiled']}"
+    data.setdefault("name", path.stem)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def bench(
+    model: str = typer.Option("1.3b", "--model", help="DiT size (1.3b, 14b, tiny) or a registry name (sdv2-1.3b ...)."),
+    steps: int = typer.Option(2, "--steps", help="Denoising steps (stream-batch slots)."),
+    size: str = typer.Option("832x480", "--size", help="Working size WxH (multiples of 16)."),
+    vae: str = typer.Option("wan", "--vae", help="wan | tiny-decoder | tiny."),
+    seconds: float = typer.Option(10.0, "--seconds", help="Steady-state seconds measured."),
+    device: str = typer.Option("auto", "--device", help="cuda, cuda:N, cpu (auto: cuda if present)."),
+    compile: bool = typer.Option(True, "--compile/--no-compile", help="torch.compile the DiT (CUDA only)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16, fp32."),
+    glass_seconds: float = typer.Option(4.0, "--glass-seconds", help="Seconds of paced 30 fps input for glass-to-glass (0: skip)."),
+    warmup: int = typer.Option(6, "--warmup", help="Warm-up chunks before measuring."),
+    write_profile_to: Path | None = typer.Option(None, "--write-profile", help="Merge the measured stage times into this GPU profile YAML."),
+) -> None:
+    """Benchmark the streaming pipeline with random weights at real shapes (sink: null)."""
+    from livestyle.config import parse_size
+
+    width, height = parse_size(size, key="--size")
+    opts = BenchOptions(model=model, steps=steps, width=width, height=height, vae=vae, seconds=seconds,
+                        device=device, compile=compile, dtype=dtype, glass_seconds=glass_seconds, warmup_chunks=warmup)
+    result = run_bench(opts, log=lambda msg: typer.echo(msg, err=True))
+    st = result["stages_ms"]
+    typer.echo(f"{result['model']} steps={result['steps']} {result['size']} vae={result['vae']} on {result['device']} "
+               f"(torch {result['torch']}, {result['dtype']}, attention {result['attention']}, compiled={result['compiled']})")
+    typer.echo("stage medians ms: " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
+    typer.echo(f"fps {result['fps']:.2f}   chunk ms p50 {result['chunk_ms']['p50']:.1f} p95 {result['chunk_ms']['p95']:.1f}   "
+               f"first frames {result['first_frames_s']:.3f} s   peak {result['peak_gib']:.2f} GiB")
+    g = result["glass_to_glass_ms"]
+    if g:
+        typer.echo(f"glass-to-glass (30 fps camera, Runner) ms p50 {g['p50']:.0f} p95 {g['p95']:.0f}, out {g['fps_out']} fps")
+    if write_profile_to is not None:
+        write_profile(write_profile_to, result)
+        typer.echo(f"profile updated: {write_profile_to}")
+    typer.echo(json.dumps(result))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench", help=(bench.__doc__ or "") + "\n\n" + EXAMPLES)(bench)
+

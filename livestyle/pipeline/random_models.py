@@ -1,0 +1,155 @@
+"""RANDOM-weight model stacks at the real shapes, built directly on the device: for benchmarks only.
+
+Nothing here loads a checkpoint, and nothing it builds produces a meaningful picture. Throughput
+and memory do not depend on weight values, so ``livestyle bench`` and ``benchmarks/gpu_suite.py``
+measure the real :class:`~livestyle.pipeline.stream.StreamPipeline` with these stand-ins:
+
+- the causal Wan DiT of ``DIT_CONFIGS[model]`` (``"1.3b"``, ``"14b"`` or ``"tiny"``), built on the
+  device in the compute dtype (a 14B model never exists in fp32), PyTorch's default init drawn
+  from a seeded generator, then ``fuse_qkv()`` unless asked not to;
+- the Wan 2.1 VAE (``VAE_CONFIGS["wan2.1"]``; ``"tiny"`` for the tiny model) and TAEHV
+  (``TAEHV_CONFIGS["taew2_1"]``; ``"tiny"``), same way;
+- a seeded random prompt embedding ``[1, 24, text_dim]`` in place of umT5-XXL (the encoder runs
+  once per prompt, never per chunk; its cost is measured separately by the GPU suite).
+
+``codecs`` offers the three decoder choices of the real stack: ``"wan"`` (Wan encoder + decoder),
+``"tiny-decoder"`` (Wan encoder, TAEHV decoder) and ``"tiny"`` (TAEHV both ways). Encoders
+return raw latents (SDV2's latent space), decoders take normalised ones, as in the real SDV2 stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from collections.abc import Iterator
+
+import torch
+
+from livestyle.errors import ConfigError
+from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
+from livestyle.models.taehv import TAEHV, TAEHV_CONFIGS, StreamingTAEHV
+from livestyle.models.vae import VAE_CONFIGS, StreamingWanVAE, WanVAE
+from livestyle.pipeline.stream import StreamModels
+
+__all__ = ["RandomStackOptions", "random_stream_models", "random_dit_on", "random_prompt_encoder", "MODEL_SIZES", "DECODERS"]
+
+MODEL_SIZES: tuple[str, ...] = ("1.3b", "14b", "tiny")
+"""DiT sizes a random stack can be built at."""
+
+DECODERS: tuple[str, ...] = ("wan", "tiny-decoder", "tiny")
+"""Codec choices: Wan both ways, Wan encoder + TAEHV decoder, TAEHV both ways."""
+
+
+@dataclass(frozen=True)
+class RandomStackOptions:
+    """How the random stack is laid out on the device.
+
+    ``fuse_qkv``: one GEMM for q/k/v. ``channels_last``: Wan VAE convolutions in
+    ``channels_last_3d`` and TAEHV in ``channels_last``. ``compile_dit``: wrap the DiT in
+    ``torch.compile(dynamic=False)`` (one graph per block shape, reused across chunks).
+    ``compile_codecs``: compile the TAEHV/Wan decoder and encoder chunk functions too.
+    """
+
+    fuse_qkv: bool = True
+    channels_last: bool = True
+    compile_dit: bool = False
+    compile_codecs: bool = False
+    seed: int = 0
+
+
+@contextmanager
+def _build_on(device: torch.device, dtype: torch.dtype, seed: int) -> Iterator[None]:
+    """Construct modules directly on ``device`` in ``dtype`` with a seeded init."""
+    old = torch.get_default_dtype()
+    torch.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def random_dit_on(model: str, device: torch.device | str, dtype: torch.dtype, *, seed: int = 0,
+                  fuse_qkv: bool = True) -> CausalWanDiT:
+    """A random-weight ``CausalWanDiT`` of ``DIT_CONFIGS[model]`` built on ``device`` in ``dtype`` (eval mode)."""
+    if model not in DIT_CONFIGS:
+        raise ConfigError(f"unknown DiT size {model!r}; use one of {', '.join(DIT_CONFIGS)}")
+    dev = torch.device(device)
+    with _build_on(dev, dtype, seed):
+        dit = CausalWanDiT(DIT_CONFIGS[model])
+    dit.requires_grad_(False)
+    if fuse_qkv:
+        dit.fuse_qkv()
+    return dit.eval()
+
+
+def random_prompt_encoder(text_dim: int, device: torch.device | str, dtype: torch.dtype, *, seed: int = 0,
+                          tokens: int = 24) -> Callable[[str], torch.Tensor]:
+    """A stand-in for umT5: every prompt maps to one seeded random embedding ``[1, tokens, text_dim]``."""
+    gen = torch.Generator().manual_seed(seed)
+    emb = (0.5 * torch.randn(1, tokens, text_dim, generator=gen)).to(device=device, dtype=dtype)
+
+    def encode(text: str) -> torch.Tensor:
+        return emb
+
+    return encode
+
+
+def _compiled(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    return torch.compile(fn, dynamic=False)  # type: ignore[return-value]
+
+
+def random_stream_models(model: str, device: torch.device | str, dtype: torch.dtype,
+                         options: RandomStackOptions = RandomStackOptions()) -> StreamModels:
+    """The full random stack (DiT, Wan VAE, TAEHV, prompt stand-in) as :class:`StreamModels`.
+
+    ``model``: ``"1.3b"``, ``"14b"`` or ``"tiny"`` (the tiny DiT gets the tiny VAE and TAEHV, so
+    it runs on CPU in seconds through exactly the same code).
+    """
+    if model not in MODEL_SIZES:
+        raise ConfigError(f"unknown model size {model!r} for random weights; use one of {', '.join(MODEL_SIZES)}")
+    dev = torch.device(device)
+    dit = random_dit_on(model, dev, dtype, seed=options.seed, fuse_qkv=options.fuse_qkv)
+    tiny = model == "tiny"
+    with _build_on(dev, dtype, options.seed + 1):
+        vae = WanVAE(VAE_CONFIGS["tiny" if tiny else "wan2.1"]).eval().requires_grad_(False)
+        taehv = TAEHV(TAEHV_CONFIGS["tiny" if tiny else "taew2_1"]).eval().requires_grad_(False)
+    cl = options.channels_last and dev.type == "cuda"
+    if cl:
+        vae = vae.to(memory_format=torch.channels_last_3d)
+        taehv = taehv.to(memory_format=torch.channels_last)
+    if options.compile_codecs:
+        vae.encode_chunk = _compiled(vae.encode_chunk)  # type: ignore[method-assign]
+        vae.decode_chunk = _compiled(vae.decode_chunk)  # type: ignore[method-assign]
+        taehv.encode_chunk = _compiled(taehv.encode_chunk)  # type: ignore[method-assign]
+        taehv.decode_chunk = _compiled(taehv.decode_chunk)  # type: ignore[method-assign]
+
+    def wan_encoder() -> StreamingWanVAE:
+        return StreamingWanVAE(vae, normalize_latents=False, channels_last=cl)
+
+    def wan_decoder() -> StreamingWanVAE:
+        return StreamingWanVAE(vae, channels_last=cl)
+
+    def tiny_encoder() -> StreamingTAEHV:
+        return StreamingTAEHV(taehv, normalize_latents=False)
+
+    def tiny_decoder() -> StreamingTAEHV:
+        return StreamingTAEHV(taehv)
+
+    net: torch.nn.Module = dit
+    if options.compile_dit:
+        net = torch.compile(dit, dynamic=False)  # type: ignore[assignment]
+    return StreamModels(
+        dit=net,  # type: ignore[arg-type]  # OptimizedModule forwards .config and calls like the model
+        prompt_encoder=random_prompt_encoder(dit.config.text_dim, dev, dtype, seed=options.seed + 2),
+        codecs={
+            "wan": (wan_encoder, wan_decoder),
+            "tiny-decoder": (wan_encoder, tiny_decoder),
+            "tiny": (tiny_encoder, tiny_decoder),
+        },
+        label=f"random-{model}",
+    )
