@@ -224,3 +224,33 @@ def test_python_dash_m_is_the_same_cli() -> None:
     assert result.returncode == 0
     for verb in ("run", "demo", "doctor"):
         assert verb in result.stdout
+
+
+def test_status_line_redraws_in_place_on_a_terminal_only() -> None:
+    import io
+
+    from livestyle.commands.run import StatusLine
+
+    stats = {"fps_in": 30.0, "fps_out": 29.5, "frames_out": 90, "drops": {"input": 2, "sink:a.mp4": 1},
+             "stage_ms": {"generate": {"p50": 41.0}, "sink:a.mp4": {"p50": 3.2}},
+             "latency_ms": {"p50": 120.0, "p95": 180.0}, "bypass": True,
+             "sinks": {"a.mp4": {"state": "running"}, "rtmp://x": {"state": "failed"}}}
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    line = StatusLine(tty)
+    line(stats)
+    line(stats)
+    line.finish()
+    text = tty.getvalue()
+    assert text.count("\r") == 2 and text.count("\x1b[K") == 2 and text.endswith("\n")
+    assert ("in  30.0 fps | out  29.5 fps | frames 90 | drops in 2 out 1 | gen 41.0 ms | sink 3.2 ms | "
+            "latency p50 120 p95 180 ms | BYPASS | failed: rtmp://x") in text
+    plain = io.StringIO()
+    line = StatusLine(plain)
+    line(stats)
+    line.finish()
+    assert "\r" not in plain.getvalue() and plain.getvalue().count("\n") == 1
