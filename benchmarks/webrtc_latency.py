@@ -87,12 +87,14 @@ def latencies(report: dict[str, Any]) -> list[float]:
     return out
 
 
-def measure(browser: Chromium, size: tuple[int, int], codec: str, bitrate: int, seconds: float, load: int) -> dict[str, Any]:
+def measure(browser: Chromium, size: tuple[int, int], codec: str, bitrate: int, seconds: float, load: int,
+            sink_queue: int) -> dict[str, Any]:
     settings = ServerSettings(port=0, codec=codec, bitrate=bitrate)
     server = ServerThread(settings, settings.make_hub()).start()
     hub = server.hub
     sink = WebRTCSink(hub, fps=30)
-    runner = Runner(WebRTCSource(hub, size=size, fps=30), PassthroughGenerator(), [sink], size=size, fps=30)
+    runner = Runner(WebRTCSource(hub, size=size, fps=30), PassthroughGenerator(), [sink], size=size, fps=30,
+                    sink_queue=sink_queue)
     runner.submit(SetBypass(True))
     runner.start()
     hogs = [multiprocessing.Process(target=busy, daemon=True) for _ in range(load)]
@@ -151,6 +153,7 @@ def main() -> int:
     ap.add_argument("--bitrate", type=int, default=2_000_000)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--load", type=int, default=2, help="busy processes for the loaded run (0: skip it)")
+    ap.add_argument("--sink-queue", type=int, default=4, help="runner sink queue (runner.sink_queue, default 4)")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     if chromium_path() is None:
@@ -166,14 +169,15 @@ def main() -> int:
     rows = []
     try:
         for load in ([0, args.load] if args.load else [0]):
-            rows.append(ns.run(measure, browser, (width, height), args.codec, args.bitrate, args.seconds, load, timeout=300))
+            rows.append(ns.run(measure, browser, (width, height), args.codec, args.bitrate, args.seconds, load,
+                               args.sink_queue, timeout=300))
     finally:
         ns.run(browser.close)
         ns.close()
         camera.unlink()
     cores = os.cpu_count()
     print(f"WebRTC bypass path, {width}x{height} 30 fps, {args.codec} {args.bitrate // 1000} kb/s, {cores} cores, "
-          f"{args.seconds:.0f} s per run")
+          f"{args.seconds:.0f} s per run, sink queue {args.sink_queue}, load average {os.getloadavg()[0]:.1f}")
     header = ("load", "in fps", "out fps", "out size", "lat p50", "lat p95", "srv ms", "dec", "conv", "enc", "loop",
               "other", "cpu/frame", "drop in-out", "drop ingest", "drop sink", "drop dec")
     print(" | ".join(f"{h:>9}" for h in header))
@@ -186,7 +190,8 @@ def main() -> int:
         print(" | ".join(f"{v!s:>9}" for v in cells))
     print("(latency: same frame shown as input preview -> shown as output, in the page; cpu in ms per frame)")
     print(json.dumps({"benchmark": "webrtc_latency", "size": [width, height], "fps": 30, "codec": args.codec,
-                      "bitrate": args.bitrate, "cores": cores, "runs": rows}))
+                      "bitrate": args.bitrate, "cores": cores, "sink_queue": args.sink_queue,
+                      "loadavg_1min": round(os.getloadavg()[0], 2), "runs": rows}))
     return 0
 
 
