@@ -38,6 +38,12 @@ def _passthrough(config: Config) -> Generator:
 
 GENERATORS: dict[str, Union[GeneratorFactory, str]] = {
     "passthrough": _passthrough,
+    "tiny": "livestyle.pipeline.open:open_tiny",
+    "sdv2-1.3b": "livestyle.pipeline.open:open_sdv2_1_3b",
+    "sdv2-14b": "livestyle.pipeline.open:open_sdv2_14b",
+    "self-forcing-1.3b": "livestyle.pipeline.open:open_self_forcing_1_3b",
+    "longlive-1.3b": "livestyle.pipeline.open:open_longlive_1_3b",
+    "krea-14b": "livestyle.pipeline.open:open_krea_14b",
 }
 """Model name -> factory, or ``"module:function"`` naming one (imported on first use)."""
 
