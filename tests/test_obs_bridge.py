@@ -33,7 +33,12 @@ import pytest
 
 from livestyle.control.commands import SetPrompt
 from livestyle.control.controller import Controller, Params
-from livestyle.control.obs_bridge import AUTH_FAILED_MESSAGE, ObsAuthError, ObsBridge, ObsSettings
+from livestyle.control.obs_bridge import (
+    AUTH_FAILED_MESSAGE,
+    ObsAuthError,
+    ObsBridge,
+    ObsSettings,
+)
 from livestyle.control.presets import Preset, PresetBook
 
 pytestmark = [pytest.mark.obs, pytest.mark.timeout(180)]
@@ -144,12 +149,11 @@ class Obs:
 
     def start(self) -> None:
         env = {**os.environ, "HOME": str(self.home), "DISPLAY": self.display, "LIBGL_ALWAYS_SOFTWARE": "1"}
-        log = open(self.home / "obs.log", "ab")
-        self.proc = subprocess.Popen(
-            ["obs", "--multi", "--disable-missing-files-check", "--disable-updater", "--minimize-to-tray"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True,
-        )
-        log.close()
+        with open(self.home / "obs.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                ["obs", "--multi", "--disable-missing-files-check", "--disable-updater", "--minimize-to-tray"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True,
+            )
         wait_for(self._ready, 30, "OBS's websocket to answer")
 
     def _ready(self) -> bool:

@@ -22,7 +22,15 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
-from livestyle.control.commands import Command, NextPreset, PreviousPreset, Reset, SelectPreset, SetBypass, Stop
+from livestyle.control.commands import (
+    Command,
+    NextPreset,
+    PreviousPreset,
+    Reset,
+    SelectPreset,
+    SetBypass,
+    Stop,
+)
 from livestyle.control.controller import Controller
 from livestyle.errors import ConfigError, ControlError
 

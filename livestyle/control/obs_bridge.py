@@ -417,12 +417,11 @@ class ObsBridge:
             preset = self._settings.scene_presets.get(str(data.get("sceneName")))
             if preset is not None:
                 self._apply(SelectPreset(preset))
-        elif name == "SceneItemEnableStateChanged":
-            if data.get("sceneItemEnabled") is True and self._settings.item_presets:
-                source = self._item_source(client, str(data.get("sceneName")), int(data.get("sceneItemId", -1)))
-                preset = self._settings.item_presets.get(source) if source else None
-                if preset is not None:
-                    self._apply(SelectPreset(preset))
+        elif name == "SceneItemEnableStateChanged" and data.get("sceneItemEnabled") is True and self._settings.item_presets:
+            source = self._item_source(client, str(data.get("sceneName")), int(data.get("sceneItemId", -1)))
+            preset = self._settings.item_presets.get(source) if source else None
+            if preset is not None:
+                self._apply(SelectPreset(preset))
 
     def _apply(self, command: Any) -> None:
         self._controller.apply(command)
