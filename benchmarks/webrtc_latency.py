@@ -36,16 +36,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))  # the Chromium/netns/fake-camera harness
 
-from chromium import Chromium, chromium_path  # noqa: E402
-from fake_camera import decode_probe, write_fake_camera  # noqa: E402
-from netns import NetnsRunner, netns_unavailable_reason  # noqa: E402
+from chromium import Chromium, chromium_path
+from fake_camera import decode_probe, write_fake_camera
+from netns import NetnsRunner, netns_unavailable_reason
 
-from livestyle.control.commands import SetBypass  # noqa: E402
-from livestyle.ingest.webrtc import WebRTCSource  # noqa: E402
-from livestyle.output.webrtc import WebRTCSink  # noqa: E402
-from livestyle.pipeline.passthrough import PassthroughGenerator  # noqa: E402
-from livestyle.pipeline.runner import Runner  # noqa: E402
-from livestyle.server.app import ServerSettings, ServerThread  # noqa: E402
+from livestyle.control.commands import SetBypass
+from livestyle.ingest.webrtc import WebRTCSource
+from livestyle.output.webrtc import WebRTCSink
+from livestyle.pipeline.passthrough import PassthroughGenerator
+from livestyle.pipeline.runner import Runner
+from livestyle.server.app import ServerSettings, ServerThread
 
 REPORT = "Promise.resolve(window.livestyle && window.livestyle.report())"
 TICK = os.sysconf("SC_CLK_TCK")

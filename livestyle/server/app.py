@@ -41,14 +41,14 @@ from livestyle.server.whep import add_whep_routes
 from livestyle.server.whip import SESSIONS_KEY, add_whip_routes
 
 __all__ = [
-    "ServerSettings",
-    "create_app",
-    "ServerThread",
-    "ensure_server",
-    "running_server",
-    "register_server",
-    "is_loopback",
     "HUB_KEY",
+    "ServerSettings",
+    "ServerThread",
+    "create_app",
+    "ensure_server",
+    "is_loopback",
+    "register_server",
+    "running_server",
 ]
 
 log = logging.getLogger(__name__)

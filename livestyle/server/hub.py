@@ -28,7 +28,7 @@ from typing import Any
 from livestyle.errors import ServerError
 from livestyle.server.relay import Broadcast, ThreadSlot
 
-__all__ = ["IngestFrame", "EncodedVideo", "StreamHub", "SessionLimitError", "get_hub", "set_hub", "CODECS"]
+__all__ = ["CODECS", "EncodedVideo", "IngestFrame", "SessionLimitError", "StreamHub", "get_hub", "set_hub"]
 
 CODECS: tuple[str, ...] = ("vp8", "h264")
 """Video codecs the output encoder speaks (also the names ``server.codec`` accepts)."""

@@ -18,7 +18,7 @@ import asyncio
 import threading
 from typing import Generic, TypeVar
 
-__all__ = ["ThreadSlot", "Broadcast", "Subscription", "Closed"]
+__all__ = ["Broadcast", "Closed", "Subscription", "ThreadSlot"]
 
 T = TypeVar("T")
 

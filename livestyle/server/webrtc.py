@@ -23,7 +23,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc import sdp as aiortc_sdp
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -33,11 +38,11 @@ from livestyle.server.hub import StreamHub
 from livestyle.server.relay import Closed
 
 __all__ = [
+    "DelayedAudioTrack",
+    "EncodedVideoTrack",
     "OfferError",
     "Session",
     "SessionManager",
-    "EncodedVideoTrack",
-    "DelayedAudioTrack",
     "validate_offer",
 ]
 

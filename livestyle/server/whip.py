@@ -23,7 +23,7 @@ from aiohttp import web
 from livestyle.server.hub import SessionLimitError
 from livestyle.server.webrtc import OfferError, SessionManager
 
-__all__ = ["add_whip_routes", "add_sdp_resource_routes", "SESSIONS_KEY"]
+__all__ = ["SESSIONS_KEY", "add_sdp_resource_routes", "add_whip_routes"]
 
 SESSIONS_KEY: web.AppKey[SessionManager] = web.AppKey("livestyle_sessions", SessionManager)
 

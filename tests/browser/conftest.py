@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from chromium import Chromium, chromium_path  # noqa: E402
-from fake_camera import write_fake_camera  # noqa: E402
-from netns import NetnsRunner, netns_unavailable_reason  # noqa: E402
+from chromium import Chromium, chromium_path
+from fake_camera import write_fake_camera
+from netns import NetnsRunner, netns_unavailable_reason
 
 
 @pytest.fixture(scope="module")

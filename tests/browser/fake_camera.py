@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-__all__ = ["write_fake_camera", "decode_probe", "QUADRANT_COLOURS", "BITS"]
+__all__ = ["BITS", "QUADRANT_COLOURS", "decode_probe", "write_fake_camera"]
 
 BITS = 16
 QUADRANT_COLOURS = ((220, 40, 40), (40, 200, 60), (40, 70, 220), (230, 210, 40))
@@ -43,7 +43,7 @@ def write_fake_camera(path: Path, *, width: int = 320, height: int = 240, fps: i
         for i in range(frames):
             yuv = av.VideoFrame.from_ndarray(frame_image(i, width, height), format="rgb24").reformat(format="yuv420p")
             f.write(b"FRAME\n")
-            for plane, (w, h) in zip(yuv.planes, ((width, height), (width // 2, height // 2), (width // 2, height // 2))):
+            for plane, (w, h) in zip(yuv.planes, ((width, height), (width // 2, height // 2), (width // 2, height // 2)), strict=True):
                 data = np.frombuffer(bytes(plane), np.uint8).reshape(h, plane.line_size)[:, :w]
                 f.write(data.tobytes())
     return path

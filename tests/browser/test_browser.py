@@ -12,14 +12,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from livestyle.pipeline.passthrough import PassthroughGenerator
-from livestyle.server.app import ServerSettings
-
 from chromium import Chromium
 from fake_camera import QUADRANT_COLOURS, decode_probe
 from netns import NetnsRunner
 from stack import InvertGenerator, Stack
+
+from livestyle.pipeline.passthrough import PassthroughGenerator
+from livestyle.server.app import ServerSettings
 
 pytestmark = pytest.mark.browser
 

@@ -6,12 +6,11 @@ import asyncio
 from typing import Any
 
 import numpy as np
-
-from livestyle.server.app import ServerSettings
-
 from netns import NetnsRunner
 from stack import InvertGenerator, Stack
 from webrtc_clients import COLOUR, invert, whep_play, whip_publish
+
+from livestyle.server.app import ServerSettings
 
 
 def _publish_and_play(stack: Stack, token: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:

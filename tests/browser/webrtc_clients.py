@@ -13,7 +13,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 
-__all__ = ["ColourTrack", "ToneTrack", "whip_publish", "whep_play", "sdp_post", "invert"]
+__all__ = ["ColourTrack", "ToneTrack", "invert", "sdp_post", "whep_play", "whip_publish"]
 
 COLOUR = (200, 60, 30)
 
