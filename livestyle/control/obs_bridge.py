@@ -401,6 +401,9 @@ class ObsBridge:
             except ControlError as exc:
                 self._counts["ignored"] += 1
                 log.warning("OBS: %s", exc)
+            except Exception:  # a surprise in one event must not end the bridge (or the stream)
+                self._counts["ignored"] += 1
+                log.exception("OBS: handling %s failed", kind)
 
     def _handle_event(self, client: Any, name: str, data: dict[str, Any]) -> None:
         self._counts["events"] += 1
