@@ -64,7 +64,12 @@ def serve(
     from livestyle.pipeline.effects import EffectGenerator
     from livestyle.pipeline.generators import open_generator
     from livestyle.pipeline.runner import Runner
-    from livestyle.server.app import ServerSettings, ServerThread, is_loopback, register_server
+    from livestyle.server.app import (
+        ServerSettings,
+        ServerThread,
+        is_loopback,
+        register_server,
+    )
     from livestyle.server.hub import set_hub
 
     if host is not None and not is_loopback(host) and token is None:
