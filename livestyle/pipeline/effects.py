@@ -119,18 +119,21 @@ class EffectGenerator:
         return [self._put_out(o) for o in outputs]
 
     def apply(self, command: object) -> None:
-        """``SetEffect`` is handled here; everything else goes to the inner generator (``Reset`` to both)."""
+        """Every command goes to the inner generator too; ``SetEffect`` and ``Reset`` also act here.
+
+        A ``SetEffect`` whose mask provider cannot be opened is refused (:class:`ControlError`)
+        and the effect stays as it was.
+        """
         if isinstance(command, SetEffect):
             if command.value not in EFFECTS:
                 raise ControlError(f"unknown effect {command.value!r}; choose one of: {', '.join(EFFECTS)}")
-            self.effect = command.value
+            previous, self.effect = self.effect, command.value
             if self._mask_active() and self._provider is None:
                 try:
                     self._open_provider()
                 except LivestyleError as exc:
-                    self.effect = "full"
+                    self.effect = previous
                     raise ControlError(f"cannot switch to effect {command.value!r}: {exc}") from None
-            return
         if isinstance(command, Reset):
             self._forget()
         self.inner.apply(command)
