@@ -358,8 +358,12 @@ class ObsBridge:
         client = client_class(self._settings, self._on_disconnect)
         client.register(self._on_event)
         client.connect()
+        try:
+            version = client.call(requests.GetVersion())
+        except BaseException:
+            client.disconnect()
+            raise
         self._client = client
-        version = client.call(requests.GetVersion())
         self._obs_version = version.datain.get("obsVersion") if version.status else None
         self._items.clear()
         self._last_error = None
