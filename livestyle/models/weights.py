@@ -361,7 +361,7 @@ def _remote_size(spec: FileSpec) -> int | None:
         return None
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
-    meta = get_hf_file_metadata(hf_hub_url(spec.repo, spec.path, revision=spec.revision), timeout=10)
+    meta = get_hf_file_metadata(hf_hub_url(spec.repo, spec.path, revision=spec.revision), timeout=10, retry_on_errors=False)
     return meta.size
 
 
@@ -376,19 +376,24 @@ def _hub_error(model: ModelSpec, spec: FileSpec, exc: Exception) -> WeightsError
     )
 
     target = f"{spec.repo}/{spec.path}"
-    if isinstance(exc, LocalEntryNotFoundError) or _is_connection_error(exc):
+    if _is_connection_error(exc):
         return WeightsError(_offline_message(model, spec, "no connection to the Hugging Face Hub"))
-    if isinstance(exc, GatedRepoError):
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, HfHubHTTPError):  # the HTTP error behind a wrapper
+        cause = cause.__cause__ or cause.__context__
+    err: BaseException = cause if cause is not None else exc
+    if isinstance(err, GatedRepoError):
         return WeightsError(f"{spec.repo} is gated: accept its terms on huggingface.co and log in (`hf auth login`), then pull again")
-    if isinstance(exc, RepositoryNotFoundError):
+    if isinstance(err, RepositoryNotFoundError):
         return WeightsError(f"repository {spec.repo} not found on the Hugging Face Hub (or it is private); check configs/models/{model.name}.yaml")
-    if isinstance(exc, RevisionNotFoundError):
+    if isinstance(err, RevisionNotFoundError):
         return WeightsError(f"revision {spec.revision!r} of {spec.repo} not found; check configs/models/{model.name}.yaml")
-    if isinstance(exc, EntryNotFoundError):
+    if isinstance(err, EntryNotFoundError):
         return WeightsError(f"{target} not found on the Hugging Face Hub; check configs/models/{model.name}.yaml")
-    if isinstance(exc, HfHubHTTPError):
-        return WeightsError(f"downloading {target} failed: {str(exc).splitlines()[0]}")
-    return WeightsError(f"downloading {target} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    if isinstance(err, LocalEntryNotFoundError):
+        return WeightsError(_offline_message(model, spec, "no connection to the Hugging Face Hub"))
+    first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return WeightsError(f"downloading {target} failed: {first_line}")
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -455,15 +460,14 @@ def pull(
     if _offline():
         raise WeightsError(_offline_message(model, hub[0], "HF_HUB_OFFLINE is set"))
     dest = _target_dir(model, root) or _hub_cache_dir()
+    _check_space(model, hub, dest, {s.role: s.planned_size for s in hub})  # what the registry knows, before any network
     sizes: dict[str, int | None] = {}
-    for spec in hub:
-        size = spec.size
-        if size is None:
-            try:
-                size = _remote_size(spec)
-            except Exception as exc:  # noqa: BLE001 - every hub/network failure becomes one WeightsError
-                raise _hub_error(model, spec, exc) from None
-        sizes[spec.role] = size if size is not None else spec.approx_size
+    for spec in hub:  # one HEAD per file, without retries: fails fast with no network, gives exact sizes
+        try:
+            size = _remote_size(spec)
+        except Exception as exc:  # noqa: BLE001 - every hub/network failure becomes one WeightsError
+            raise _hub_error(model, spec, exc) from None
+        sizes[spec.role] = size if size is not None else spec.planned_size
     _check_space(model, hub, dest, sizes)
 
     from huggingface_hub import hf_hub_download, snapshot_download

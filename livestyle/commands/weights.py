@@ -1,0 +1,149 @@
+"""``livestyle weights``: list the registry's models, download them, check them, print where they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from livestyle.errors import WeightsError
+
+__all__ = ["register", "weights_app"]
+
+EXAMPLES = """
+Examples:
+
+  livestyle weights list
+
+  livestyle weights pull sdv2-1.3b
+
+  livestyle weights pull tiny                       # writes the random test model locally
+
+  livestyle weights verify sdv2-1.3b --weights-dir /data/weights
+
+  livestyle weights path sdv2-1.3b --role vae
+"""
+
+weights_app = typer.Typer(
+    help="Model files: list the registry, download (Hugging Face Hub), verify, show paths.\n\n" + EXAMPLES,
+    no_args_is_help=True,
+)
+
+WeightsDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--weights-dir",
+        envvar="LIVESTYLE_WEIGHTS_DIR",
+        help="Local folder searched before the Hugging Face cache (DIR/<model>/<file>); pull downloads into it",
+    ),
+]
+
+
+def _status_text(model: object, weights_dir: Optional[Path]) -> str:
+    from livestyle.models.weights import ModelSpec, locate
+
+    assert isinstance(model, ModelSpec)
+    required = [r for r, s in model.files.items() if not s.optional]
+    present = sum(1 for r in required if locate(model, r, weights_dir=weights_dir)[0] is not None)
+    if present == len(required):
+        return "[green]ready[/green]"
+    return f"[yellow]{present}/{len(required)} files[/yellow]" if present else "[red]not downloaded[/red]"
+
+
+@weights_app.command("list")
+def list_cmd(weights_dir: WeightsDir = None) -> None:
+    """Show every model in the registry with its family, size and whether its files are here."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from livestyle.models.weights import human_size, list_models
+
+    table = Table(title="livestyle models")
+    for col in ("name", "title", "family", "dit", "download", "status"):
+        table.add_column(col)
+    for model in list_models():
+        size = "local" if all(s.generate and not s.repo for s in model.files.values()) else f"~{human_size(model.planned_size)}"
+        table.add_row(model.name, model.title, model.family, model.dit or "-", size, _status_text(model, weights_dir))
+    Console().print(table)
+
+
+@weights_app.command("pull")
+def pull_cmd(
+    name: Annotated[str, typer.Argument(help="Registry name (see `livestyle weights list`)")],
+    weights_dir: WeightsDir = None,
+    role: Annotated[Optional[list[str]], typer.Option(help="Only these files (dit, vae, text_encoder, tokenizer, taehv, lora)")] = None,
+    no_optional: Annotated[bool, typer.Option("--no-optional", help="Skip optional files (the TAEHV fast decoder)")] = False,
+) -> None:
+    """Download a model's files into the Hugging Face cache (or --weights-dir), resuming partial downloads."""
+    from rich.console import Console
+
+    from livestyle.models.weights import FileSpec, get_model, pull
+
+    console = Console(stderr=True)
+    model = get_model(name)
+
+    def report(spec: FileSpec, path: Path, status: str) -> None:
+        colour = {"present": "dim", "downloaded": "green", "generated": "cyan"}[status]
+        console.print(f"[{colour}]{status:>10}[/{colour}] {spec.role:<13} {path}")
+
+    pull(model, weights_dir=weights_dir, roles=role, include_optional=not no_optional, on_file=report)
+    console.print(f"[bold]{model.name}[/bold] is ready")
+
+
+@weights_app.command("verify")
+def verify_cmd(
+    name: Annotated[str, typer.Argument(help="Registry name")],
+    weights_dir: WeightsDir = None,
+    no_hash: Annotated[bool, typer.Option("--no-hash", help="Skip SHA-256 checks (sizes are still checked)")] = False,
+) -> None:
+    """Check that each file is present with the expected size and SHA-256 (where the registry knows them)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from livestyle.models.weights import get_model, human_size, verify
+
+    model = get_model(name)
+    results = verify(model, weights_dir=weights_dir, check_hashes=not no_hash)
+    table = Table(title=f"{model.name}: {model.title}")
+    for col in ("role", "ok", "size", "path / problem"):
+        table.add_column(col)
+    for r in results:
+        mark = "[green]ok[/green]" if r.ok else "[red]FAIL[/red]"
+        table.add_row(r.spec.role, mark, human_size(r.size), r.problem if r.problem and not r.path else str(r.path) + (f" ({r.problem})" if r.problem else ""))
+    Console().print(table)
+    bad = [r for r in results if not r.ok]
+    if bad:
+        first = bad[0]
+        raise WeightsError(
+            f"{len(bad)} of {len(results)} files of {model.name!r} failed verification ({first.spec.role}: {first.problem}); "
+            f"run `livestyle weights pull {model.name}`"
+        )
+
+
+@weights_app.command("path")
+def path_cmd(
+    name: Annotated[str, typer.Argument(help="Registry name")],
+    weights_dir: WeightsDir = None,
+    role: Annotated[Optional[str], typer.Option(help="Print only this file's path (for scripts)")] = None,
+) -> None:
+    """Print where each of a model's files is (or fail naming the missing file)."""
+    from livestyle.models.weights import get_model, resolve
+
+    model = get_model(name)
+    if role is not None:
+        print(resolve(model, role, weights_dir=weights_dir))
+        return
+    for r, spec in model.files.items():
+        if spec.optional:
+            from livestyle.models.weights import locate
+
+            found, _ = locate(model, r, weights_dir=weights_dir)
+            print(f"{r}\t{found if found else '(optional, not downloaded)'}")
+        else:
+            print(f"{r}\t{resolve(model, r, weights_dir=weights_dir)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``weights`` verb group to the CLI."""
+    app.add_typer(weights_app, name="weights")
