@@ -1,9 +1,9 @@
-"""Noise injection for video-to-video: SDEdit mixing, SDV2's motion-aware controller, Krea's
-strength → first-timestep rule, and the seeded noise source every draw of a stream comes from.
+"""Noise injection for video-to-video: SDEdit mixing, SDV2's motion-aware controller and first
+step, and the seeded noise source every draw of a stream comes from (Krea's strength → timesteps
+rule is ``livestyle.models.scheduler.krea_steps``).
 
-Facts from MODEL_SPEC §3.6, §4.1–4.2 and §5.1; reference code: StreamDiffusionV2
-``streamv2v/inference.py::compute_noise_scale_and_step`` and ``_encode_noisy_latents``; Krea
-``release_server.py::get_denoising_schedule``.
+Facts from MODEL_SPEC §4.1–4.2; reference code: StreamDiffusionV2
+``streamv2v/inference.py::compute_noise_scale_and_step`` and ``_encode_noisy_latents``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ __all__ = [
     "mix",
     "motion_distance",
     "MotionController",
-    "timestep_table",
-    "warp_timesteps",
-    "strength_schedule",
     "sdv2_first_step",
 ]
 
@@ -90,32 +87,3 @@ class MotionController:
 def sdv2_first_step(scale: float) -> int:
     """SDV2's first timestep for a noise scale: ``int(1000*s) - 100`` (700 for 0.8), floored at 0."""
     return max(int(1000 * scale) - 100, 0)
-
-
-def timestep_table(shift: float, num_train_timesteps: int = 1000) -> torch.Tensor:
-    """The flow-matching timestep table ``[1000]`` float64, from 1000 down (§3.6).
-
-    ``u_i = linspace(1, 0, 1001)[:-1]``, ``sigma_i = s*u_i / (1 + (s-1)*u_i)``, ``t_i = 1000*sigma_i``.
-    """
-    u = torch.linspace(1.0, 0.0, num_train_timesteps + 1, dtype=torch.float32)[:-1].double()
-    sigma = shift * u / (1 + (shift - 1) * u)
-    return sigma * num_train_timesteps
-
-
-def warp_timesteps(nominal: Sequence[float], shift: float) -> list[float]:
-    """Map nominal timesteps (0..1000) through the shifted table: ``cat(table, [0])[1000 - t]``."""
-    table = torch.cat([timestep_table(shift).float(), torch.zeros(1)])
-    return [float(table[1000 - int(t)]) for t in nominal]
-
-
-def strength_schedule(strength: float, steps: int, shift: float, *, final_zero: bool) -> list[float]:
-    """Krea's strength → timesteps: ``linspace(1000*strength, 0, n)`` cast to long, then warped.
-
-    With ``final_zero`` the list has ``steps`` entries and ends with the t=0 call (Krea's
-    ``num_denoising_steps`` counts it); otherwise ``steps`` non-zero entries.
-    Strength 1, 5 steps, shift 5 → ``[1000, 937.5, 833.33, 625, 0]``; 0.7, 4 → ``[921.05, 813.55, 603.0, 0]``.
-    """
-    n = steps if final_zero else steps + 1
-    nominal = torch.linspace(strength * 1000, 0, n).long().tolist()
-    warped = warp_timesteps(nominal, shift)
-    return warped if final_zero else warped[:-1]

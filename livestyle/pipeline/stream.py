@@ -250,7 +250,8 @@ class StreamPipeline:
             c.decoder = command.value
             self.reset()
         elif isinstance(command, SetSize):
-            ChunkPlan.for_family(self.family, command.width, command.height)  # validates
+            if command.width <= 0 or command.height <= 0 or command.width % 16 or command.height % 16:
+                raise ControlError(f"size {command.width}x{command.height} is not a positive multiple of 16; use e.g. 832x480")
             c.width, c.height = command.width, command.height
             self.reset()
         elif isinstance(command, SetEffect):
