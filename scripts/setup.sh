@@ -30,9 +30,11 @@ fi
 
 venv_py=.venv/bin/python
 stamp=.venv/.livestyle-setup
-want="$extra $(sha256sum pyproject.toml | cut -c1-16)"
-if [[ -x $venv_py && -f $stamp ]] && grep -qxF "$want" "$stamp" \
-   && "$venv_py" -c "import livestyle, torch" 2>/dev/null; then
+hash=$(sha256sum pyproject.toml | cut -c1-16)
+want="$extra $hash"
+# [dev] includes [all], so a --dev install also satisfies a plain one.
+if [[ -x $venv_py && -f $stamp ]] && { grep -qxF "$want" "$stamp" || grep -qxF "dev $hash" "$stamp"; } \
+   && "$venv_py" -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('livestyle') and u.find_spec('torch')))" 2>/dev/null; then
   echo "livestyle[$extra] is already installed in .venv"
   exit 0
 fi
