@@ -116,3 +116,20 @@ def test_bad_files_and_input(tmp_path: Path, taehv: TAEHV) -> None:
         stream.encode(torch.zeros(1, 3, 4, 12, 16))
     with pytest.raises(PipelineError, match=r"latents shaped \[B, 16, T, h, w\]; got \(1, 4, 1, 2, 2\)"):
         stream.decode(torch.zeros(1, 4, 1, 2, 2))
+
+
+@torch.no_grad()
+def test_steady_state_step_compiles_as_one_graph_without_recompiles(taehv: TAEHV, clip: torch.Tensor) -> None:
+    from torch._dynamo.testing import CompileCounter
+
+    stream = StreamingTAEHV(taehv)
+    first = stream.encode(clip[:, :, :1])
+    stream.decode(first)
+    counter = CompileCounter()
+    torch._dynamo.reset()
+    dec = torch.compile(lambda z: taehv.decode_chunk(z, stream.decoder_cache), backend=counter, fullgraph=True)
+    enc = torch.compile(lambda x: taehv.encode_chunk(x, stream.encoder_cache), backend=counter, fullgraph=True)
+    for start in (1, 5, 9):
+        x = clip[:, :, start : start + 4].permute(0, 2, 1, 3, 4).mul(0.5).add(0.5)
+        dec(enc(x))
+    assert counter.frame_count == 2

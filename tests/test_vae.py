@@ -81,15 +81,18 @@ def test_streaming_equals_whole_clip(vae: WanVAE, clip: torch.Tensor, normalize:
 @torch.no_grad()
 def test_cache_is_static_after_first_chunk(vae: WanVAE, clip: torch.Tensor) -> None:
     stream = StreamingWanVAE(vae)
-    stream.encode(clip[:, :, :1])
-    stream.encode(clip[:, :, 1:5])
-    ptrs = [t.data_ptr() for t in stream.encoder_cache.tails if t is not None]
-    shapes = [tuple(t.shape) for t in stream.encoder_cache.tails if t is not None]
-    assert len(ptrs) == len(stream.encoder_cache.tails) == vae.encoder.num_slots
-    stream.encode(clip[:, :, 5:9])
-    assert [t.data_ptr() for t in stream.encoder_cache.tails] == ptrs
-    assert [tuple(t.shape) for t in stream.encoder_cache.tails] == shapes
-    assert isinstance(stream.encoder_cache, CausalCache) and stream.encoder_cache.nbytes > 0
+    z = stream.encode(clip[:, :, :1])
+    stream.decode(z)
+    for cache, slots in ((stream.encoder_cache, vae.encoder.num_slots), (stream.decoder_cache, vae.decoder.num_slots)):
+        assert isinstance(cache, CausalCache) and len(cache.tails) == slots
+        assert all(t is not None for t in cache.tails)  # everything allocated by the first chunk
+    ptrs = [t.data_ptr() for t in stream.encoder_cache.tails + stream.decoder_cache.tails]
+    shapes = [tuple(t.shape) for t in stream.encoder_cache.tails + stream.decoder_cache.tails]
+    for start in (1, 5):
+        stream.decode(stream.encode(clip[:, :, start : start + 4]))
+        assert [t.data_ptr() for t in stream.encoder_cache.tails + stream.decoder_cache.tails] == ptrs
+        assert [tuple(t.shape) for t in stream.encoder_cache.tails + stream.decoder_cache.tails] == shapes
+    assert stream.decoder_cache.nbytes > 0
 
 
 @torch.no_grad()
@@ -143,3 +146,23 @@ def test_bad_input_shapes(vae: WanVAE, clip: torch.Tensor) -> None:
         stream.encode(clip[:, :, 1:6])
     with pytest.raises(PipelineError, match=r"latents shaped \[B, 16, T, h, w\] with T >= 1; got \(1, 8, 1, 4, 6\)"):
         stream.decode(torch.zeros(1, 8, 1, 4, 6))
+
+
+@torch.no_grad()
+def test_steady_state_step_compiles_as_one_graph_without_recompiles(vae: WanVAE, clip: torch.Tensor) -> None:
+    from torch._dynamo.testing import CompileCounter
+
+    eager = StreamingWanVAE(vae)
+    compiled = StreamingWanVAE(vae)
+    for s in (eager, compiled):
+        s.decode(s.encode(clip[:, :, :1]))
+    counter = CompileCounter()
+    torch._dynamo.reset()
+    enc = torch.compile(lambda x: vae.encode_chunk(x, compiled.encoder_cache), backend=counter, fullgraph=True)
+    dec = torch.compile(lambda z: vae.decode_chunk(z, compiled.decoder_cache), backend=counter, fullgraph=True)
+    for start in (1, 5):
+        chunk = clip[:, :, start : start + 4]
+        z = enc(chunk)
+        assert torch.equal(z, eager.encode(chunk))
+        assert torch.equal(dec(z), eager.decode(z))
+    assert counter.frame_count == 2  # one graph each for encode and decode, reused by the next chunk

@@ -268,6 +268,9 @@ class Resample(nn.Module):
                 x = self._time_upsample(x, cache)
             elif x.shape[2] > 1:
                 x = torch.cat([x[:, :, :1], self._time_upsample(x[:, :, 1:], cache)], dim=2)
+            else:  # frame 0 alone: allocate the (still zero) cache now so later chunks see static state
+                slot = self.time_conv.slot
+                cache.write(slot, cache.read(slot, x, self.time_conv.time_pad))
         x = self._spatial(x)
         if self.mode == "downsample3d":
             if cache.started:
