@@ -430,7 +430,7 @@ def pull(
 
     Hub files go to the standard Hugging Face cache (or ``DIR/<model>/`` with ``weights_dir``)
     through ``hf_hub_download`` / ``snapshot_download``, which show progress bars and resume
-    interrupted downloads. Generated files are written locally. ``on_file(spec, path, status)``
+    interrupted downloads (``progress=False`` hides the bars). Generated files are written locally. ``on_file(spec, path, status)``
     is called per file with status ``"present"``, ``"downloaded"`` or ``"generated"``.
     Raises :class:`WeightsError` when offline, out of disk space, or on a Hub error.
     """
@@ -471,7 +471,28 @@ def pull(
     _check_space(model, hub, dest, sizes)
 
     from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
+    bars_were_off = are_progress_bars_disabled()
+    if not progress:
+        disable_progress_bars()
+    try:
+        _download(model, hub, root, done, on_file, hf_hub_download, snapshot_download)
+    finally:
+        if not progress and not bars_were_off:
+            enable_progress_bars()
+    return done
+
+
+def _download(
+    model: ModelSpec,
+    hub: list[FileSpec],
+    root: Path | None,
+    done: dict[str, Path],
+    on_file: Callable[[FileSpec, Path, str], None] | None,
+    hf_hub_download: Callable[..., str],
+    snapshot_download: Callable[..., str],
+) -> None:
     for spec in hub:
         local_dir = str(_target_dir(model, root)) if root is not None else None
         try:
@@ -491,7 +512,6 @@ def pull(
         done[spec.role] = path
         if on_file:
             on_file(spec, path, "downloaded")
-    return done
 
 
 # -- verification ---------------------------------------------------------------------------------
