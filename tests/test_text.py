@@ -21,7 +21,13 @@ from livestyle.models.testing.stack import (
     write_umt5_transformers,
     write_umt5_wan_pth,
 )
-from livestyle.models.text import TEXT_LEN, PromptEncoder, clean_prompt, load_text_encoder, load_tokenizer
+from livestyle.models.text import (
+    TEXT_LEN,
+    PromptEncoder,
+    clean_prompt,
+    load_text_encoder,
+    load_tokenizer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +127,7 @@ def test_tokenizer_pads_to_512_and_appends_eos(files: dict[str, Path], tmp_path:
 def test_encode_zeroes_padding_and_truncates_with_warning(files: dict[str, Path], caplog: pytest.LogCaptureFixture) -> None:
     enc = PromptEncoder(files["pth"], files["tokenizer"], cache_dir=None, dtype=torch.float32)
     emb = enc.encode("a watercolor painting")
-    ids, mask = enc.tokenize(["a watercolor painting"])
+    _, mask = enc.tokenize(["a watercolor painting"])
     n = int(mask.sum())
     assert emb.shape == (TEXT_LEN, TINY_TEXT_DIM)
     assert emb[:n].abs().sum(-1).gt(0).all() and emb[n:].eq(0).all()
@@ -157,7 +163,7 @@ def test_disk_cache_hits_in_another_process(files: dict[str, Path], tmp_path: Pa
     stored = list(cache.rglob("*.safetensors"))
     assert len(stored) == 1 and stored[0].parent.name == enc.model_key
     out = tmp_path / "emb.pt"
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: PLW1510 - the return code is asserted below
         [sys.executable, "-c", textwrap.dedent(_SECOND_PROCESS), str(files["pth"]), str(files["tokenizer"]), str(cache), str(out)],
         capture_output=True,
         text=True,

@@ -8,7 +8,11 @@ import pytest
 import torch
 
 from livestyle.errors import ModelLoadError, PipelineError
-from livestyle.models.testing.stack import random_wan_vae, write_wan_vae_diffusers, write_wan_vae_pth
+from livestyle.models.testing.stack import (
+    random_wan_vae,
+    write_wan_vae_diffusers,
+    write_wan_vae_pth,
+)
 from livestyle.models.vae import (
     VAE_CONFIGS,
     CausalCache,

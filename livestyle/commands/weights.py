@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -31,7 +31,7 @@ weights_app = typer.Typer(
 )
 
 WeightsDir = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--weights-dir",
         envvar="LIVESTYLE_WEIGHTS_DIR",
@@ -40,7 +40,7 @@ WeightsDir = Annotated[
 ]
 
 
-def _status_text(model: object, weights_dir: Optional[Path]) -> str:
+def _status_text(model: object, weights_dir: Path | None) -> str:
     from livestyle.models.weights import ModelSpec, locate
 
     assert isinstance(model, ModelSpec)
@@ -72,7 +72,7 @@ def list_cmd(weights_dir: WeightsDir = None) -> None:
 def pull_cmd(
     name: Annotated[str, typer.Argument(help="Registry name (see `livestyle weights list`)")],
     weights_dir: WeightsDir = None,
-    role: Annotated[Optional[list[str]], typer.Option(help="Only these files (dit, vae, text_encoder, tokenizer, taehv, lora)")] = None,
+    role: Annotated[list[str] | None, typer.Option(help="Only these files (dit, vae, text_encoder, tokenizer, taehv, lora)")] = None,
     no_optional: Annotated[bool, typer.Option("--no-optional", help="Skip optional files (the TAEHV fast decoder)")] = False,
 ) -> None:
     """Download a model's files into the Hugging Face cache (or --weights-dir), resuming partial downloads."""
@@ -125,7 +125,7 @@ def verify_cmd(
 def path_cmd(
     name: Annotated[str, typer.Argument(help="Registry name")],
     weights_dir: WeightsDir = None,
-    role: Annotated[Optional[str], typer.Option(help="Print only this file's path (for scripts)")] = None,
+    role: Annotated[str | None, typer.Option(help="Print only this file's path (for scripts)")] = None,
 ) -> None:
     """Print where each of a model's files is (or fail naming the missing file)."""
     from livestyle.models.weights import get_model, resolve

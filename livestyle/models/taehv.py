@@ -30,11 +30,11 @@ from livestyle.errors import ModelLoadError, PipelineError
 from livestyle.models.vae import LATENTS_MEAN, LATENTS_STD
 
 __all__ = [
-    "TAEHVConfig",
-    "TAEHV_CONFIGS",
-    "TAEHVCache",
     "TAEHV",
+    "TAEHV_CONFIGS",
     "StreamingTAEHV",
+    "TAEHVCache",
+    "TAEHVConfig",
     "load_taehv",
 ]
 

@@ -35,14 +35,14 @@ from livestyle.errors import ModelLoadError
 
 __all__ = [
     "TEXT_LEN",
-    "clean_prompt",
-    "wan_to_transformers",
-    "umt5_config_from_wan_state",
-    "load_text_encoder",
-    "load_tokenizer",
     "PromptEmbeddingCache",
     "PromptEncoder",
+    "clean_prompt",
     "default_cache_dir",
+    "load_text_encoder",
+    "load_tokenizer",
+    "umt5_config_from_wan_state",
+    "wan_to_transformers",
 ]
 
 log = logging.getLogger(__name__)

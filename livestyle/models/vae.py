@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -36,15 +36,15 @@ from livestyle.errors import ModelLoadError, PipelineError
 __all__ = [
     "LATENTS_MEAN",
     "LATENTS_STD",
-    "WanVAEConfig",
     "VAE_CONFIGS",
     "CausalCache",
-    "WanVAE",
-    "StreamingWanVAE",
     "StreamingAutoencoder",
+    "StreamingWanVAE",
+    "WanVAE",
+    "WanVAEConfig",
+    "diffusers_to_original",
     "load_wan_vae",
     "original_to_diffusers_key",
-    "diffusers_to_original",
 ]
 
 LATENTS_MEAN: tuple[float, ...] = (
@@ -288,10 +288,7 @@ def _assign_slots(module: nn.Module) -> int:
     """Number the temporal operations of ``module`` in call order; return how many there are."""
     slot = 0
     for m in module.modules():
-        if isinstance(m, CausalConv3d) and m.time_pad:
-            m.slot = slot
-            slot += 1
-        elif isinstance(m, Resample) and m.mode == "downsample3d":
+        if isinstance(m, CausalConv3d) and m.time_pad or isinstance(m, Resample) and m.mode == "downsample3d":
             m.slot = slot
             slot += 1
     return slot

@@ -35,17 +35,17 @@ from livestyle.errors import WeightsError
 
 __all__ = [
     "FileSpec",
-    "ModelSpec",
     "FileStatus",
-    "registry_dir",
+    "ModelSpec",
     "generated_dir",
-    "list_models",
     "get_model",
-    "resolve",
+    "human_size",
+    "list_models",
     "locate",
     "pull",
+    "registry_dir",
+    "resolve",
     "verify",
-    "human_size",
 ]
 
 WEIGHTS_DIR_ENV = "LIVESTYLE_WEIGHTS_DIR"
@@ -471,7 +471,11 @@ def pull(
     _check_space(model, hub, dest, sizes)
 
     from huggingface_hub import hf_hub_download, snapshot_download
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
     bars_were_off = are_progress_bars_disabled()
     if not progress:

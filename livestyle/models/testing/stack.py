@@ -24,16 +24,16 @@ import torch
 
 __all__ = [
     "TINY_TEXT_DIM",
-    "random_wan_vae",
-    "write_wan_vae_pth",
-    "write_wan_vae_diffusers",
     "random_taehv",
-    "write_taehv",
-    "tiny_umt5_config",
     "random_umt5_wan_state",
-    "write_umt5_wan_pth",
-    "write_umt5_transformers",
+    "random_wan_vae",
+    "tiny_umt5_config",
+    "write_taehv",
     "write_tokenizer",
+    "write_umt5_transformers",
+    "write_umt5_wan_pth",
+    "write_wan_vae_diffusers",
+    "write_wan_vae_pth",
 ]
 
 TINY_TEXT_DIM = 32
@@ -54,7 +54,7 @@ def _randomize(module: torch.nn.Module, seed: int) -> None:
 # -- Wan VAE ------------------------------------------------------------------------------------
 
 
-def random_wan_vae(config_name: str = "tiny", seed: int = 0) -> "torch.nn.Module":
+def random_wan_vae(config_name: str = "tiny", seed: int = 0) -> torch.nn.Module:
     """A :class:`~livestyle.models.vae.WanVAE` of the named config with random weights (fp32)."""
     from livestyle.models.vae import VAE_CONFIGS, WanVAE
 
@@ -75,7 +75,11 @@ def write_wan_vae_diffusers(folder: str | Path, *, config_name: str = "tiny", se
     """Write a diffusers ``vae/`` folder: ``config.json`` and ``diffusion_pytorch_model.safetensors``."""
     from safetensors.torch import save_file
 
-    from livestyle.models.vae import LATENTS_MEAN, LATENTS_STD, original_to_diffusers_key
+    from livestyle.models.vae import (
+        LATENTS_MEAN,
+        LATENTS_STD,
+        original_to_diffusers_key,
+    )
 
     model = random_wan_vae(config_name, seed)
     cfg = model.config
@@ -103,7 +107,7 @@ def write_wan_vae_diffusers(folder: str | Path, *, config_name: str = "tiny", se
 # -- TAEHV ----------------------------------------------------------------------------------------
 
 
-def random_taehv(config_name: str = "tiny", seed: int = 0) -> "torch.nn.Module":
+def random_taehv(config_name: str = "tiny", seed: int = 0) -> torch.nn.Module:
     """A :class:`~livestyle.models.taehv.TAEHV` of the named config with random weights (fp32)."""
     from livestyle.models.taehv import TAEHV, TAEHV_CONFIGS
 
@@ -136,7 +140,7 @@ def write_taehv(path: str | Path, *, config_name: str = "tiny", seed: int = 0) -
 # -- umT5 -----------------------------------------------------------------------------------------
 
 
-def tiny_umt5_config(vocab_size: int = 384, d_model: int = TINY_TEXT_DIM) -> "object":
+def tiny_umt5_config(vocab_size: int = 384, d_model: int = TINY_TEXT_DIM) -> object:
     """A ``transformers.UMT5Config`` with Wan's umT5 structure at toy size (2 layers, 4 heads x 8)."""
     from transformers import UMT5Config
 
