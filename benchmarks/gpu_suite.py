@@ -21,6 +21,7 @@ Usage (device): ``python benchmarks/gpu_suite.py --part checks --part dit13 --ou
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -75,6 +76,7 @@ class Suite:
             traceback.print_exc()
             self.put(key, {"error": f"{type(exc).__name__}: {str(exc)[:600]}"})
         finally:
+            gc.collect()
             torch.cuda.empty_cache()
 
 
@@ -171,9 +173,9 @@ def part_checks(s: Suite) -> None:
     s.guarded("checks.bf16_vs_fp32", precision, 60)
 
 
-def part_dit(s: Suite, size: str, batches: tuple[int, ...]) -> None:
+def part_dit(s: Suite, size: str, batches: tuple[int, ...], compile_too: bool = True) -> None:
     model = random_dit_on(size, DEV, BF16)
-    compiled = torch.compile(model, dynamic=False)
+    compiled = torch.compile(model, dynamic=False) if compile_too else None
     for b in batches:
         def one(b: int = b) -> dict[str, Any]:
             torch.cuda.reset_peak_memory_stats()
@@ -182,11 +184,13 @@ def part_dit(s: Suite, size: str, batches: tuple[int, ...]) -> None:
                 x = torch.randn(b, 16, 1, *LAT, device=DEV, dtype=BF16)
                 t = torch.full((b,), 500.0, device=DEV)
                 eager = cuda_ms(lambda: model(x, t, cache=cache, block=blk), iters=10 if size == "14b" else 20)
-                comp = cuda_ms(lambda: compiled(x, t, cache=cache, block=blk), iters=10 if size == "14b" else 20)
+                comp = cuda_ms(lambda: compiled(x, t, cache=cache, block=blk), iters=10 if size == "14b" else 20) if compiled else None
             return {"eager_ms": eager, "compiled_ms": comp, "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
                     "setup": f"{size} batch {b}, 1 latent frame 480x832 ({T} tokens), 6-frame KV cache (3 sink) full, fused qkv, bf16, SDPA"}
         s.guarded(f"dit.{size}.batch{b}", one, 90 if size == "14b" else 60)
     del model, compiled
+    gc.collect()
+    torch.cuda.empty_cache()
 
 
 def part_codecs(s: Suite) -> None:
@@ -206,7 +210,10 @@ def part_codecs(s: Suite) -> None:
         v = vae
         cl = variant != "eager"
         if cl:
-            v = vae.to(memory_format=torch.channels_last_3d)
+            with torch.no_grad():
+                for p in v.parameters():
+                    if p.ndim == 5:
+                        p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
         sw = StreamingWanVAE(v, channels_last=cl)
         if variant == "compiled":
             sw.vae = v  # same module; compile the chunk functions below
@@ -245,6 +252,64 @@ def part_codecs(s: Suite) -> None:
         s.guarded(f"codecs.wan_vae.{variant}", lambda v=variant: wan(v), 60)
     for variant in ("eager", "compiled"):
         s.guarded(f"codecs.taehv.{variant}", lambda v=variant: taehv(v), 40)
+
+
+def part_profile(s: Suite, size: str = "1.3b") -> None:
+    """Top CUDA kernels of one eager forward (batch 1 and 2, full 6-frame cache) + SDPA variants."""
+    import torch.nn.functional as F
+    from torch.profiler import ProfilerActivity, profile
+
+    model = random_dit_on(size, DEV, BF16)
+    for b in (1, 2):
+        def one(b: int = b) -> dict[str, Any]:
+            with torch.inference_mode():
+                cache, blk = full_cache(model, b)
+                x = torch.randn(b, 16, 1, *LAT, device=DEV, dtype=BF16)
+                t = torch.full((b,), 500.0, device=DEV)
+                for _ in range(3):
+                    model(x, t, cache=cache, block=blk)
+                torch.cuda.synchronize()
+                with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    model(x, t, cache=cache, block=blk)
+                    torch.cuda.synchronize()
+            rows = []
+            for e in sorted(prof.key_averages(), key=lambda e: -e.device_time_total)[:14]:
+                rows.append({"kernel": e.key[:110], "calls": e.count, "ms": round(e.device_time_total / 1000, 3)})
+            total = sum(e.device_time_total for e in prof.key_averages()) / 1000
+            return {"gpu_ms_total": round(total, 2), "top": rows}
+        s.guarded(f"profile.{size}.batch{b}", one, 40)
+
+    def sdpa() -> dict[str, Any]:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        h, d = model.config.num_heads, model.config.head_dim
+        res: dict[str, Any] = {}
+        for b in (1, 2):
+            q = torch.randn(b, h, T, d, device=DEV, dtype=BF16)
+            k = torch.randn(b, h, 6 * T, d, device=DEV, dtype=BF16)
+            v = torch.randn_like(k)
+            bias = torch.zeros(b, 1, 1, 6 * T, device=DEV, dtype=BF16)
+            for name, be in (("default", None), ("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION),
+                             ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+                for masked in (False, True):
+                    key = f"b{b}.{name}.{'bias' if masked else 'nomask'}"
+                    try:
+                        def call() -> Any:
+                            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias if masked else None)
+                        if be is None:
+                            res[key] = cuda_ms(call)["median"]
+                        else:
+                            with sdpa_kernel(be):
+                                res[key] = cuda_ms(call)["median"]
+                    except Exception as exc:
+                        res[key] = f"{type(exc).__name__}"
+        res["setup"] = f"one layer's self-attention, q {T} tokens, k/v {6 * T} (6-frame cache), {h} heads x {d}, bf16"
+        return res
+
+    s.guarded(f"sdpa.{size}", sdpa, 30)
+    del model
+    gc.collect()
+    torch.cuda.empty_cache()
 
 
 def part_umt5(s: Suite) -> None:
@@ -286,6 +351,8 @@ def part_pipe(s: Suite, size: str, steps_list: tuple[int, ...], vaes: tuple[str,
             s.guarded(f"pipe.{size}.steps{steps}.{vae}{tag}", lambda o=opts: run_bench(o, models=models, log=print),
                       150 if size == "14b" else 75)
     del models
+    gc.collect()
+    torch.cuda.empty_cache()
 
 
 def main() -> None:
@@ -303,16 +370,24 @@ def main() -> None:
             part_checks(s)
         elif part == "dit13":
             part_dit(s, "1.3b", (1, 2, 4))
+        elif part == "dit14eager":
+            part_dit(s, "14b", (1, 4), compile_too=False)
+        elif part == "pipe14eager":
+            part_pipe(s, "14b", (1, 4), ("tiny-decoder", "wan"), a.seconds, a.glass, compile_dit=False, tag=".eager")
+        elif part == "pipe13c":
+            part_pipe(s, "1.3b", (2,), ("tiny",), a.seconds, a.glass, compile_dit=True)
         elif part == "dit14":
             part_dit(s, "14b", (1, 4))
         elif part == "codecs":
             part_codecs(s)
+        elif part == "profile":
+            part_profile(s)
         elif part == "umt5":
             part_umt5(s)
         elif part == "pipe13":
             part_pipe(s, "1.3b", (2, 1, 4), ("tiny-decoder", "tiny", "wan"), a.seconds, a.glass)
         elif part == "pipe13eager":
-            part_pipe(s, "1.3b", (2,), ("tiny-decoder",), a.seconds, 0.0, compile_dit=False, tag=".eager")
+            part_pipe(s, "1.3b", (2, 1, 4), ("tiny-decoder", "tiny", "wan"), a.seconds, a.glass, compile_dit=False, tag=".eager")
         elif part == "pipe14":
             part_pipe(s, "14b", (1, 4), ("tiny-decoder", "wan"), a.seconds, a.glass)
         else:

@@ -21,6 +21,7 @@ same code. Nothing on this path imports av, aiortc or pydantic.
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import threading
@@ -32,7 +33,7 @@ from typing import Any
 
 import typer
 
-from livestyle.errors import ConfigError
+from livestyle.errors import ConfigError, PipelineError
 
 __all__ = ["BenchOptions", "run_bench", "write_profile", "register"]
 
@@ -220,8 +221,15 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
         reserved = torch.cuda.max_memory_reserved(device) if device.type == "cuda" else 0
 
-    # 3. glass-to-glass through the real Runner
-    glass = _glass_to_glass(pipe, opts) if opts.glass_seconds > 0 else {}
+        if pipe.counters["oom"] or pipe.controls.bypass:
+            raise PipelineError(f"the stream ran out of GPU memory during the bench ({pipe.last_error}); "
+                                "use fewer steps, a smaller --size or --vae tiny")
+
+    # 3. glass-to-glass through the real Runner (a short first pass warms the Runner's threads)
+    glass: dict[str, float] = {}
+    if opts.glass_seconds > 0:
+        _glass_to_glass(pipe, opts, min(1.5, opts.glass_seconds))
+        glass = _glass_to_glass(pipe, opts, opts.glass_seconds)
 
     fps = frames_out / elapsed
     result: dict[str, Any] = {
@@ -255,10 +263,14 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
         "build_s": round(build_s, 1),
         "warmup_s": round(warm_s, 1),
     }
+    del pipe
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return result
 
 
-def _glass_to_glass(pipe: Any, opts: BenchOptions) -> dict[str, float]:
+def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float) -> dict[str, float]:
     """Paced 30 fps pattern → Runner → null sink; the Runner's glass-to-glass p50/p95 (ms)."""
     from livestyle.ingest.pattern import PatternSource
     from livestyle.output.null import NullSink
@@ -267,7 +279,7 @@ def _glass_to_glass(pipe: Any, opts: BenchOptions) -> dict[str, float]:
     pipe.reset()
     source = PatternSource((opts.width, opts.height), opts.camera_fps, pace=True)
     runner = Runner(source, pipe, [NullSink()], size=(opts.width, opts.height), fps=opts.camera_fps)
-    timer = threading.Timer(opts.glass_seconds, runner.stop)
+    timer = threading.Timer(seconds, runner.stop)
     timer.start()
     try:
         report = runner.run()

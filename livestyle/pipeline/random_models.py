@@ -99,6 +99,14 @@ def random_prompt_encoder(text_dim: int, device: torch.device | str, dtype: torc
     return encode
 
 
+def _channels_last(module: torch.nn.Module, rank: int, fmt: torch.memory_format) -> None:
+    """Put every ``rank``-D parameter (the convolution weights of that kind) in ``fmt`` in place."""
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.ndim == rank:
+                p.data = p.data.contiguous(memory_format=fmt)
+
+
 def _compiled(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     return torch.compile(fn, dynamic=False)  # type: ignore[return-value]
 
@@ -120,8 +128,8 @@ def random_stream_models(model: str, device: torch.device | str, dtype: torch.dt
         taehv = TAEHV(TAEHV_CONFIGS["tiny" if tiny else "taew2_1"]).eval().requires_grad_(False)
     cl = options.channels_last and dev.type == "cuda"
     if cl:
-        vae = vae.to(memory_format=torch.channels_last_3d)
-        taehv = taehv.to(memory_format=torch.channels_last)
+        _channels_last(vae, 5, torch.channels_last_3d)
+        _channels_last(taehv, 4, torch.channels_last)
     if options.compile_codecs:
         vae.encode_chunk = _compiled(vae.encode_chunk)  # type: ignore[method-assign]
         vae.decode_chunk = _compiled(vae.decode_chunk)  # type: ignore[method-assign]
