@@ -130,8 +130,17 @@ def indices(sink: ListSink) -> list[int]:
 
 
 def test_spread_due_times_is_exact() -> None:
+    # single frames are never delayed, whatever came before
     assert spread_due_times(1, 5.0, 30.0) == [5.0]
+    assert spread_due_times(1, 5.0, 30.0, last_due=5.02) == [5.0]
+    # a first chunk starts now, one period apart
     assert spread_due_times(4, 10.0, 25.0) == pytest.approx([10.0, 10.04, 10.08, 10.12])
+    # the next chunk, arriving while the previous one is still being shown, joins on evenly
+    assert spread_due_times(4, 10.10, 25.0, last_due=10.12) == pytest.approx([10.16, 10.20, 10.24, 10.28])
+    # ...but starts at most one chunk's duration after its arrival (no build-up with a fast source)
+    assert spread_due_times(2, 10.0, 25.0, last_due=10.5) == pytest.approx([10.08, 10.12])
+    # a late chunk goes at once
+    assert spread_due_times(2, 11.0, 25.0, last_due=10.12) == pytest.approx([11.0, 11.04])
 
 
 def test_inbox_newest_frame_wins() -> None:
@@ -234,6 +243,7 @@ def test_slow_sink_drops_its_oldest_frames_and_the_fast_one_gets_all() -> None:
     runner = Runner(src, PassthroughGenerator(), [fast, slow], size=SIZE, fps=1000, sink_queue=2)
     runner.start()
     assert src.finished.wait(10)
+    assert fast_written.acquire(timeout=10)  # frame 9 reached the sinks' queues too
     gate.set()
     assert runner.wait(10)
     assert indices(fast) == list(range(10))
@@ -429,13 +439,24 @@ def test_latency_is_measured_at_the_sink_with_the_injected_clock() -> None:
 
 def test_frames_of_a_chunk_are_released_one_frame_period_apart() -> None:
     fps = 50.0
+    period = 1.0 / fps
+    made: list[float] = []
+
+    class Timed(PassthroughGenerator):
+        def process(self, frames: Sequence[Frame]) -> list[Frame]:
+            out = super().process(frames)
+            made.append(time.monotonic())  # the chunk is handed to the sinks after this
+            return out
+
     sink = ListSink()
-    Runner(ListSource(8), PassthroughGenerator(chunk_frames=4), [sink], size=SIZE, fps=fps,
-           sink_queue=8).run()
-    # frames 0-3 and 4-7 each came out of one process() call at once
-    for first in (0, 4):
-        gaps = np.diff(sink.times[first:first + 4])
-        assert (gaps >= 1.0 / fps - 0.002).all(), gaps
+    src = ListSource(12, before=lambda i: time.sleep(period))  # a camera at the stream's rate
+    Runner(src, Timed(chunk_frames=4), [sink], size=SIZE, fps=fps, sink_queue=16).run()
+    assert len(sink.frames) == 4 * len(made) >= 4
+    # frame j of a chunk is never written before j periods after the chunk was made
+    # (lower bounds only: a loaded machine may write later, never earlier)
+    for k, t_made in enumerate(made):
+        for j in range(4):
+            assert sink.times[4 * k + j] >= t_made + j * period - 1e-4, (k, j)
 
 
 def test_stats_listener_gets_json_snapshots() -> None:

@@ -16,8 +16,9 @@
 * Each sink has its own thread and short queue; when a slow sink's queue is full its oldest frame
   is dropped (``drops["sink:<name>"]``), so a slow sink never holds up the others or the worker.
   A sink whose ``write`` fails is reported and closed; the others go on.
-* Frames of one chunk are released to the sinks ``1/fps`` apart (output pacing), so a model that
-  produces 4 frames at once still shows a steady picture.
+* Frames of one chunk are released to the sinks ``1/fps`` apart (output pacing, see
+  :func:`spread_due_times`), so a model that produces 4 frames at once still shows a steady
+  picture; single frames (bypass) go at once.
 * ``backpressure=True`` (``--no-pace``: offline, as fast as possible) drops nothing: the source
   waits for the worker and the worker waits for every sink, and output is not paced.
 
@@ -52,14 +53,20 @@ StatsListener = Callable[[dict[str, Any]], None]
 Clock = Callable[[], float]
 
 
-def spread_due_times(n: int, now: float, fps: float) -> list[float]:
-    """Release times for ``n`` frames produced together at ``now``: ``now + i / fps``.
+def spread_due_times(n: int, now: float, fps: float, last_due: float | None = None) -> list[float]:
+    """Release times for ``n`` frames that the generator produced together at ``now``.
 
-    The first frame goes at once (no latency added when chunks hold one frame, as in bypass);
-    the rest follow one frame period apart.
+    One frame (bypass, single-frame chunks) goes at once: pacing it could only add latency,
+    and a camera slightly faster than ``fps`` would make that latency grow. Several frames go
+    one period (``1 / fps``) apart, starting one period after the previous chunk's last frame
+    (``last_due``) so chunks join up evenly, but never later than one chunk's duration
+    (``n / fps``) after ``now``, so a source faster than ``fps`` cannot build up delay.
     """
     period = 1.0 / fps
-    return [now + i * period for i in range(n)]
+    if n <= 1:
+        return [now] * n
+    start = now if last_due is None else max(now, min(last_due + period, now + n * period))
+    return [start + i * period for i in range(n)]
 
 
 def resize_frame(frame: Frame, size: tuple[int, int]) -> Frame:
@@ -331,6 +338,7 @@ class Runner:
         self._finished = False
         self._hurry = threading.Event()  # set on stop: skip pacing waits while draining
         self._frames_out = 0
+        self._last_due: float | None = None
         self._commands_applied = 0
         self._command_errors = 0
         self._last_command_error: str | None = None
@@ -624,7 +632,8 @@ class Runner:
         if self._backpressure:
             items: list[tuple[float | None, Frame]] = [(None, f) for f in frames]
         else:
-            dues = spread_due_times(len(frames), self._clock(), self._fps)
+            dues = spread_due_times(len(frames), self._clock(), self._fps, self._last_due)
+            self._last_due = dues[-1]
             items = list(zip(dues, frames))
         for slot in self._sinks:
             if slot.channel.alive:
