@@ -70,18 +70,20 @@ class MotionController:
 
     ``s_new = (s_init - weight*d)*0.9 + s_prev*0.1`` and the chunk's first denoising step is
     ``int(1000*s_new) - 100``. ``s_init`` is the user's strength; ``s_prev`` the last chunk's value.
-    The scalar crosses to the host once per chunk (the first timestep is a Python number that the
-    schedule needs); that is the reference behaviour and costs one tiny sync per chunk.
+    Everything stays on the device in float64 (the reference computes in Python floats), so the
+    controller costs no host sync.
     """
 
     init_scale: float
-    scale: float
+    scale: float | torch.Tensor
     weight: float = 0.1
 
-    def update(self, distance: float) -> tuple[float, int]:
-        """Feed a chunk's motion distance; returns ``(noise_scale, first_step)``."""
-        self.scale = (self.init_scale - self.weight * distance) * 0.9 + self.scale * 0.1
-        return self.scale, sdv2_first_step(self.scale)
+    def update(self, distance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Feed a chunk's motion distance (0-d tensor); returns ``(noise_scale, first_step)`` as
+        0-d float64 tensors on the distance's device."""
+        d = distance.double()
+        self.scale = (self.init_scale - self.weight * d) * 0.9 + self.scale * 0.1
+        return self.scale, (torch.trunc(1000 * self.scale) - 100).clamp_min(0)
 
 
 def sdv2_first_step(scale: float) -> int:

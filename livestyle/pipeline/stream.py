@@ -22,9 +22,9 @@ generator, clean-latent history) lives in one :class:`StreamState` that ``reset(
 live controls (strength, steps, seed, bypass, decoder, size) live in :class:`Controls`. Commands
 apply between chunks only.
 
-No host syncs in the hot loop except the one per chunk that moves the decoded pixels to the host
-(plus SDV2's motion scalar, which its schedule needs as a Python number); the NaN/Inf check rides
-on that same transfer.
+No host syncs in the hot loop except the one per chunk that moves the decoded pixels to the host;
+SDV2's motion controller and first step stay on the device, and the NaN/Inf check rides on the
+pixel transfer.
 """
 
 from __future__ import annotations
@@ -358,17 +358,20 @@ class StreamPipeline:
             latents = st.encoder.encode(pixels).to(self.dtype)  # [1, 16, F, h, w]
         # noise level for this chunk
         timesteps = schedule_for(f, c.steps, c.strength)
+        first_step: torch.Tensor | None = None  # a device-side replacement of timesteps[0]
+        scale: float | torch.Tensor
         if f.noise == "sdv2":
             scale = c.strength
             if not first and f.motion_control and st.last_pixel is not None:
-                scale, timesteps[0] = st.motion.update(float(motion_distance(st.last_pixel, pixels)))
+                scale, first_step = st.motion.update(motion_distance(st.last_pixel, pixels))
+                scale = scale.to(self.dtype)
         else:
             scale = timesteps[0] / 1000.0
         st.last_pixel = pixels[:, :, -1:]
         noisy = mix(latents, self._noise(st, latents), scale)
         ctx = self.prompts.advance()
         with self.timer.stage("denoise"):
-            out_latents, out_frames = self._denoise(st, noisy, timesteps, ctx, frames)
+            out_latents, out_frames = self._denoise(st, noisy, timesteps, first_step, ctx, frames)
         st.chunks += 1
         if out_latents is None:
             return []
@@ -391,9 +394,10 @@ class StreamPipeline:
         return [fr.with_image(img) for fr, img in zip(out_frames, images)]
 
     # ---------------------------------------------------------------- the one denoising loop
-    def _denoise(self, st: StreamState, noisy: torch.Tensor, timesteps: list[float], ctx: torch.Tensor,
-                 frames: list[Frame]) -> tuple[torch.Tensor | None, list[Frame]]:
-        """Denoise one chunk's noisy latents ``[1, 16, F, h, w]``.
+    def _denoise(self, st: StreamState, noisy: torch.Tensor, timesteps: list[float], first_step: torch.Tensor | None,
+                 ctx: torch.Tensor, frames: list[Frame]) -> tuple[torch.Tensor | None, list[Frame]]:
+        """Denoise one chunk's noisy latents ``[1, 16, F, h, w]`` at ``timesteps`` (``first_step``, a
+        0-d device tensor, replaces the first one when given: SDV2's motion controller).
 
         Returns ``(clean latents of the chunk now leaving the pipeline or None, its input frames)``.
         """
@@ -410,7 +414,7 @@ class StreamPipeline:
             st.prompt_version = self.prompts.version
 
         if f.kv_mode == "stream_batch" and st.hidden is not None:
-            return self._stream_batch_step(st, noisy, timesteps, ctx, frames)
+            return self._stream_batch_step(st, noisy, timesteps, first_step, ctx, frames)
 
         # sequential steps: SDV2 warm-up, Self-Forcing/LongLive, Krea
         kv_bias = None
@@ -420,6 +424,8 @@ class StreamPipeline:
             kv_bias = f.attention_bias
         x = noisy
         ts = torch.tensor(timesteps, device=dev, dtype=torch.float32)
+        if first_step is not None:
+            ts[0] = first_step
         x0 = x
         block = cache.begin_block(x.shape[2])
         for i in range(len(timesteps)):
@@ -439,14 +445,15 @@ class StreamPipeline:
             st.in_flight = deque()
         return x0, frames
 
-    def _stream_batch_step(self, st: StreamState, noisy: torch.Tensor, timesteps: list[float], ctx: torch.Tensor,
+    def _stream_batch_step(self, st: StreamState, noisy: torch.Tensor, timesteps: list[float],
+                           first_step: torch.Tensor | None, ctx: torch.Tensor,
                            frames: list[Frame]) -> tuple[torch.Tensor | None, list[Frame]]:
         """SDV2 stream batch: one transformer call advances every slot one step (§4.3)."""
         assert st.hidden is not None and st.slot_t is not None and st.cache is not None
         f, cache = self.family, st.cache
         steps = st.hidden.shape[0]
         hidden = torch.cat([noisy, st.hidden[:-1]], dim=0)
-        st.slot_t[0] = timesteps[0]
+        st.slot_t[0] = timesteps[0] if first_step is None else first_step
         f0 = st.plan.first_latents
         block = cache.begin_block(hidden.shape[2])
         # Rows that hold no chunk yet (the first steps-1 calls) must not advance: SDV2 starts every
