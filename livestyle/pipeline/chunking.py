@@ -21,7 +21,7 @@ from livestyle.errors import PipelineError
 from livestyle.pipeline.family import FamilyConfig
 from livestyle.pipeline.frames import Frame
 
-__all__ = ["ChunkPlan", "frames_to_pixels", "pixels_to_images"]
+__all__ = ["ChunkPlan", "fit_working_size", "frames_to_pixels", "pixels_to_images"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,15 @@ class ChunkPlan:
 
     def frames_needed(self, first: bool) -> int:
         return self.first_frames if first else self.frames
+
+
+def fit_working_size(width: int, height: int, bound: tuple[int, int] | None) -> tuple[int, int]:
+    """The largest multiple-of-16 size within ``bound`` (``(w, h)``) with about ``width:height``'s
+    aspect ratio; ``(width, height)`` itself when it already fits or there is no bound."""
+    if bound is None or (width <= bound[0] and height <= bound[1]):
+        return width, height
+    scale = min(bound[0] / width, bound[1] / height)
+    return max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16)
 
 
 def frames_to_pixels(frames: Sequence[Frame], width: int, height: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

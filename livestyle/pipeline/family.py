@@ -73,6 +73,9 @@ class FamilyConfig:
         transition_chunks: default number of chunks a prompt change blends over (0: instant).
         default_strength: strength used when the run config does not set one.
         fps: the frame rate the checkpoint was trained at (informational; the stream keeps its own).
+        max_size: ``(width, height)`` bound on the working size, or ``None``; a larger stream is
+            processed at the largest 16-multiple size that fits with its aspect ratio and the
+            output is scaled back (the ``tiny`` test model uses it to stay quick on a CPU).
     """
 
     kv_mode: KvMode = "stream_batch"
@@ -98,6 +101,7 @@ class FamilyConfig:
     transition_chunks: int = 4
     default_strength: float = 0.8
     fps: float = 16.0
+    max_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -150,6 +154,8 @@ def _validate(cfg: FamilyConfig) -> None:
         raise _fail("default_strength", f"must lie in [0, 1], got {cfg.default_strength}")
     if cfg.transition_chunks < 0:
         raise _fail("transition_chunks", "must be >= 0")
+    if cfg.max_size is not None and (len(cfg.max_size) != 2 or any(v < 16 or v % 16 for v in cfg.max_size)):
+        raise _fail("max_size", f"must be [width, height] in multiples of 16 (>= 16), got {list(cfg.max_size)}")
 
 
 _SDV2 = FamilyConfig()
@@ -191,6 +197,12 @@ _FIELDS = {f.name: f for f in fields(FamilyConfig)}
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    if key == "max_size":
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise _fail(key, f"must be [width, height] in pixels, got {value!r}")
+        return (int(value[0]), int(value[1]))
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise _fail(key, f"must be true or false, got {value!r}")

@@ -20,6 +20,7 @@ import torch
 
 from livestyle.config import Config
 from livestyle.errors import ConfigError, WeightsError
+from livestyle.pipeline.chunking import fit_working_size
 from livestyle.pipeline.family import family_from_mapping
 from livestyle.pipeline.stream import Controls, StreamModels, StreamPipeline
 
@@ -108,7 +109,9 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
     def encode_image(pixels: torch.Tensor) -> torch.Tensor:
         return vae.encode(pixels, normalize=normalized)
 
-    width, height = config.stream.size
+    width, height = fit_working_size(*config.stream.size, family.max_size)
+    if (width, height) != tuple(config.stream.size):
+        log.info("model %s works at %dx%d at most; frames are scaled to %dx%d and back", name, *family.max_size, width, height)
     models = StreamModels(
         dit=dit,
         prompt_encoder=lambda t: text.encode(t, device=device),

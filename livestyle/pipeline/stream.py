@@ -212,7 +212,8 @@ class StreamPipeline:
             raise PipelineError(f"chunk has {len(frames)} frames but the pipeline asked for {self.frames_needed()}")
         st.source_size = size
         try:
-            out = self._run_chunk(st, frames)
+            with torch.no_grad():
+                out = self._run_chunk(st, frames)
         except torch.OutOfMemoryError:
             out = self._out_of_memory(frames)
         self.counters["chunks"] += 1
