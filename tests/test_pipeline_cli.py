@@ -42,3 +42,36 @@ def test_unknown_model_is_a_one_line_error(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "unknown model 'tiny-xl'; valid models:" in proc.stderr + proc.stdout
     assert "tiny" in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_open_tiny_through_the_registry_and_real_loaders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fractions import Fraction
+
+    import numpy as np
+
+    from livestyle.config import config_from_dict
+    from livestyle.control.commands import SetDecoder, SetPrompt
+    from livestyle.pipeline.frames import Frame
+    from livestyle.pipeline.generators import open_generator
+
+    monkeypatch.setenv("LIVESTYLE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("LIVESTYLE_WEIGHTS_DIR", raising=False)
+    config = config_from_dict({"model": {"name": "tiny", "steps": 2, "device": "cpu"}, "stream": {"size": "96x64"}})
+    pipe = open_generator("tiny", config)
+    s = pipe.stats()
+    assert "test model" in s["model"].lower()
+    assert s["size"] == "64x32"  # scaled into the tiny model's 64x64 bound, aspect kept
+    assert s["kv_mode"] == "stream_batch" and s["decoder"] == "wan"
+
+    def chunk(start: int, n: int) -> list[Frame]:
+        return [Frame(np.full((64, 96, 3), (7 * (start + k)) % 256, np.uint8), pts=start + k, time_base=Fraction(1, 30),
+                      capture_time=0.0, index=start + k) for k in range(n)]
+
+    out = pipe.process(chunk(0, pipe.frames_needed()))
+    assert [f.image.shape for f in out] == [(64, 96, 3)] * 5  # back at the source size
+    pipe.apply(SetPrompt("a charcoal sketch", transition_chunks=1))
+    pipe.process(chunk(5, 4))
+    pipe.apply(SetDecoder("tiny-decoder"))  # TAEHV decoder: the stream restarts with it
+    out = pipe.process(chunk(9, pipe.frames_needed()))
+    assert len(out) == 5 and pipe.stats()["decoder"] == "tiny-decoder"
