@@ -14,8 +14,15 @@ switches what the cache holds:
 - ``rerun`` (Self-Forcing, LongLive): sequential steps, then a call at ``context_noise`` on the
   result overwrites the block's cache slots with clean K/V.
 - ``recompute`` (Krea): before each block after the first the cache is rebuilt by one
-  block-causal t=0 pass over [first-frame latent, last k-1 clean latents]; generation adds the
-  KV attention bias.
+  block-causal t=0 pass over [first-frame latent, last k-1 clean latents] at positions 0..k-1, and
+  the block is generated at k..; generation adds the KV attention bias.
+
+Reference code each mode reproduces: StreamDiffusionV2 ``models/wan/causal_stream_inference.py``
+(``prepare``, ``inference_stream``) and ``streamv2v/inference.py`` (``run_inference``,
+``compute_noise_scale_and_step``) — checked frame for frame by ``tests/test_pipeline_parity.py``;
+Self-Forcing ``pipeline/causal_inference.py`` (steps 3.1–3.3); Krea ``release_server.py``
+(``get_clean_context_frames``, ``recompute_kv_cache``, ``generate_block_internal``). Noise is
+drawn frame-major ``[B, F, C, h, w]`` as all three do, so a seed gives the authors' noise.
 
 All streaming state (caches, stream-batch slots, encoder/decoder caches, motion controller, noise
 generator, clean-latent history) lives in one :class:`StreamState` that ``reset()`` replaces; the
@@ -435,7 +442,7 @@ class StreamPipeline:
                 x = add_noise(x0, self._noise(st, x0), sigma_for_timestep(ts[i + 1], f.shift))
         if f.kv_mode == "rerun":  # clean K/V overwrite the noisy ones at the same slots
             self._dit(x0, torch.full((1,), f.context_noise, device=dev), ctx, cache, block)
-        if f.kv_mode in ("rerun", "recompute"):
+        if f.kv_mode == "recompute" or f.recache_on_prompt:
             self._remember_clean(st, x0)
         if f.kv_mode == "stream_batch":
             steps = len(timesteps)
