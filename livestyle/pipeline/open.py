@@ -82,6 +82,8 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
     device, dtype = resolve_device(m.device, m.dtype)
     lora = _path(spec, "lora") if "lora" in spec.files else None  # LongLive: base + LoRA merged on load
     dit = load_dit(_path(spec, "dit"), device=device, dtype=dtype, lora=lora)
+    if device.type == "cuda":
+        dit.fuse_qkv()  # one GEMM for q/k/v and one for cross-attention k/v (same math)
     vae = load_wan_vae(_path(spec, "vae"), device=device, dtype=dtype)
     text = PromptEncoder(_path(spec, "text_encoder"), _path(spec, "tokenizer"), device=device, dtype=dtype)
     normalized = family.latents == "normalized"
