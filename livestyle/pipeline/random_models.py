@@ -81,10 +81,9 @@ def random_dit_on(model: str, device: torch.device | str, dtype: torch.dtype, *,
     dev = torch.device(device)
     with _build_on(dev, dtype, seed):
         dit = CausalWanDiT(DIT_CONFIGS[model])
-    dit.requires_grad_(False)
     if fuse_qkv:
         dit.fuse_qkv()
-    return dit.eval()
+    return dit.requires_grad_(False).eval()  # after fuse_qkv: its new Linears start with requires_grad=True
 
 
 def random_prompt_encoder(text_dim: int, device: torch.device | str, dtype: torch.dtype, *, seed: int = 0,
