@@ -485,3 +485,19 @@ def test_two_thousand_chunks_flat_memory_and_bounded_positions() -> None:
     assert all(len(r) <= 512 for r in pipe.timer._rings.values())
     growth = rss[-1] - rss[2]
     assert growth < 16 * 2**20, f"RSS grew {growth / 2**20:.1f} MiB over 1700 chunks"
+
+
+def test_rerun_family_positions_are_rebased_while_frames_keep_counting() -> None:
+    pipe = build("self-forcing", steps=1, rope_refresh_frames=30)
+    positions = []
+    with torch.no_grad():
+        i = 0
+        for _ in range(16):
+            n = pipe.frames_needed()
+            out = pipe.process(frames(i, n))
+            assert [f.index for f in out] == list(range(i, i + n))
+            i += n
+            positions.append(pipe.stats()["kv_next_position"][0])
+    assert pipe.stats()["kv_next_frame"] == [48]
+    assert max(positions) <= 30 + 3 and positions[-1] < 30  # restarts at 21 - 3 = 18 once it reaches 30
+    assert 21 in positions  # 18 + 3: a re-based block
