@@ -22,6 +22,11 @@
 * ``backpressure=True`` (``--no-pace``: offline, as fast as possible) drops nothing: the source
   waits for the worker and the worker waits for every sink, and output is not paced.
 
+Metrics (:meth:`Runner.stats`): ``stage_ms`` holds ``inbox_wait`` (capture to the worker taking
+the frame), ``resize``, ``generate`` (per chunk) and ``sink:<name>`` (per write); ``drops`` holds
+``input``, ``chunk_tail`` (a half-built chunk at the end) and ``sink:<name>``; ``latency_ms`` is
+glass to glass (sink write done minus ``Frame.capture_time``).
+
 Everything hands over by signalling (conditions and events); nothing polls. The clock is a
 parameter, so drop policy, pacing and latency are tested exactly.
 """
