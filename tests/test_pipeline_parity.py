@@ -15,7 +15,9 @@ unchanged on a CPU with a tiny model is transcribed here, each cited:
   transcriptions below are identical except for the tiny model's head_dim.
 - ``SingleGPUInferencePipeline.run_inference`` (streamv2v/inference.py) casts to bf16 (which CPU
   convolutions with fp32 weights refuse); the driver loop below is that loop in fp32, and decodes
-  with ``WanVAE_.stream_decode`` as ``WanVAEWrapper.stream_decode_to_pixel`` does, minus its bf16 cast.
+  with ``WanVAE_.stream_decode`` as ``WanVAEWrapper.stream_decode_to_pixel`` does, minus its bf16
+  cast. It adds the RoPE re-base of ``run_stream_batch`` (``current_start // fs >= t_refresh`` →
+  ``kv_cache_length - fs``), which the live session path has and ``run_inference`` lacks.
 
 The reference's adaptive sink (``adapt_sink_threshold 0.2``) is switched off on both sides (the
 "fast" config, ``adapt_sink_threshold: -1``): our cache replaces the sink frame immediately while
@@ -71,25 +73,24 @@ def _reference_function(module_file: str, name: str):
 
 compute_noise_scale_and_step = _reference_function("inference.py", "compute_noise_scale_and_step")
 
-H = W = 32
-CHUNKS = 9  # 2 + 8 latent frames: fills the 6-frame cache and evicts from the ring
 SEED = 3
-STEPS = 2
+T_REFRESH = 50  # SingleGPUInferencePipeline.t_refresh
 
 
-def _video(frames: int) -> np.ndarray:
+def _video(frames: int, size: int) -> np.ndarray:
     """A moving gradient with a square, uint8 [T, H, W, 3] (motion so the controller acts)."""
+    H = W = size
     yy, xx = np.mgrid[0:H, 0:W]
     out = []
     for t in range(frames):
         img = np.stack([(xx * 7 + t * 9) % 256, (yy * 5 + t * 3) % 256, ((xx + yy) * 3 + t * 20) % 256], -1)
-        x0 = (t * 3) % (W - 8)
-        img[8:16, x0 : x0 + 8] = 255 - img[8:16, x0 : x0 + 8]
+        x0 = (t * 3) % (W - 4)
+        img[4:12, x0 : x0 + 4] = 255 - img[4:12, x0 : x0 + 4]
         out.append(img.astype(np.uint8))
     return np.stack(out)
 
 
-def _reference_pipeline(state: dict[str, torch.Tensor], embeds: torch.Tensor) -> CausalStreamInferencePipeline:
+def _reference_pipeline(state: dict[str, torch.Tensor], embeds: torch.Tensor, size: int, steps: int) -> CausalStreamInferencePipeline:
     cfg = DIT_CONFIGS["tiny"]
     model = causal_model.CausalWanModel(
         model_type="t2v", dim=cfg.dim, ffn_dim=cfg.ffn_dim, num_heads=cfg.num_heads, num_layers=cfg.num_layers,
@@ -107,11 +108,12 @@ def _reference_pipeline(state: dict[str, torch.Tensor], embeds: torch.Tensor) ->
 
     pipe = CausalStreamInferencePipeline.__new__(CausalStreamInferencePipeline)
     torch.nn.Module.__init__(pipe)
-    fs = (H // 16) * (W // 16)
+    fs = (size // 16) ** 2
     pipe.device = "cpu"
     pipe.generator = wrapper
     pipe.text_encoder = lambda text_prompts: {"prompt_embeds": embeds.clone()}
-    pipe.denoising_step_list = torch.tensor([700, 500], dtype=torch.long)  # --step 2, trailing 0 dropped (v2v)
+    # --step N: the first N of [700, 500, 400, 200, 0], trailing 0 dropped (v2v)
+    pipe.denoising_step_list = torch.tensor([700, 500, 400, 200][:steps], dtype=torch.long)
     pipe.scheduler = wrapper.scheduler
     pipe.num_transformer_blocks = cfg.num_layers
     pipe.num_heads = cfg.num_heads
@@ -155,9 +157,10 @@ def _reference_pipeline(state: dict[str, torch.Tensor], embeds: torch.Tensor) ->
     return pipe
 
 
-def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: float) -> list[np.ndarray]:
-    """streamv2v/inference.py ``run_inference`` in fp32 (see module docstring)."""
-    pipe = _reference_pipeline(state, embeds)
+def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: float, size: int, steps: int) -> list[np.ndarray]:
+    """streamv2v/inference.py ``run_inference`` in fp32 (see module docstring), plus the RoPE
+    refresh of ``SingleGPUInferencePipeline.run_stream_batch`` (``run_inference`` has none)."""
+    pipe = _reference_pipeline(state, embeds, size, steps)
     vae = WanVAE_(dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
                   temperal_downsample=[False, True, True], dropout=0.0).eval()
     vae.load_state_dict(vae_state, strict=True)
@@ -172,7 +175,7 @@ def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: 
         for t in range(pix.shape[2]):
             outputs.append(((pix[0, :, t].permute(1, 2, 0) + 1) * 127.5).round().to(torch.uint8).numpy())
 
-    chunk_size, num_steps = 4, STEPS
+    chunk_size, num_steps = 4, steps
     end_idx = 1 + chunk_size
     current_start, current_end = 0, fs * (1 + (end_idx - 1) // 4)
     latents = vae.stream_encode(video[:, :, :end_idx], None).transpose(2, 1).contiguous()
@@ -185,6 +188,9 @@ def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: 
     while end_idx + chunk_size <= video.shape[2]:
         start_idx, end_idx = end_idx, end_idx + chunk_size
         current_start, current_end = current_end, current_end + (chunk_size // 4) * fs
+        if current_start // fs >= T_REFRESH:  # run_stream_batch's t_refresh re-base
+            current_start = pipe.kv_cache_length - fs
+            current_end = current_start + (chunk_size // 4) * fs
         noise_scale, current_step = compute_noise_scale_and_step(video, end_idx, chunk_size, noise_scale, init_noise_scale)
         latents = vae.stream_encode(video[:, :, start_idx:end_idx], None).transpose(2, 1).contiguous()
         noisy = torch.randn_like(latents) * noise_scale + latents * (1 - noise_scale)
@@ -196,7 +202,7 @@ def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: 
     return outputs
 
 
-def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float) -> list[Frame]:
+def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float, size: int, steps: int) -> list[Frame]:
     dit = CausalWanDiT(DIT_CONFIGS["tiny"])
     dit.load_state_dict(state)
     dit.eval()
@@ -206,7 +212,7 @@ def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float) ->
         codecs={"wan": (lambda: StreamingWanVAE(vae_model, normalize_latents=False), lambda: StreamingWanVAE(vae_model))},
     )
     family = FAMILY_PRESETS["sdv2"].with_overrides(adapt_sink_threshold=-1.0)
-    pipe = StreamPipeline(models, family, Controls(prompt="p", strength=noise_scale, steps=STEPS, seed=SEED, width=W, height=H))
+    pipe = StreamPipeline(models, family, Controls(prompt="p", strength=noise_scale, steps=steps, seed=SEED, width=size, height=size))
     out: list[Frame] = []
     i = 0
     with torch.no_grad():
@@ -220,18 +226,26 @@ def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float) ->
 
 
 @pytest.mark.slow
-def test_stream_batch_matches_streamdiffusionv2_reference() -> None:
+@pytest.mark.parametrize(
+    ("size", "chunks", "steps"),
+    [
+        (32, 9, 2),  # 2 + 8 latent frames: fills the 6-frame cache and evicts from the ring
+        (16, 56, 2),  # past t_refresh: positions re-based to 5..49 while the ring keeps rolling
+        (16, 12, 3),  # three stream-batch slots
+    ],
+)
+def test_stream_batch_matches_streamdiffusionv2_reference(size: int, chunks: int, steps: int) -> None:
     torch.manual_seed(0)
     state = random_dit_state_dict("tiny", seed=1)
     vae_model = random_wan_vae("tiny", seed=2)
     embeds = torch.randn(1, 12, DIT_CONFIGS["tiny"].text_dim, generator=torch.Generator().manual_seed(4))
-    video = _video(1 + 4 * CHUNKS)
+    video = _video(1 + 4 * chunks, size)
     with torch.no_grad():
-        ref = _reference_run(video, state, vae_model.state_dict(), embeds, 0.8)
-    ours = _ours(video, state, vae_model, embeds, 0.8)
+        ref = _reference_run(video, state, vae_model.state_dict(), embeds, 0.8, size, steps)
+    ours = _ours(video, state, vae_model, embeds, 0.8, size, steps)
 
     # stream batch delays output by steps-1 chunks: the last chunk is still in flight on both sides
-    assert len(ours) == len(ref) == 1 + 4 * (CHUNKS - STEPS + 1)
+    assert len(ours) == len(ref) == 1 + 4 * (chunks - steps + 1)
     assert [f.index for f in ours] == list(range(len(ours)))
     assert [f.pts for f in ours] == [i * 3000 for i in range(len(ours))]
     a = np.stack([f.image for f in ours]).astype(int)
