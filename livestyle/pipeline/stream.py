@@ -36,6 +36,7 @@ pixel transfer.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -147,18 +148,23 @@ def schedule_for(family: FamilyConfig, steps: int, strength: float) -> list[floa
 
     ``sdv2``: the first ``steps`` entries of ``family.timesteps`` (warped if the family warps) with
     the first replaced by ``int(1000*strength) - 100`` (700 at 0.8); ``schedule``: Krea's warped
-    ``linspace(1000*strength, 0, n)``.
+    ``linspace(1000*strength, 0, n)``. Memoised: the same settings give the same list every chunk.
     """
+    return list(_schedule(family, int(steps), float(strength)))
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule(family: FamilyConfig, steps: int, strength: float) -> tuple[float, ...]:
     if family.noise == "schedule":
         s = max(strength, 1e-3)
         if family.final_zero_step:
-            return krea_steps(s, max(steps, 2), family.shift)
-        return krea_steps(s, steps + 1, family.shift)[:-1]
+            return tuple(krea_steps(s, max(steps, 2), family.shift))
+        return tuple(krea_steps(s, steps + 1, family.shift)[:-1])
     ts = list(family.timesteps[:steps])
     if family.warp:
         ts = warp_steps(ts, family.shift)
     ts[0] = float(sdv2_first_step(strength))
-    return ts
+    return tuple(ts)
 
 
 class StreamPipeline:
