@@ -13,7 +13,16 @@ import pytest
 import torch
 import yaml
 
-from livestyle.control.commands import Reset, SetBypass, SetDecoder, SetPrompt, SetSeed, SetSize, SetSteps, SetStrength
+from livestyle.control.commands import (
+    Reset,
+    SetBypass,
+    SetDecoder,
+    SetPrompt,
+    SetSeed,
+    SetSize,
+    SetSteps,
+    SetStrength,
+)
 from livestyle.errors import ConfigError, ControlError
 from livestyle.models.kv_cache import KVCache
 from livestyle.models.taehv import StreamingTAEHV
@@ -22,22 +31,27 @@ from livestyle.models.testing.stack import random_taehv, random_wan_vae
 from livestyle.models.vae import StreamingWanVAE
 from livestyle.pipeline.family import FAMILY_PRESETS, FamilyConfig, family_from_mapping
 from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.stream import Controls, StreamModels, StreamPipeline, schedule_for
+from livestyle.pipeline.stream import (
+    Controls,
+    StreamModels,
+    StreamPipeline,
+    schedule_for,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dit():  # type: ignore[no-untyped-def]
     return random_dit("tiny", seed=1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _taehv():  # type: ignore[no-untyped-def]
     return random_taehv("tiny", seed=2)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _wan_vae():  # type: ignore[no-untyped-def]
     return random_wan_vae("tiny", seed=2)
 
@@ -226,7 +240,7 @@ def test_prompt_switch_lands_at_a_chunk_boundary_and_blends_over_n_chunks() -> N
     base.close()
     pipe = build("self-forcing")
     calls = DiTCalls(pipe)
-    out, i = run(pipe, 2)
+    _, i = run(pipe, 2)
     pipe.apply(SetPrompt("neon city", transition_chunks=2))
     assert pipe.stats()["transition"] == (0, 2)
     run(pipe, 3, start=i)

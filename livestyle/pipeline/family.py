@@ -30,7 +30,7 @@ from typing import Any, Literal, get_args
 
 from livestyle.errors import ConfigError
 
-__all__ = ["FamilyConfig", "KvMode", "NoiseMode", "FAMILY_PRESETS", "family_from_mapping"]
+__all__ = ["FAMILY_PRESETS", "FamilyConfig", "KvMode", "NoiseMode", "family_from_mapping"]
 
 KvMode = Literal["stream_batch", "rerun", "recompute"]
 NoiseMode = Literal["sdv2", "schedule"]

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import torch
 
 __all__ = [
+    "MotionController",
     "NoiseSource",
     "mix",
     "motion_distance",
-    "MotionController",
     "sdv2_first_step",
 ]
 

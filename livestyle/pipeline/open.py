@@ -25,14 +25,14 @@ from livestyle.pipeline.family import family_from_mapping
 from livestyle.pipeline.stream import Controls, StreamModels, StreamPipeline
 
 __all__ = [
-    "open_stream_pipeline",
-    "resolve_device",
-    "open_tiny",
+    "open_krea_14b",
+    "open_longlive_1_3b",
     "open_sdv2_1_3b",
     "open_sdv2_14b",
     "open_self_forcing_1_3b",
-    "open_longlive_1_3b",
-    "open_krea_14b",
+    "open_stream_pipeline",
+    "open_tiny",
+    "resolve_device",
 ]
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import torch
 
 from livestyle.errors import ControlError
 
-__all__ = ["PromptState", "blend", "slerp", "BlendMode"]
+__all__ = ["BlendMode", "PromptState", "blend", "slerp"]
 
 BlendMode = Literal["linear", "slerp"]
 

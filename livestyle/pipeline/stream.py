@@ -60,16 +60,28 @@ from livestyle.control.commands import (
 from livestyle.errors import ControlError, PipelineError
 from livestyle.models.dit import CausalWanDiT
 from livestyle.models.kv_cache import BlockSlots, KVCache
-from livestyle.models.scheduler import add_noise, krea_steps, sigma_for_timestep, warp_steps, x0_from_velocity
+from livestyle.models.scheduler import (
+    add_noise,
+    krea_steps,
+    sigma_for_timestep,
+    warp_steps,
+    x0_from_velocity,
+)
 from livestyle.models.vae import StreamingAutoencoder
 from livestyle.pipeline.chunking import ChunkPlan, frames_to_pixels, pixels_to_images
 from livestyle.pipeline.family import FamilyConfig
 from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.noise import MotionController, NoiseSource, mix, motion_distance, sdv2_first_step
+from livestyle.pipeline.noise import (
+    MotionController,
+    NoiseSource,
+    mix,
+    motion_distance,
+    sdv2_first_step,
+)
 from livestyle.pipeline.prompts import PromptState
 from livestyle.pipeline.timing import StageTimer
 
-__all__ = ["StreamPipeline", "StreamModels", "Controls", "StreamState", "PromptEncoder", "schedule_for"]
+__all__ = ["Controls", "PromptEncoder", "StreamModels", "StreamPipeline", "StreamState", "schedule_for"]
 
 log = logging.getLogger(__name__)
 
@@ -453,7 +465,7 @@ class StreamPipeline:
         if f.kv_mode == "stream_batch":
             steps = len(timesteps)
             st.cache = cache.expand_batch(steps)
-            b, ch, _, h, w = x0.shape
+            _, ch, _, h, w = x0.shape
             st.hidden = torch.zeros((steps, ch, st.plan.latents, h, w), device=dev, dtype=x0.dtype)
             st.slot_t = ts.clone()
             st.in_flight = deque()
