@@ -416,7 +416,19 @@ class Runner:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run has ended and every sink is closed; False on timeout."""
-        return self._done.wait(timeout)
+        if not self._done.wait(timeout):
+            return False
+        self._join_threads()
+        return True
+
+    def _join_threads(self) -> None:
+        # The worker sets `_done` and then unwinds, dropping the last references to the
+        # generator's tensors, and the status thread may be reading generator stats. Let them
+        # finish: a daemon thread touching torch while the interpreter shuts down aborts the
+        # process ("terminate called without an active exception").
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=10.0)
 
     def run(self) -> RunReport:
         """Start (if needed), stream until the end, and return the report (blocking).
@@ -436,6 +448,7 @@ class Runner:
             timeout = 0.5 if threading.current_thread() is threading.main_thread() else None
             while not self._done.wait(timeout):
                 pass
+            self._join_threads()
         finally:
             restore()
         report = self.report()
