@@ -68,5 +68,10 @@ fi
 
 echo "installing livestyle[$extra]"
 pip_install -e ".[$extra]"
+if [[ $extra == dev ]]; then
+  # The reference implementation the StreamDiffusionV2 parity test runs. Never with its
+  # dependencies: they pin torch 2.6 (the parts it needs on a CPU are in the dev extra).
+  pip_install --no-deps "streamdiffusionv2==0.1.1"
+fi
 echo "$want" > "$stamp"
 echo "done: .venv/bin/livestyle is ready (try: .venv/bin/livestyle doctor)"
