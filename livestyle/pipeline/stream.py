@@ -289,6 +289,16 @@ class StreamPipeline:
         else:
             raise ControlError(f"{type(command).__name__} is not a command the {self.name} generator understands")
 
+    @property
+    def max_steps(self) -> int:
+        """The most denoising steps per chunk this model family supports (``SetSteps`` limit)."""
+        return self.family.max_steps
+
+    def warm_prompts(self, prompts: Sequence[str]) -> None:
+        """Embed ``prompts`` now, through the prompt encoder's cache, so switching to one later costs no encoder pass."""
+        for text in dict.fromkeys(prompts):
+            self.models.prompt_encoder(text)
+
     def reset(self) -> None:
         """Drop all temporal state; the next chunk starts a new stream (same prompt, seed, settings)."""
         self.counters["resets"] += 1
