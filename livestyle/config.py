@@ -110,6 +110,7 @@ class ModelConfig:
     transition_chunks: int = setting(4, ge=0, le=64, doc="chunks over which a new prompt blends in")
     device: str = setting("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", doc="auto, cpu, cuda, cuda:N or mps")
     dtype: Literal["bfloat16", "float16", "float32"] = setting("bfloat16", doc="compute dtype")
+    weights_dir: str | None = setting(None, doc="local weights folder DIR/<model>/<file> (null: $LIVESTYLE_WEIGHTS_DIR, then the Hugging Face cache)")
 
 
 @dataclass(frozen=True)

@@ -55,11 +55,11 @@ def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
     return dev, dt
 
 
-def _path(spec, role: str) -> Path:  # type: ignore[no-untyped-def]
+def _path(spec, role: str, weights_dir: str | None = None) -> Path:  # type: ignore[no-untyped-def]
     from livestyle.models.weights import pull, resolve
 
     try:
-        return resolve(spec, role)
+        return resolve(spec, role, weights_dir=weights_dir)
     except WeightsError:
         if not all(f.generate for f in spec.files.values()):
             raise
@@ -80,12 +80,12 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
     family = family_from_mapping(spec.pipeline, source=f"model {name!r} ({spec.source or 'registry'})")
     m = config.model
     device, dtype = resolve_device(m.device, m.dtype)
-    lora = _path(spec, "lora") if "lora" in spec.files else None  # LongLive: base + LoRA merged on load
-    dit = load_dit(_path(spec, "dit"), device=device, dtype=dtype, lora=lora)
+    lora = _path(spec, "lora", m.weights_dir) if "lora" in spec.files else None  # LongLive: base + LoRA merged on load
+    dit = load_dit(_path(spec, "dit", m.weights_dir), device=device, dtype=dtype, lora=lora)
     if device.type == "cuda":
         dit.fuse_qkv()  # one GEMM for q/k/v and one for cross-attention k/v (same math)
-    vae = load_wan_vae(_path(spec, "vae"), device=device, dtype=dtype)
-    text = PromptEncoder(_path(spec, "text_encoder"), _path(spec, "tokenizer"), device=device, dtype=dtype)
+    vae = load_wan_vae(_path(spec, "vae", m.weights_dir), device=device, dtype=dtype)
+    text = PromptEncoder(_path(spec, "text_encoder", m.weights_dir), _path(spec, "tokenizer", m.weights_dir), device=device, dtype=dtype)
     normalized = family.latents == "normalized"
 
     def wan_encoder() -> StreamingWanVAE:
@@ -98,7 +98,7 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
     taehv_file = spec.files.get("taehv")
     if taehv_file is not None:
         try:
-            taehv = load_taehv(_path(spec, "taehv"), device=device, dtype=dtype)
+            taehv = load_taehv(_path(spec, "taehv", m.weights_dir), device=device, dtype=dtype)
         except WeightsError as exc:
             log.info("tiny decoder unavailable for %s (%s)", name, exc)
         else:
