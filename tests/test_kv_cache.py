@@ -230,20 +230,160 @@ def test_recent_block_rewrites_the_last_frames_at_their_positions(model: CausalW
         cache.recent_block(4)
 
 
-def test_adaptive_sink_refresh_replaces_the_least_similar_sink_frame() -> None:
-    cache = KVCache.allocate(CFG, batch=1, frames=4, tokens_per_frame=T, sink_frames=2, adaptive_sink_threshold=0.2)
+class _EvictListLayer:
+    """One layer of the reference's ring-buffer cache with the adaptive sink, transcribed from
+    ``CausalWanSelfAttention.forward`` (streamdiffusionv2 0.1.1 ``models/wan/causal_model.py``,
+    the ``kv_cache is not None`` branch, minus RoPE and attention): per-row evict lists of slot end
+    offsets, sink slots pushed on the front when unlike the new frame, ``current_step`` for batch 1.
+    ``tests/test_pipeline_parity.py`` runs the real code; this copy lets the unit tests drive the
+    cache with chosen K/V."""
+
+    def __init__(self, batch: int, frames: int, t: int, sink: int, thr: float, total_steps: int) -> None:
+        self.k = torch.zeros(batch, frames * t, CFG.num_heads, CFG.head_dim)
+        self.v = torch.zeros_like(self.k)
+        self.size, self.t, self.sink, self.thr = frames * t, t, sink, thr
+        self.global_end = [0] * batch
+        self.local_end = [0] * batch
+        self.total_steps = self.current_step = total_steps
+        self.evict_idx: list[list[int]] = [[]]
+        self.refreshes = 0
+
+    def __call__(self, starts: list[int], k: torch.Tensor, v: torch.Tensor) -> None:
+        fs, cache_bs = self.t, self.k.shape[0]
+        if len(self.evict_idx) < cache_bs:
+            self.evict_idx = [self.evict_idx[0].copy() for _ in range(cache_bs)]
+        for i, c_start in enumerate(starts):
+            num_new = k.shape[1]
+            current_end = c_start + num_new
+            sink_tokens = self.sink * fs
+            if sink_tokens > 0 and num_new <= fs:
+                k_sink_mean = self.k[i:i + 1, :sink_tokens].reshape(self.sink, fs, -1).mean(1)
+                k_cos = torch.cosine_similarity(k_sink_mean, k[i:i + 1].reshape(1, fs, -1).mean(1), dim=-1)
+                v_sink_mean = self.v[i:i + 1, :sink_tokens].reshape(self.sink, fs, -1).mean(1)
+                v_cos = torch.cosine_similarity(v_sink_mean, v[i:i + 1].reshape(1, fs, -1).mean(1), dim=-1)
+                avg = (k_cos + v_cos) / 2
+                if avg.min() < self.thr:
+                    self.evict_idx[i].insert(0, (int(torch.argmin(avg)) + 1) * fs)
+            if current_end > self.size or self.local_end[i] >= self.size:
+                self.global_end[i] = c_start
+                self.local_end[i] = self.size
+                target_end = self.evict_idx[i][0]
+                if cache_bs == 1 and self.current_step > 1:
+                    self.current_step -= 1
+                else:
+                    popped = self.evict_idx[i].pop(0)
+                    if popped > sink_tokens:
+                        self.evict_idx[i].append(popped)
+                    else:
+                        self.refreshes += 1
+                    self.current_step = self.total_steps
+                self.k[i, target_end - num_new:target_end] = k[i]
+                self.v[i, target_end - num_new:target_end] = v[i]
+                local_end = self.local_end[i]
+            else:
+                local_end = self.local_end[i] + current_end - self.global_end[i]
+                rolling_end = current_end + num_new
+                if sink_tokens < rolling_end <= self.size and (not self.evict_idx[i] or self.evict_idx[i][-1] != rolling_end):
+                    self.evict_idx[i].append(rolling_end)
+                self.k[i, local_end - num_new:local_end] = k[i]
+                self.v[i, local_end - num_new:local_end] = v[i]
+            self.global_end[i] = current_end
+            self.local_end[i] = local_end
+
+
+def _scene_kv(g: torch.Generator, scenes: torch.Tensor, scene: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """K/V ``[B, T, h, d]`` around one of a few scene directions: same scene → similar frame means
+    (cosine near 1), another scene → near 0, so the 0.2 threshold fires only on scene changes."""
     h, d = CFG.num_heads, CFG.head_dim
-    e = torch.zeros(h, d)
-    e[:, 0] = 1.0
-    for f in range(2):
+    base = scenes[scene].reshape(1, 1, h, d)
+    k = base + 0.3 * torch.randn(batch, T, h, d, generator=g)
+    v = base.flip(-1) + 0.3 * torch.randn(batch, T, h, d, generator=g)
+    return k, v
+
+
+SCENES = [0] * 7 + [1] * 5 + [2] * 2 + [0] * 4 + [3] * 6 + [1] * 3 + [2] * 4 + [0] * 5
+
+
+def test_adaptive_sink_stream_batch_matches_the_reference_evict_lists() -> None:
+    """SDV2 stream batch: a 2-frame warm-up on batch 1, then one call per chunk with every row
+    advancing one frame, rows that hold no chunk yet repeating the warm-up's next frame."""
+    steps, frames, sink = 3, 6, 3
+    g = torch.Generator().manual_seed(5)
+    scenes = torch.randn(4, CFG.num_heads * CFG.head_dim, generator=g)
+    ref = _EvictListLayer(1, frames, T, sink, 0.2, total_steps=steps)
+    warm = KVCache.allocate(CFG, batch=1, frames=frames, tokens_per_frame=T, sink_frames=sink, adaptive_sink_threshold=0.2)
+    blk = warm.begin_block(2)
+    for _ in range(steps):  # prepare(): every denoising step on the 2-frame warm-up chunk
+        k, v = _scene_kv(g, scenes, 0, 1)
+        k2, v2 = torch.cat([k, k], 1), torch.cat([v, v], 1)
+        warm.write(0, blk, k2, v2)
+        ref([0], k2, v2)
+    cache = warm.expand_batch(steps)
+    ref.k, ref.v = ref.k.repeat(steps, 1, 1, 1), ref.v.repeat(steps, 1, 1, 1)
+    ref.global_end, ref.local_end = ref.global_end * steps, ref.local_end * steps
+    starts = [2 * T] * steps  # kv_cache_starts after prepare
+    for call, scene in enumerate(SCENES):
+        starts = [(2 + call) * T] + starts[:-1]
         blk = cache.begin_block(1)
-        cache.write(0, blk, e.expand(1, T, h, d), e.expand(1, T, h, d))
-    similar = e.expand(1, T, h, d) * 2
-    cache.write(0, cache.begin_block(1), similar, similar)
-    assert torch.equal(cache.k[0, 0, : 2 * T], e.expand(2 * T, h, d))  # similar frame: sink kept
-    opposite = -e.expand(1, T, h, d)
-    blk = cache.begin_block(1)
-    cache.write(0, blk, opposite, opposite)
-    assert torch.equal(cache.k[0, 0, :T], opposite[0])  # least similar (first on ties) sink replaced
-    assert torch.equal(cache.k[0, 0, T:2 * T], e.expand(T, h, d))
-    assert cache.slot_pos[0, 0].item() == blk.positions[0, 0].item()
+        if call + 1 < steps:
+            cache.next_frame[call + 1:].fill_(2)
+            cache.next_pos[call + 1:].fill_(2)
+        assert blk.frames[:, 0].tolist() == [s // T for s in starts]
+        k, v = _scene_kv(g, scenes, scene, steps)
+        cache.write(0, blk, k, v)
+        ref(starts, k, v)
+        assert torch.equal(cache.k[0], ref.k) and torch.equal(cache.v[0], ref.v), f"chunk {call}"
+    assert ref.refreshes >= 2 * steps  # the scene changes did refresh the sink, on every row
+    assert int(cache.sink_refresh_count()[0].sum()) == ref.refreshes
+    assert int(cache.sink_refresh_count()[1:].sum()) == 0  # layers that were never written
+
+
+def test_adaptive_sink_batch1_multistep_matches_the_reference_current_step_rule() -> None:
+    """Batch 1, several denoising calls per one-frame block once the cache is full: every call
+    writes the front slot, only the block's last call pops it (``current_step``); repeated calls
+    may queue more. The frames that fill the cache get one call each: upstream, a repeated call on
+    the frame that completes the fill takes the "full" branch (``local_end_index >= size``) and
+    writes the oldest ring slot, a fill-boundary quirk of its batch-1 path (``inference_wo_batch``)
+    that livestyle does not copy (SDV2 streams with the stream batch, one call per block)."""
+    steps, frames, sink = 3, 5, 2
+    g = torch.Generator().manual_seed(6)
+    scenes = torch.randn(4, CFG.num_heads * CFG.head_dim, generator=g)
+    ref = _EvictListLayer(1, frames, T, sink, 0.2, total_steps=steps)
+    cache = KVCache.allocate(CFG, batch=1, frames=frames, tokens_per_frame=T, sink_frames=sink, adaptive_sink_threshold=0.2)
+    for f, scene in enumerate(SCENES):
+        blk = cache.begin_block(1)
+        for step in range(steps if f >= frames else 1):
+            k, v = _scene_kv(g, scenes, scene, 1)
+            cache.write(0, blk, k, v)
+            ref([f * T], k, v)
+            assert torch.equal(cache.k[0], ref.k) and torch.equal(cache.v[0], ref.v), f"frame {f} step {step}"
+    assert ref.refreshes > 3
+    assert int(cache.sink_refresh_count()[0, 0]) == ref.refreshes
+
+
+def test_adaptive_sink_off_or_on_similar_frames_keeps_the_plain_ring() -> None:
+    """Frames like the sink never refresh it: placement equals the plain ring, on or off."""
+    g = torch.Generator().manual_seed(7)
+    scenes = torch.randn(1, CFG.num_heads * CFG.head_dim, generator=g)
+    on = KVCache.allocate(CFG, batch=1, frames=5, tokens_per_frame=T, sink_frames=2, adaptive_sink_threshold=0.2)
+    off = KVCache.allocate(CFG, batch=1, frames=5, tokens_per_frame=T, sink_frames=2)
+    for f in range(12):
+        k, v = _scene_kv(g, scenes, 0, 1)
+        if f == 0:  # the first frame meets an all-zero sink (cosine 0) and queues slot 0: give
+            continue  # both caches two frames at once, which never compares (as upstream)
+        for cache in (on, off):
+            blk = cache.begin_block(2 if f == 1 else 1)
+            cache.write(0, blk, *((torch.cat([k, k], 1), torch.cat([v, v], 1)) if f == 1 else (k, v)))
+        assert torch.equal(on.k, off.k)
+    assert int(on.sink_refresh_count().sum()) == 0
+
+
+def test_adaptive_sink_refuses_placement_dependent_calls() -> None:
+    cache = KVCache.allocate(CFG, batch=1, frames=4, tokens_per_frame=T, sink_frames=1, adaptive_sink_threshold=0.2)
+    blk = cache.begin_block(2)
+    with pytest.raises(ValueError, match="cannot be used with the adaptive sink"):
+        cache.recent_block(1)
+    with pytest.raises(ValueError, match="not with the adaptive sink"):
+        cache.key_mask(blk, causal_block_frames=1)
+    with pytest.raises(ValueError, match="sink_queue_capacity must be positive"):
+        KVCache.allocate(CFG, batch=1, frames=4, tokens_per_frame=T, sink_frames=1, sink_queue_capacity=0)

@@ -56,6 +56,38 @@ Usage
 
 ``block`` handles are views of buffers owned by the cache (one set per block size), so a handle
 stays valid for re-runs until the next ``begin_block``/``recent_block`` of the same size.
+
+Adaptive sink (StreamDiffusionV2 ``adapt_sink_threshold``)
+---------------------------------------------------------
+With ``adaptive_sink_threshold=thr`` the cache reproduces ``CausalWanSelfAttention.forward`` of
+the reference (``models/wan/causal_model.py``, streamdiffusionv2 0.1.1), whose per-layer, per-row
+"evict list" holds the end offsets of the slots to overwrite next. Every write of a one-frame
+block first compares the per-frame mean key and mean value of each sink slot (as the buffer
+holds them *before* this write, zeros while unfilled) with the new frame's (cosine similarity,
+averaged over K and V); when the minimum is below ``thr`` the least similar sink slot is pushed on
+the *front* of that layer's list. Once the cache is full (the frame lies at or past slot ``S``),
+a frame goes to the front entry: a queued sink slot (newest first) or else the oldest ring slot;
+the entry is then popped (a ring slot rotates to the back, a sink slot is dropped), so a frame
+stored in the sink does not advance the ring. While filling, frames are written contiguously and
+queued sink slots wait. Device state, all ``[num_layers, B]``:
+
+- ``sink_queue [L, B, Q]`` long (sink slot indices, a stack: the front is ``sink_queue[..., n-1]``)
+  and ``sink_queued [L, B]`` (its length n);
+- ``sink_refreshes [L, B]`` long: frames stored into a sink slot so far (the ring lags this many
+  frames behind the plain ``sink + (f - sink) % R`` placement);
+- ``pop_pending [L, B]`` bool: this block wrote a full-cache frame; its list entry is popped at the
+  next ``begin_block``. Deferring the pop to the end of the block is exactly the reference's order
+  (push, read front, pop) for one call per block, and equals its batch-1 multi-step rule (every
+  step writes the front, only the last step pops) for repeated calls with the same handle.
+
+Placement then differs per layer, so writes compute their own token indices; ``slot_frame`` /
+``slot_pos`` keep the plain placement and still tell which slots hold keys (a prefix, then all),
+which is all a SDV2 forward needs; ``recent_block`` and block-causal / ``kv_bias`` masks, which
+need the exact placement, refuse this mode. ``Q`` (``sink_queue_capacity``, default 64) bounds the
+queue: the reference's list only grows while the cache fills (at most one push per call, and
+after that a push is matched by a pop every block), so a push onto a full queue is dropped only in
+sequential multi-step use past ``Q`` unmatched pushes. Blocks of several frames never compare
+(as upstream) and take the next ring slots after the lag.
 """
 
 from __future__ import annotations
@@ -141,17 +173,21 @@ class KVCache:
         rope_refresh: start position at which a new block is re-based (SDV2 ``t_refresh`` = 50);
             default: only when the table would overflow.
         rope_rebase: the position a re-based block starts at (default ``frames - n``).
-        adaptive_sink_threshold: SDV2 adaptive sink refresh (0.2 upstream); ``None`` = off.
+        adaptive_sink_threshold: SDV2 adaptive sink refresh (0.2 upstream; module docstring);
+            ``None`` = off.
+        sink_queue_capacity: most sink refreshes that may wait in a layer's queue (module docstring).
     """
 
     def __init__(self, dims: ModelDims, *, batch: int, frames: int, tokens_per_frame: int, sink_frames: int = 0,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                  rope_refresh: int | None = None, rope_rebase: int | None = None,
-                 adaptive_sink_threshold: float | None = None) -> None:
+                 adaptive_sink_threshold: float | None = None, sink_queue_capacity: int = 64) -> None:
         if batch < 1 or frames < 1 or tokens_per_frame < 1:
             raise ValueError(f"cache sizes must be positive, got {batch=} {frames=} {tokens_per_frame=}")
         if not 0 <= sink_frames < frames:
             raise ValueError(f"sink_frames must be in [0, frames), got {sink_frames=} {frames=}")
+        if sink_queue_capacity < 1:
+            raise ValueError(f"sink_queue_capacity must be positive, got {sink_queue_capacity=}")
         self.num_layers = dims.num_layers
         self.frames = frames
         self.tokens_per_frame = tokens_per_frame
@@ -167,6 +203,11 @@ class KVCache:
         self.slot_pos = torch.zeros((batch, frames), device=device, dtype=torch.long)
         self.next_frame = torch.zeros(batch, device=device, dtype=torch.long)
         self.next_pos = torch.zeros(batch, device=device, dtype=torch.long)
+        lb = (dims.num_layers, batch)
+        self.sink_queue = torch.zeros((*lb, sink_queue_capacity), device=device, dtype=torch.long)
+        self.sink_queued = torch.zeros(lb, device=device, dtype=torch.long)
+        self.sink_refreshes = torch.zeros(lb, device=device, dtype=torch.long)
+        self.pop_pending = torch.zeros(lb, device=device, dtype=torch.bool)
         self.cross = CrossAttnCache(dims, batch=batch, device=device, dtype=dtype)
         self._handles: dict[int, BlockSlots] = {}
         self._dims = dims
@@ -175,11 +216,11 @@ class KVCache:
     def allocate(cls, dims: ModelDims, *, batch: int, frames: int, tokens_per_frame: int, sink_frames: int = 0,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                  rope_refresh: int | None = None, rope_rebase: int | None = None,
-                 adaptive_sink_threshold: float | None = None) -> "KVCache":
+                 adaptive_sink_threshold: float | None = None, sink_queue_capacity: int = 64) -> "KVCache":
         """Same as the constructor (reads better at call sites)."""
         return cls(dims, batch=batch, frames=frames, tokens_per_frame=tokens_per_frame, sink_frames=sink_frames,
                    device=device, dtype=dtype, rope_refresh=rope_refresh, rope_rebase=rope_rebase,
-                   adaptive_sink_threshold=adaptive_sink_threshold)
+                   adaptive_sink_threshold=adaptive_sink_threshold, sink_queue_capacity=sink_queue_capacity)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -198,6 +239,16 @@ class KVCache:
     def dtype(self) -> torch.dtype:
         return self.k.dtype
 
+    @property
+    def adaptive_sink(self) -> bool:
+        """Whether the SDV2 adaptive sink refresh is on (it needs sink frames)."""
+        return self.adaptive_sink_threshold is not None and self.sink_frames > 0
+
+    def sink_refresh_count(self) -> torch.Tensor:
+        """``[num_layers, B]`` long: frames stored into a sink slot so far, the current block's
+        included. Device tensor; reading it on the host syncs (not for the hot path)."""
+        return self.sink_refreshes + (self.pop_pending & (self.sink_queued > 0)).long()
+
     def nbytes(self) -> int:
         """Bytes held by the self- and cross-attention K/V buffers."""
         return sum(t.numel() * t.element_size() for t in (self.k, self.v, self.cross.k, self.cross.v))
@@ -209,16 +260,31 @@ class KVCache:
         self.slot_pos.zero_()
         self.next_frame.zero_()
         self.next_pos.zero_()
+        self.sink_queued.zero_()
+        self.sink_refreshes.zero_()
+        self.pop_pending.zero_()
 
     def set_next_position(self, position: int | torch.Tensor) -> None:
         """Re-base by hand: the next new block starts at RoPE frame ``position`` (int or ``[B]``)."""
         self.next_pos.copy_(torch.as_tensor(position, device=self.device).expand_as(self.next_pos))
 
-    def _slots_for(self, frames: torch.Tensor) -> torch.Tensor:
+    def _slots_for(self, frames: torch.Tensor, lag: torch.Tensor | None = None) -> torch.Tensor:
+        """Plain placement of absolute ``frames`` ``[B, n]``; ``lag`` ``[B]``: ring frames skipped
+        (adaptive sink: frames that went into the sink instead)."""
         if self.ring_frames == 0:
             return frames.clamp(max=self.frames - 1)
-        ring = self.sink_frames + (frames - self.sink_frames).remainder(self.ring_frames)
+        ring_frames = frames - self.sink_frames if lag is None else frames - self.sink_frames - lag[:, None]
+        ring = self.sink_frames + ring_frames.remainder(self.ring_frames)
         return torch.where(frames < self.sink_frames, frames, ring)
+
+    def _pop_sink_queue(self) -> None:
+        """The deferred pop of the blocks just finished (module docstring): where the front entry
+        was a queued sink slot, drop it and count the refresh; a ring entry needs nothing (the ring
+        advances with the frame index)."""
+        popped = self.pop_pending & (self.sink_queued > 0)
+        self.sink_queued.sub_(popped.long())
+        self.sink_refreshes.add_(popped.long())
+        self.pop_pending.zero_()
 
     def _handle(self, n: int, frames: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor) -> BlockSlots:
         t = self.tokens_per_frame
@@ -255,6 +321,8 @@ class KVCache:
                 f"a {n}-frame block does not fit the {self.ring_frames}-frame ring "
                 f"({self.frames} frames - {self.sink_frames} sink); make the cache larger"
             )
+        if self.adaptive_sink:
+            self._pop_sink_queue()
         ar = torch.arange(n, device=self.device)
         frames = self.next_frame[:, None] + ar
         refresh = min(self.rope_refresh if self.rope_refresh is not None else self.max_positions, self.max_positions - n)
@@ -275,6 +343,8 @@ class KVCache:
         Not a hot-path call: it checks on the host that those frames are all still in the ring.
         """
         n = int(num_frames)
+        if self.adaptive_sink:
+            raise ValueError("recent_block needs the plain ring placement; it cannot be used with the adaptive sink")
         frames = self.next_frame[:, None] - n + torch.arange(n, device=self.device)
         if n < 1 or n > self.ring_frames or bool((frames[:, 0] < self.sink_frames).any()):
             raise ValueError(
@@ -291,8 +361,11 @@ class KVCache:
         new = KVCache(self._dims, batch=batch, frames=self.frames, tokens_per_frame=self.tokens_per_frame,
                       sink_frames=self.sink_frames, device=self.device, dtype=self.dtype,
                       rope_refresh=self.rope_refresh, rope_rebase=self.rope_rebase,
-                      adaptive_sink_threshold=self.adaptive_sink_threshold)
-        for dst, src in ((new.k, self.k), (new.v, self.v), (new.cross.k, self.cross.k), (new.cross.v, self.cross.v)):
+                      adaptive_sink_threshold=self.adaptive_sink_threshold,
+                      sink_queue_capacity=self.sink_queue.shape[-1])
+        for dst, src in ((new.k, self.k), (new.v, self.v), (new.cross.k, self.cross.k), (new.cross.v, self.cross.v),
+                         (new.sink_queue, self.sink_queue), (new.sink_queued, self.sink_queued),
+                         (new.sink_refreshes, self.sink_refreshes), (new.pop_pending, self.pop_pending)):
             dst.copy_(src[:, :1].expand_as(dst))
         for dst, src in ((new.slot_frame, self.slot_frame), (new.slot_pos, self.slot_pos),
                          (new.next_frame, self.next_frame), (new.next_pos, self.next_pos)):
@@ -306,33 +379,38 @@ class KVCache:
         layer's full ``[B, S*T, heads, head_dim]`` buffers for attention."""
         kb, vb = self.k[layer], self.v[layer]
         flat = (-1,) + tuple(kb.shape[2:])
-        kb.view(flat).index_copy_(0, block.write_index, k.reshape(flat).to(kb.dtype))
-        vb.view(flat).index_copy_(0, block.write_index, v.reshape(flat).to(vb.dtype))
-        if self.adaptive_sink_threshold is not None and block.num_frames == 1 and self.sink_frames > 0:
-            self._refresh_sink(layer, block, k, v)
+        index = self._adaptive_write_index(layer, block, k, v) if self.adaptive_sink else block.write_index
+        kb.view(flat).index_copy_(0, index, k.reshape(flat).to(kb.dtype))
+        vb.view(flat).index_copy_(0, index, v.reshape(flat).to(vb.dtype))
         return kb, vb
 
-    def _refresh_sink(self, layer: int, block: BlockSlots, k: torch.Tensor, v: torch.Tensor) -> None:
-        """SDV2 adaptive sink: if the new frame's mean key/value is unlike some sink frame's
-        (cosine similarity averaged over K and V below the threshold), it replaces the least
-        similar sink frame. Device-side ``where``; no host sync."""
-        b, t, s = self.batch, self.tokens_per_frame, self.sink_frames
-        kb, vb = self.k[layer], self.v[layer]
-        sink_k = kb[:, : s * t].reshape(b, s, t, -1)
-        sink_v = vb[:, : s * t].reshape(b, s, t, -1)
-        new_k = k.reshape(b, 1, t, -1).to(kb.dtype)
-        new_v = v.reshape(b, 1, t, -1).to(vb.dtype)
-        sim = 0.5 * (
-            torch.cosine_similarity(sink_k.float().mean(2), new_k.float().mean(2), dim=-1)
-            + torch.cosine_similarity(sink_v.float().mean(2), new_v.float().mean(2), dim=-1)
-        )  # [B, s]
-        low, which = sim.min(dim=1)
-        replace = (low < self.adaptive_sink_threshold) & (block.start_frame >= s) & (self.slot_frame[:, :s] >= 0).all(1)
-        sel = (torch.arange(s, device=self.device)[None] == which[:, None]) & replace[:, None]  # [B, s]
-        sel4 = sel[:, :, None, None]
-        kb[:, : s * t] = torch.where(sel4, new_k, sink_k).reshape(b, s * t, *kb.shape[2:])
-        vb[:, : s * t] = torch.where(sel4, new_v, sink_v).reshape(b, s * t, *vb.shape[2:])
-        self.slot_pos[:, :s] = torch.where(sel, block.positions[:, :1].expand(b, s), self.slot_pos[:, :s])
+    def _adaptive_write_index(self, layer: int, block: BlockSlots, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Adaptive sink: queue a sink refresh if the new frame is unlike a sink frame, then place
+        the block for this layer (module docstring). Returns ``[B*n*T]`` token indices. Device-side
+        selection only; no host sync."""
+        b, t, s, n = self.batch, self.tokens_per_frame, self.sink_frames, block.num_frames
+        queue, queued = self.sink_queue[layer], self.sink_queued[layer]  # [B, Q], [B]
+        if n == 1:
+            kb, vb = self.k[layer], self.v[layer]
+            dt = kb.dtype
+            sim = 0.5 * (  # [B, s]; the reference's means and cosines, in the cache dtype
+                torch.cosine_similarity(kb[:, : s * t].reshape(b, s, t, -1).mean(2), k.to(dt).reshape(b, 1, t, -1).mean(2), dim=-1)
+                + torch.cosine_similarity(vb[:, : s * t].reshape(b, s, t, -1).mean(2), v.to(dt).reshape(b, 1, t, -1).mean(2), dim=-1)
+            )
+            push = (sim.min(dim=1).values < self.adaptive_sink_threshold) & (queued < queue.shape[1])
+            at = queued.clamp(max=queue.shape[1] - 1)[:, None]
+            queue.scatter_(1, at, torch.where(push[:, None], sim.argmin(dim=1, keepdim=True), queue.gather(1, at)))
+            queued.add_(push.long())
+        lag = self.sink_refreshes[layer].remainder(max(self.ring_frames, 1))
+        slots = self._slots_for(block.frames, lag)  # [B, n]
+        if n == 1:
+            full = block.frames[:, 0] >= self.frames  # [B]: the reference's "cache is full" branch
+            front = queue.gather(1, (queued - 1).clamp(min=0)[:, None])  # [B, 1]
+            slots = torch.where((full & (queued > 0))[:, None], front, slots)
+            self.pop_pending[layer] |= full
+        tok = torch.arange(t, device=self.device)
+        rows = torch.arange(b, device=self.device)[:, None] * self.frames
+        return ((rows + slots)[..., None] * t + tok).reshape(-1)
 
     def key_mask(self, block: BlockSlots, *, causal_block_frames: int | None = None,
                  kv_bias: float | None = None, dtype: torch.dtype = torch.float32) -> KeyMask:
@@ -344,6 +422,8 @@ class KVCache:
         ``kv_bias`` (Krea, in (0, 1]): adds ``log(kv_bias)`` to keys of past frames that are not
         sink frames and not in the current block.
         """
+        if self.adaptive_sink and (causal_block_frames is not None or (kv_bias is not None and kv_bias != 1.0)):
+            raise ValueError("block-causal and kv_bias masks need the plain ring placement; not with the adaptive sink")
         t = self.tokens_per_frame
         valid = self.slot_frame >= 0  # [B, S]
         zero = torch.zeros((), device=self.device, dtype=dtype)
