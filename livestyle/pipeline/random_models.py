@@ -19,10 +19,9 @@ return raw latents (SDV2's latent space), decoders take normalised ones, as in t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from collections.abc import Iterator
 
 import torch
 
@@ -45,8 +44,9 @@ DECODERS: tuple[str, ...] = ("wan", "tiny-decoder", "tiny")
 class RandomStackOptions:
     """How the random stack is laid out on the device.
 
-    ``fuse_qkv``: one GEMM for q/k/v. ``channels_last``: Wan VAE convolutions in
-    ``channels_last_3d`` and TAEHV in ``channels_last``. ``compile_dit``: wrap the DiT in
+    ``fuse_qkv``: one GEMM for q/k/v. ``channels_last``: TAEHV convolutions in ``channels_last``
+    (the Wan VAE stays NCDHW: on the H100 ``channels_last_3d`` made it 1.6x slower, 68/124 ms vs
+    43/75 ms encode/decode per chunk, benchmarks/NOTES.md). ``compile_dit``: wrap the DiT in
     ``torch.compile(dynamic=False)`` (one graph per block shape, reused across chunks).
     ``compile_codecs``: compile the TAEHV/Wan decoder and encoder chunk functions too.
     """
@@ -127,7 +127,6 @@ def random_stream_models(model: str, device: torch.device | str, dtype: torch.dt
         taehv = TAEHV(TAEHV_CONFIGS["tiny" if tiny else "taew2_1"]).eval().requires_grad_(False)
     cl = options.channels_last and dev.type == "cuda"
     if cl:
-        _channels_last(vae, 5, torch.channels_last_3d)
         _channels_last(taehv, 4, torch.channels_last)
     if options.compile_codecs:
         vae.encode_chunk = _compiled(vae.encode_chunk)  # type: ignore[method-assign]
@@ -136,10 +135,10 @@ def random_stream_models(model: str, device: torch.device | str, dtype: torch.dt
         taehv.decode_chunk = _compiled(taehv.decode_chunk)  # type: ignore[method-assign]
 
     def wan_encoder() -> StreamingWanVAE:
-        return StreamingWanVAE(vae, normalize_latents=False, channels_last=cl)
+        return StreamingWanVAE(vae, normalize_latents=False)
 
     def wan_decoder() -> StreamingWanVAE:
-        return StreamingWanVAE(vae, channels_last=cl)
+        return StreamingWanVAE(vae)
 
     def tiny_encoder() -> StreamingTAEHV:
         return StreamingTAEHV(taehv, normalize_latents=False)
