@@ -5,6 +5,12 @@ are read as they arrive with FFmpeg's low-latency input options. Frames leave as
 ``[H, W, 3]`` at one size for the whole stream: a source that changes resolution mid-stream is
 scaled to the size promised by ``open()`` (the requested ``size``, else the size FFmpeg reports
 after probing), in the same swscale pass that converts YUV to RGB.
+
+Audio (the first audio stream, unless ``audio=False``) is decoded in the same demux pass when the
+runner asks for it (:meth:`MediaSource.set_audio_callback`) and handed on as
+:class:`~livestyle.pipeline.frames.AudioChunk`s whose pts lie on the video frames' timeline, loops
+included (:class:`~livestyle.ingest.audio.AudioAligner`). It is never skipped the way video frames
+are when ``fps`` is lowered.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ import numpy as np
 
 from livestyle.errors import SourceError
 from livestyle.ingest._extras import require
+from livestyle.ingest.audio import AudioAligner, audio_samples
 from livestyle.ingest.pacing import Pacer
 from livestyle.ingest.timeline import Timeline
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.pipeline.frames import AudioCallback, AudioInfo, Frame, StreamInfo
 
 __all__ = ["MediaSource", "LIVE_SCHEMES", "low_latency_input_options"]
 
@@ -59,6 +66,7 @@ class MediaSource:
         input_format: FFmpeg demuxer name; None probes.
         open_timeout, read_timeout: seconds without data before a live stream counts as absent
             (at open) or gone (while reading).
+        audio: offer the first audio stream to the runner (False: video only).
         clock, sleep: injectable time functions (tests).
     """
 
@@ -74,6 +82,7 @@ class MediaSource:
         input_format: str | None = None,
         open_timeout: float = 10.0,
         read_timeout: float = 5.0,
+        audio: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
@@ -94,6 +103,11 @@ class MediaSource:
         self._container: Any = None
         self._stream: Any = None
         self._info: StreamInfo | None = None
+        self._want_audio = audio
+        self._astream: Any = None
+        self._audio_cb: AudioCallback | None = None
+        self._aligner: AudioAligner | None = None
+        self._resampler: Any = None
         self.live = self._scheme in LIVE_SCHEMES if live is None else live
         self.corrupt_packets = 0
         if not self._scheme and not Path(target).exists():
@@ -111,6 +125,8 @@ class MediaSource:
             raise SourceError(f"{self._target} has no video stream")
         stream = streams[0]
         self._stream = stream
+        audio = self._container.streams.audio
+        self._astream = audio[0] if audio and self._want_audio else None
         if self._scheme in ("http", "https") and self._container.duration is None:
             self.live = True
         if not self.live:  # frame threads decode faster; live streams keep slice threads (no delay)
@@ -125,6 +141,17 @@ class MediaSource:
         self._info = StreamInfo(int(width), int(height), fps, time_base)
         self._source_fps = source_fps
         return self._info
+
+    def audio_info(self) -> AudioInfo | None:
+        """The audio the source offers (after ``open()``); None when it has none."""
+        a = self._astream
+        if a is None or not a.codec_context.sample_rate or not a.codec_context.channels:
+            return None
+        return AudioInfo(int(a.codec_context.sample_rate), int(a.codec_context.channels))
+
+    def set_audio_callback(self, fn: AudioCallback | None) -> None:
+        """Decode audio from now on and call ``fn(chunk)`` (on the reading thread; it may block)."""
+        self._audio_cb = fn
 
     def _open_container(self, av: Any) -> Any:
         kwargs: dict[str, Any] = {"format": self._input_format}
@@ -168,11 +195,24 @@ class MediaSource:
     def _decoded(self) -> Iterator[Any]:
         """Decoded ``av.VideoFrame``s until the end of the container; bad packets are skipped."""
         av = require("av")
-        for packet in self._container.demux(self._stream):
+        astream = self._astream if self._aligner is not None else None
+        streams = (self._stream, astream) if astream is not None else (self._stream,)
+        for packet in self._container.demux(*streams):
             try:
-                yield from packet.decode()
+                decoded = packet.decode()
             except av.error.InvalidDataError:
                 self.corrupt_packets += 1
+                continue
+            if packet.stream is self._stream:
+                yield from decoded
+            else:
+                for aframe in decoded:
+                    self._audio(aframe)
+
+    def _audio(self, aframe: Any) -> None:
+        assert self._aligner is not None
+        seconds = None if aframe.pts is None else float(aframe.pts * self._astream.time_base)
+        self._aligner.audio(seconds, audio_samples(aframe, self._resampler), int(aframe.sample_rate))
 
     def frames(self) -> Iterator[Frame]:
         if self._info is None or self._container is None:
@@ -185,6 +225,9 @@ class MediaSource:
         min_step = 1.0 / info.fps if self._max_fps and info.fps < self._source_fps else 0.0
         next_due = 0.0
         index = 0
+        if self._audio_cb is not None and self._astream is not None:
+            self._aligner = AudioAligner(info.time_base, self._audio_cb, self._clock)
+            self._resampler = av.AudioResampler(format="fltp")
         try:
             while True:
                 emitted = False
@@ -198,6 +241,9 @@ class MediaSource:
                             break
                         pts = timeline.map(vframe.pts)
                         seconds = timeline.seconds(pts)
+                        if self._aligner is not None:
+                            src = None if vframe.pts is None else float(vframe.pts * info.time_base)
+                            self._aligner.video(src, seconds)
                         if seconds + 1e-6 < next_due:
                             continue  # faster than the requested fps: skip before converting
                         next_due = max(next_due + min_step, seconds) if min_step else 0.0
@@ -215,6 +261,8 @@ class MediaSource:
                 if self.live or not self._loop or not emitted or self._stop.is_set():
                     return
                 self._rewind(av)
+                if self._aligner is not None:
+                    self._aligner.segment()
         finally:
             self._release()
 
@@ -240,6 +288,8 @@ class MediaSource:
                 self._container.close()
                 self._container = self._open_container(av)
                 self._stream = self._container.streams.video[0]
+                audio = self._container.streams.audio
+                self._astream = audio[0] if audio and self._astream is not None else None
 
     # -- closing ---------------------------------------------------------------------------
 

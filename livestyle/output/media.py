@@ -5,6 +5,14 @@ Timing comes from the frames: a frame's pts (rescaled to the encoder's time base
 is its presentation time in the output, so dropped frames leave gaps rather than speeding the
 video up. ``close()`` drains the encoder and writes the trailer, so a recording plays up to its
 last frame.
+
+Audio (optional, :class:`~livestyle.output.audio.AudioTrack`): when the runner calls
+``open_audio`` before ``open``, an AAC stream is added (every container in the tables takes AAC;
+a source's own codec is never copied, its decoded samples are re-encoded). Audio chunks carry pts
+on the video frames' timeline and are encoded only once the video has reached their time, so in
+a recording both streams end together and in a live stream each audio packet leaves with the
+video frame of the same time: audio is held back by the video's delay, measured per frame from
+the pts rather than guessed.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from urllib.parse import urlsplit
 
 from livestyle.errors import SinkError
 from livestyle.output._extras import require
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.output.audio import AudioTrack
+from livestyle.pipeline.frames import AudioChunk, AudioInfo, Frame, StreamInfo
 
 __all__ = ["MediaSink", "RECORDING_FORMATS", "STREAM_FORMATS", "encoder_options"]
 
@@ -74,7 +83,17 @@ class MediaSink:
         self._first_seconds: Fraction | None = None
         self._last_pts = -1
         self._failed = False
+        self._audio_info: AudioInfo | None = None
+        self._audio: AudioTrack | None = None
+        self._frame_seconds = 0.0
         self.frames_written = 0
+
+    def open_audio(self, info: AudioInfo) -> bool:
+        """Add an AAC audio stream for audio described by ``info``; call before :meth:`open`."""
+        if self._container is not None:
+            raise SinkError(f"{self.name}: open_audio() must come before open()")
+        self._audio_info = info
+        return True
 
     def open(self, info: StreamInfo) -> None:
         """Create the file (or connect) and write the header; SinkError when that fails."""
@@ -87,6 +106,9 @@ class MediaSink:
             container_options["flush_packets"] = "1"
         if self._format == "mpegts":
             container_options["max_delay"] = "0"
+        if self._live and self._audio_info is not None:
+            # audio is already held until its video is written; the muxer need not wait longer
+            container_options["max_interleave_delta"] = "500000"
         try:
             container = av.open(self._target, "w", format=self._format,
                                 container_options=container_options)
@@ -99,12 +121,14 @@ class MediaSink:
             stream.height = info.height - info.height % 2
             stream.pix_fmt = "yuv420p"
             stream.codec_context.time_base = info.time_base
+            audio = AudioTrack(container, self._audio_info) if self._audio_info else None
             container.start_encoding()
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             _close_quietly(container)
             raise SinkError(f"cannot open {self.name}: {_reason(exc)}") from exc
         self._time_base = info.time_base
-        self._container, self._stream = container, stream
+        self._frame_seconds = 1.0 / fps
+        self._container, self._stream, self._audio = container, stream, audio
 
     def write(self, frame: Frame) -> None:
         """Encode one frame (blocks for the encode and, for streams, the network write)."""
@@ -117,6 +141,11 @@ class MediaSink:
             vframe.time_base = self._time_base
             try:
                 self._container.mux(self._stream.encode(vframe))
+                if self._audio is not None:
+                    seconds = float(vframe.pts * self._time_base)
+                    if self.frames_written == 0:
+                        self._audio.set_origin(float(self._first_seconds or 0))
+                    self._audio.advance(seconds + self._frame_seconds)
             except (av.error.FFmpegError, OSError) as exc:
                 self._failed = True
                 if self._live:
@@ -125,6 +154,23 @@ class MediaSink:
                     ) from exc
                 raise SinkError(f"cannot write {self.name}: {_reason(exc)}") from exc
             self.frames_written += 1
+
+    def write_audio(self, chunk: AudioChunk) -> None:
+        """Queue audio; it is encoded as the video reaches its time (see the module docstring).
+
+        Chunks that come before :meth:`open` or after :meth:`close` are ignored (the runner's
+        audio thread may race the sink's end)."""
+        av = require("av")
+        with self._lock:
+            if self._container is None or self._audio is None or self._failed:
+                return
+            try:
+                self._audio.add(chunk)
+            except (av.error.FFmpegError, OSError) as exc:
+                self._failed = True
+                if self._live:
+                    raise SinkError(f"{self.name}: the receiver went away ({_reason(exc)})") from exc
+                raise SinkError(f"cannot write audio to {self.name}: {_reason(exc)}") from exc
 
     def _pts(self, frame: Frame) -> int:
         """Frame pts in the encoder's time base, from 0, strictly increasing."""
@@ -151,6 +197,8 @@ class MediaSink:
                 return
             try:
                 if not self._failed:
+                    if self._audio is not None:
+                        self._audio.finish()
                     container.mux(self._stream.encode(None))
                 container.close()
             except (av.error.FFmpegError, OSError) as exc:

@@ -7,14 +7,25 @@ captured, so that glass-to-glass latency can be measured at the sink.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Frame", "StreamInfo", "Source", "Sink", "Generator"]
+__all__ = [
+    "Frame",
+    "StreamInfo",
+    "AudioChunk",
+    "AudioInfo",
+    "AudioCallback",
+    "AudioSource",
+    "AudioSink",
+    "Source",
+    "Sink",
+    "Generator",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +74,85 @@ class StreamInfo:
     height: int
     fps: float
     time_base: Fraction = Fraction(1, 90000)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """What a source's audio is: sample rate (Hz) and channel count (1 mono, 2 stereo, ...)."""
+
+    sample_rate: int
+    channels: int
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """A run of audio samples on the same timeline as the video frames' pts.
+
+    Attributes:
+        samples: ``float32`` array ``[channels, n]`` (planar), values in ``[-1, 1]``.
+        sample_rate: samples per second.
+        pts: presentation time of the first sample in ``time_base`` units, on the same clock as
+            the source's :attr:`Frame.pts` (so a sink muxing both by pts keeps them in sync).
+        time_base: seconds per pts tick.
+        capture_time: ``time.monotonic()`` when the source produced the chunk.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    pts: int
+    time_base: Fraction
+    capture_time: float
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def frames(self) -> int:
+        """Samples per channel."""
+        return int(self.samples.shape[1])
+
+    @property
+    def seconds(self) -> float:
+        """The pts in seconds."""
+        return float(self.pts * self.time_base)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+AudioCallback = Callable[[AudioChunk], None]
+"""Where a source hands its audio: may block while the runner's audio queue is full (offline)."""
+
+
+@runtime_checkable
+class AudioSource(Protocol):
+    """Optional source capability: audio next to the frames.
+
+    After ``open()``, ``audio_info()`` says whether there is audio (None: none). The runner calls
+    ``set_audio_callback(fn)`` before ``frames()``; the source then calls ``fn(chunk)`` with
+    every :class:`AudioChunk`, in pts order, from any thread, until it is closed.
+    """
+
+    def audio_info(self) -> AudioInfo | None: ...
+
+    def set_audio_callback(self, fn: AudioCallback | None) -> None: ...
+
+
+@runtime_checkable
+class AudioSink(Protocol):
+    """Optional sink capability: an audio stream next to the video.
+
+    The runner calls ``open_audio(info)`` *before* ``open()`` (containers need every stream
+    before their header), then ``write_audio(chunk)`` from its audio thread, interleaved in time
+    with ``write`` from the sink thread, and finally ``close()`` once both are done.
+    ``open_audio`` returns False when the sink will not take audio after all.
+    """
+
+    def open_audio(self, info: AudioInfo) -> bool: ...
+
+    def write_audio(self, chunk: AudioChunk) -> None: ...
 
 
 @runtime_checkable

@@ -27,6 +27,13 @@ the frame), ``resize``, ``generate`` (per chunk) and ``sink:<name>`` (per write)
 ``input``, ``chunk_tail`` (a half-built chunk at the end) and ``sink:<name>``; ``latency_ms`` is
 glass to glass (sink write done minus ``Frame.capture_time``).
 
+Audio (optional, :mod:`livestyle.pipeline.audio`): when the source offers audio
+(``audio_info()`` / ``set_audio_callback``) and a sink takes it (``open_audio`` / ``write_audio``),
+an :class:`~livestyle.pipeline.audio.AudioPath` thread carries it from the source to those sinks
+past the generator, bypass or not, and never drops it for the video's sake. Each such sink is
+closed only after the audio has ended (or ``AUDIO_DRAIN_S`` passed), so a recording ends with its
+audio. ``stats()["audio"]`` holds its counters; ``drops["audio"]`` chunks lost to a stalled sink.
+
 Everything hands over by signalling (conditions and events); nothing polls. The clock is a
 parameter, so drop policy, pacing and latency are tested exactly.
 """
@@ -47,6 +54,7 @@ import numpy as np
 
 from livestyle.control.commands import SetBypass, SetSize, Stop
 from livestyle.errors import ConfigError, LivestyleError, PipelineError, SinkError
+from livestyle.pipeline.audio import AudioPath
 from livestyle.pipeline.frames import Frame, Generator, Sink, Source, StreamInfo
 from livestyle.pipeline.metrics import Metrics
 
@@ -56,6 +64,9 @@ log = logging.getLogger(__name__)
 
 StatsListener = Callable[[dict[str, Any]], None]
 Clock = Callable[[], float]
+
+AUDIO_DRAIN_S = 3.0
+"""Seconds a sink waits at the end for the source's remaining audio before it closes anyway."""
 
 
 def spread_due_times(n: int, now: float, fps: float, last_due: float | None = None) -> list[float]:
@@ -291,6 +302,8 @@ class Runner:
         clock: monotonic seconds; the same clock sources use for ``Frame.capture_time``.
         backpressure: drop nothing and do not pace (offline use, ``--no-pace``).
         status_interval: seconds between calls of the stats listeners.
+        bypass_filter: applied to each frame shown in bypass (e.g. the effect wrapper's mask
+            preview, :meth:`~livestyle.pipeline.effects.EffectGenerator.bypassed`); None: the raw input.
     """
 
     def __init__(
@@ -306,6 +319,7 @@ class Runner:
         clock: Clock = time.monotonic,
         backpressure: bool = False,
         status_interval: float = 1.0,
+        bypass_filter: Callable[[Frame], Frame] | None = None,
     ) -> None:
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max_frames must be at least 1 (or None to run until stopped), got {max_frames}")
@@ -324,6 +338,7 @@ class Runner:
         self._clock = clock
         self._backpressure = backpressure
         self._status_interval = status_interval
+        self._bypass_filter = bypass_filter
         self._metrics = Metrics(clock)
         self._inbox = Inbox(backpressure=backpressure)
         self._sinks: list[_SinkSlot] = []
@@ -352,6 +367,7 @@ class Runner:
         self._source_thread: threading.Thread | None = None
         self._t_start = 0.0
         self._t_end: float | None = None
+        self._audio: AudioPath | None = None
 
     # ---------------------------------------------------------------- public API
 
@@ -375,6 +391,7 @@ class Runner:
         )
         opened: list[_SinkSlot] = []
         try:
+            audio_sinks = self._open_audio()
             for slot in self._sinks:
                 slot.sink.open(sink_info)
                 opened.append(slot)
@@ -393,6 +410,14 @@ class Runner:
             )
             self._resize_noted = True
         self._t_start = self._clock()
+        if audio_sinks:
+            self._audio = AudioPath(
+                audio_sinks,
+                backpressure=self._backpressure,
+                on_drop=lambda n: self._metrics.drop("audio", n),
+            )
+            self._source.set_audio_callback(self._audio.put)  # type: ignore[attr-defined]
+            self._audio.start()
         for slot in self._sinks:
             slot.state = "running"
             slot.thread = threading.Thread(
@@ -407,6 +432,21 @@ class Runner:
         for thread in self._threads:
             thread.start()
         self._source_thread.start()
+
+    def _open_audio(self) -> list[tuple[str, Any]]:
+        """Offer the source's audio to the sinks that take it; the ``(name, sink)`` that do."""
+        audio_info = getattr(self._source, "audio_info", None)
+        info = audio_info() if callable(audio_info) else None
+        if info is None or not callable(getattr(self._source, "set_audio_callback", None)):
+            return []
+        taken = []
+        for slot in self._sinks:
+            open_audio = getattr(slot.sink, "open_audio", None)
+            if callable(open_audio) and callable(getattr(slot.sink, "write_audio", None)) and open_audio(info):
+                taken.append((slot.name, slot.sink))
+        if taken:
+            log.info("audio %d Hz x%d to %s", info.sample_rate, info.channels, ", ".join(n for n, _ in taken))
+        return taken
 
     def stop(self, reason: str = "stopped") -> None:
         """Stop cleanly (any thread; returns at once). Queued frames are still written."""
@@ -505,6 +545,8 @@ class Runner:
             snap["generator"] = dict(self._generator.stats())
         except Exception as exc:  # noqa: BLE001 - stats are advisory; never break the status line
             snap["generator"] = {"name": getattr(self._generator, "name", "?"), "error": str(exc)}
+        if self._audio is not None:
+            snap["audio"] = self._audio.stats()
         return snap
 
     @property
@@ -545,6 +587,8 @@ class Runner:
                 self._source.close()
             except Exception as exc:  # noqa: BLE001 - the stream is over; report and go on
                 log.warning("closing source %s: %s", self._source.name, exc)
+            if self._audio is not None:
+                self._audio.end()
 
     def _worker_loop(self) -> None:
         pending: list[Frame] = []
@@ -558,7 +602,7 @@ class Runner:
                 if frame is not None:
                     self._metrics.stage("inbox_wait", max(0.0, self._clock() - frame.capture_time))
                     if self.bypass:
-                        self._emit([frame])
+                        self._emit(self._bypassed([frame]))
                     else:
                         pending.append(frame)
                         needed = max(1, int(self._generator.frames_needed()))
@@ -583,6 +627,8 @@ class Runner:
                 self._source_thread.join(timeout=2.0)
                 if self._source_thread.is_alive():
                     log.warning("source %s did not stop within 2 s; leaving it", self._source.name)
+            if self._audio is not None:
+                self._audio.join(timeout=2.0)
             self._t_end = self._clock()
             self._set_reason("stopped")
             self._finished = True
@@ -618,6 +664,10 @@ class Runner:
             if all(s.state == "failed" for s in self._sinks):
                 self._fail(SinkError(f"every sink failed; last: {slot.name}: {slot.error}"), "sinks_failed")
             return
+        if self._audio is not None and slot.name in self._audio.sink_names:
+            if not self._audio.wait_drained(AUDIO_DRAIN_S):
+                log.warning("sink %s: the source's audio did not end within %g s; closing", slot.name, AUDIO_DRAIN_S)
+            self._audio.detach(slot.name)
         self._close_quietly(slot)
         if slot.state != "failed":
             slot.state = "closed"
@@ -638,6 +688,12 @@ class Runner:
         if work != self._size:
             out = [resize_frame(f, self._size) for f in out]
         return out
+
+    def _bypassed(self, frames: list[Frame]) -> list[Frame]:
+        if self._bypass_filter is None:
+            return frames
+        with self._metrics.time("bypass_filter"):
+            return [self._bypass_filter(f) for f in frames]
 
     def _emit(self, frames: list[Frame]) -> None:
         if not frames:
@@ -678,7 +734,7 @@ class Runner:
             if on and pending:
                 frames = list(pending)
                 pending.clear()
-                self._emit(frames)
+                self._emit(self._bypassed(frames))
             return
         if isinstance(command, SetSize):
             size = (int(command.width), int(command.height))
@@ -720,6 +776,8 @@ class Runner:
         self.stop(reason)
 
     def _close_quietly(self, slot: _SinkSlot) -> None:
+        if self._audio is not None:
+            self._audio.detach(slot.name)
         try:
             slot.sink.close()
         except Exception as exc:  # noqa: BLE001 - report, keep closing the rest
