@@ -19,9 +19,10 @@ unchanged on a CPU with a tiny model is transcribed here, each cited:
   cast. It adds the RoPE re-base of ``run_stream_batch`` (``current_start // fs >= t_refresh`` →
   ``kv_cache_length - fs``), which the live session path has and ``run_inference`` lacks.
 
-The reference's adaptive sink (``adapt_sink_threshold 0.2``) is switched off on both sides (the
-"fast" config, ``adapt_sink_threshold: -1``): our cache replaces the sink frame immediately while
-the reference defers it to the next eviction, so that mode is not bit-comparable.
+Both modes of the reference's adaptive sink run: off (the "fast" config, ``adapt_sink_threshold:
+-1``) and on (its default config, 0.2) with input that cuts between scenes so the sink is
+refreshed on both sides; refreshes are counted on both sides as sink slots overwritten once a
+cache row is full.
 """
 
 from __future__ import annotations
@@ -76,8 +77,12 @@ SEED = 3
 T_REFRESH = 50  # SingleGPUInferencePipeline.t_refresh
 
 
-def _video(frames: int, size: int) -> np.ndarray:
-    """A moving gradient with a square, uint8 [T, H, W, 3] (motion so the controller acts)."""
+def _video(frames: int, size: int, cut_every: int = 0) -> np.ndarray:
+    """A moving gradient with a square, uint8 [T, H, W, 3] (motion so the controller acts).
+
+    ``cut_every=n``: every n frames the scene cuts to another palette and layout (flat colour,
+    inverted, transposed stripes), content unlike the sink frames so the adaptive sink refreshes.
+    """
     H = W = size
     yy, xx = np.mgrid[0:H, 0:W]
     out = []
@@ -85,11 +90,19 @@ def _video(frames: int, size: int) -> np.ndarray:
         img = np.stack([(xx * 7 + t * 9) % 256, (yy * 5 + t * 3) % 256, ((xx + yy) * 3 + t * 20) % 256], -1)
         x0 = (t * 3) % (W - 4)
         img[4:12, x0 : x0 + 4] = 255 - img[4:12, x0 : x0 + 4]
+        scene = (t // cut_every) % 4 if cut_every else 0
+        if scene == 1:
+            img = 255 - img
+        elif scene == 2:
+            img = np.stack([np.full_like(xx, 230), (xx * 16) % 256, np.full_like(xx, 20)], -1)
+        elif scene == 3:
+            img = np.stack([(yy * 40) % 256, np.zeros_like(xx), 255 - (yy * 40) % 256], -1).transpose(1, 0, 2)
         out.append(img.astype(np.uint8))
     return np.stack(out)
 
 
-def _reference_pipeline(state: dict[str, torch.Tensor], embeds: torch.Tensor, size: int, steps: int) -> CausalStreamInferencePipeline:
+def _reference_pipeline(state: dict[str, torch.Tensor], embeds: torch.Tensor, size: int, steps: int,
+                        adapt_sink: float) -> CausalStreamInferencePipeline:
     cfg = DIT_CONFIGS["tiny"]
     model = causal_model.CausalWanModel(
         model_type="t2v", dim=cfg.dim, ffn_dim=cfg.ffn_dim, num_heads=cfg.num_heads, num_layers=cfg.num_layers,
@@ -120,7 +133,7 @@ def _reference_pipeline(state: dict[str, torch.Tensor], embeds: torch.Tensor, si
     pipe.num_kv_cache = 6
     pipe.kv_cache_length = fs * 6
     pipe.num_sink_tokens = 3
-    pipe.adapt_sink_threshold = -1
+    pipe.adapt_sink_threshold = adapt_sink
     pipe.conditional_dict = None
     pipe.kv_cache1 = None
     pipe.kv_cache2 = None
@@ -156,10 +169,19 @@ def _reference_pipeline(state: dict[str, torch.Tensor], embeds: torch.Tensor, si
     return pipe
 
 
-def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: float, size: int, steps: int) -> list[np.ndarray]:
+def _sink_refreshes(k_before: torch.Tensor, k_after: torch.Tensor, full_before: torch.Tensor, sink_tokens: int) -> int:
+    """Rows (of ``[B, S*T, heads, d]`` buffers) whose sink tokens changed although the row was
+    already full before the call: a sink refresh (a full cache never writes its sink otherwise)."""
+    changed = (k_before[:, :sink_tokens] != k_after[:, :sink_tokens]).flatten(1).any(1)
+    return int((changed & full_before).sum())
+
+
+def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: float, size: int, steps: int,
+                   adapt_sink: float = -1) -> tuple[list[np.ndarray], int]:
     """streamv2v/inference.py ``run_inference`` in fp32 (see module docstring), plus the RoPE
-    refresh of ``SingleGPUInferencePipeline.run_stream_batch`` (``run_inference`` has none)."""
-    pipe = _reference_pipeline(state, embeds, size, steps)
+    refresh of ``SingleGPUInferencePipeline.run_stream_batch`` (``run_inference`` has none).
+    Returns the output frames and the number of sink refreshes (layers x rows)."""
+    pipe = _reference_pipeline(state, embeds, size, steps, adapt_sink)
     vae = WanVAE_(dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
                   temperal_downsample=[False, True, True], dropout=0.0).eval()
     vae.load_state_dict(vae_state, strict=True)
@@ -183,7 +205,7 @@ def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: 
                             current_start=current_start, current_end=current_end)
     decode(denoised)
     init_noise_scale = noise_scale
-    processed = 0
+    processed = refreshes = 0
     while end_idx + chunk_size <= video.shape[2]:
         start_idx, end_idx = end_idx, end_idx + chunk_size
         current_start, current_end = current_end, current_end + (chunk_size // 4) * fs
@@ -193,15 +215,20 @@ def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: 
         noise_scale, current_step = compute_noise_scale_and_step(video, end_idx, chunk_size, noise_scale, init_noise_scale)
         latents = vae.stream_encode(video[:, :, start_idx:end_idx], None).transpose(2, 1).contiguous()
         noisy = torch.randn_like(latents) * noise_scale + latents * (1 - noise_scale)
+        before = [(c["k"].clone(), c["local_end_index"] >= pipe.kv_cache_length) for c in pipe.kv_cache1]
         denoised = pipe.inference_stream(noise=noisy, current_start=current_start, current_end=current_end,
                                          current_step=current_step)
+        refreshes += sum(_sink_refreshes(k, c["k"], full, 3 * fs) for (k, full), c in zip(before, pipe.kv_cache1))
         processed += 1
         if processed >= num_steps:
             decode(denoised[[-1]])
-    return outputs
+    return outputs, refreshes
 
 
-def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float, size: int, steps: int) -> list[Frame]:
+def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float, size: int, steps: int,
+          adapt_sink: float = -1) -> tuple[list[Frame], int, int]:
+    """Our StreamPipeline on the same input; returns the output frames, the sink refreshes seen
+    the reference's way (:func:`_sink_refreshes`) and the cache's own count (layers x rows)."""
     dit = CausalWanDiT(DIT_CONFIGS["tiny"])
     dit.load_state_dict(state)
     dit.eval()
@@ -210,18 +237,25 @@ def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float, si
         prompt_encoder=lambda text: embeds,
         codecs={"wan": (lambda: StreamingWanVAE(vae_model, normalize_latents=False), lambda: StreamingWanVAE(vae_model))},
     )
-    family = FAMILY_PRESETS["sdv2"].with_overrides(adapt_sink_threshold=-1.0)
+    family = FAMILY_PRESETS["sdv2"].with_overrides(adapt_sink_threshold=float(adapt_sink))
     pipe = StreamPipeline(models, family, Controls(prompt="p", strength=noise_scale, steps=steps, seed=SEED, width=size, height=size))
     out: list[Frame] = []
-    i = 0
+    i = refreshes = 0
     with torch.no_grad():
         while i + pipe.frames_needed() <= len(video_u8):
             n = pipe.frames_needed()
             frames = [Frame(video_u8[i + k], pts=(i + k) * 3000, time_base=Fraction(1, 90000), capture_time=float(i + k), index=i + k)
                       for k in range(n)]
+            cache = pipe._state.cache  # None until the first chunk; a new one after the warm-up
+            before = None if cache is None else (cache, cache.k.clone(), cache.next_frame >= cache.frames)
             out += pipe.process(frames)
             i += n
-    return out
+            if before is not None and before[0] is pipe._state.cache:
+                cache, k_before, full = before
+                refreshes += sum(_sink_refreshes(k_before[layer], cache.k[layer], full, 3 * cache.tokens_per_frame)
+                                 for layer in range(cache.num_layers))
+    counted = int(pipe._state.cache.sink_refresh_count().sum())
+    return out, refreshes, counted
 
 
 @pytest.mark.slow
@@ -240,8 +274,8 @@ def test_stream_batch_matches_streamdiffusionv2_reference(size: int, chunks: int
     embeds = torch.randn(1, 12, DIT_CONFIGS["tiny"].text_dim, generator=torch.Generator().manual_seed(4))
     video = _video(1 + 4 * chunks, size)
     with torch.no_grad():
-        ref = _reference_run(video, state, vae_model.state_dict(), embeds, 0.8, size, steps)
-    ours = _ours(video, state, vae_model, embeds, 0.8, size, steps)
+        ref, _ = _reference_run(video, state, vae_model.state_dict(), embeds, 0.8, size, steps)
+    ours, _, _ = _ours(video, state, vae_model, embeds, 0.8, size, steps)
 
     # stream batch delays output by steps-1 chunks: the last chunk is still in flight on both sides
     assert len(ours) == len(ref) == 1 + 4 * (chunks - steps + 1)
@@ -256,3 +290,33 @@ def test_stream_batch_matches_streamdiffusionv2_reference(size: int, chunks: int
     diff = np.abs(a - b)
     assert diff.max() <= 1, f"{diff.max()=} {diff.mean()=}"
     assert diff.mean() < 0.01
+
+
+@pytest.mark.slow
+def test_adaptive_sink_matches_streamdiffusionv2_reference() -> None:
+    """The reference's default config (``adapt_sink_threshold 0.2``) on scene cuts: its evict-list
+    sink refresh and ours pick the same slots, layer by layer and row by row."""
+    size, chunks, steps = 16, 24, 2
+    torch.manual_seed(0)
+    state = random_dit_state_dict("tiny", seed=1)
+    vae_model = random_wan_vae("tiny", seed=2)
+    embeds = torch.randn(1, 12, DIT_CONFIGS["tiny"].text_dim, generator=torch.Generator().manual_seed(4))
+    video = _video(1 + 4 * chunks, size, cut_every=12)
+    with torch.no_grad():
+        ref, ref_refreshes = _reference_run(video, state, vae_model.state_dict(), embeds, 0.8, size, steps, adapt_sink=0.2)
+    ours, our_refreshes, counted = _ours(video, state, vae_model, embeds, 0.8, size, steps, adapt_sink=0.2)
+
+    # refreshes happened, beyond the one per layer and row that upstream's zero-filled third sink
+    # slot queues during the warm-up; the same number on both sides (the cache's own count agrees)
+    assert ref_refreshes > 2 * DIT_CONFIGS["tiny"].num_layers * steps, ref_refreshes
+    assert our_refreshes == counted == ref_refreshes
+    assert len(ours) == len(ref) == 1 + 4 * (chunks - steps + 1)
+    a = np.stack([f.image for f in ours]).astype(int)
+    b = np.stack(ref).astype(int)
+    assert b.std() > 20
+    diff = np.abs(a - b)
+    assert diff.max() <= 1, f"{diff.max()=} {diff.mean()=}"
+    assert diff.mean() < 0.01
+    # and the refresh changes the frames: the same input with the sink fixed gives others
+    fixed, _, _ = _ours(video, state, vae_model, embeds, 0.8, size, steps, adapt_sink=-1)
+    assert np.abs(np.stack([f.image for f in fixed]).astype(int) - a).max() > 1

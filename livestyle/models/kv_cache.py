@@ -100,7 +100,7 @@ import torch
 
 from livestyle.models.attention import KeyMask
 
-__all__ = ["KVCache", "CrossAttnCache", "BlockSlots", "ModelDims"]
+__all__ = ["BlockSlots", "CrossAttnCache", "KVCache", "ModelDims"]
 
 
 class ModelDims(Protocol):
@@ -216,7 +216,7 @@ class KVCache:
     def allocate(cls, dims: ModelDims, *, batch: int, frames: int, tokens_per_frame: int, sink_frames: int = 0,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                  rope_refresh: int | None = None, rope_rebase: int | None = None,
-                 adaptive_sink_threshold: float | None = None, sink_queue_capacity: int = 64) -> "KVCache":
+                 adaptive_sink_threshold: float | None = None, sink_queue_capacity: int = 64) -> KVCache:
         """Same as the constructor (reads better at call sites)."""
         return cls(dims, batch=batch, frames=frames, tokens_per_frame=tokens_per_frame, sink_frames=sink_frames,
                    device=device, dtype=dtype, rope_refresh=rope_refresh, rope_rebase=rope_rebase,
@@ -355,7 +355,7 @@ class KVCache:
         positions = self.slot_pos.gather(1, slots)
         return self._handle(n, frames, slots, positions)
 
-    def expand_batch(self, batch: int) -> "KVCache":
+    def expand_batch(self, batch: int) -> KVCache:
         """A new cache with ``batch`` rows, each a copy of row 0 (SDV2: replicate the warmed-up
         cache to one row per denoising step). The cross-attention cache is copied too."""
         new = KVCache(self._dims, batch=batch, frames=self.frames, tokens_per_frame=self.tokens_per_frame,
