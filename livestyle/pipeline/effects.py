@@ -21,7 +21,8 @@ With ``keep_hint`` the input frames handed to the inner generator carry
 the camera), which a generator may use to spend less noise/compute there; masks are then computed
 before the generator runs. Without it (the default) they are computed on a worker thread while
 the generator runs, so their cost hides behind a GPU generator's. ``preview`` tints the
-background region of every output frame (run it with bypass to tune the key).
+background region of every output frame; in bypass the runner shows :meth:`EffectGenerator.bypassed`
+frames, the camera with the same tint, so the key can be tuned without the generator.
 """
 
 from __future__ import annotations
@@ -138,6 +139,20 @@ class EffectGenerator:
             self._forget()
         self.inner.apply(command)
 
+    def bypassed(self, frame: Frame) -> Frame:
+        """The frame shown while the runner bypasses the generator: the camera as is, or with the
+        mask overlay when ``preview`` is on, so the key can be tuned during bypass too."""
+        if not self.config.preview:
+            return frame
+        if self._provider is None:
+            self._open_provider()
+        t0 = time.perf_counter()
+        _camera, subject = self._mask(frame)
+        image = mask_overlay(frame.image, subject)
+        self._mask_s += time.perf_counter() - t0
+        self._masked_frames += 1
+        return frame.with_image(image)
+
     def reset(self) -> None:
         self._forget()
         self.inner.reset()
@@ -170,10 +185,9 @@ class EffectGenerator:
         if self._provider is not None:
             self._provider.reset()
 
-    def _take_in(self, frame: Frame) -> np.ndarray:
-        """Compute, smooth and store ``frame``'s subject mask (``float32`` ``[H, W]``); return it."""
+    def _mask(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+        """``frame``'s camera picture (``uint8`` ``[H, W, 3]``) and smoothed, feathered subject mask (``float32`` ``[H, W]``)."""
         assert self._provider is not None
-        t0 = time.perf_counter()
         result = self._provider.compute(frame.image)
         subject = fit_mask(result.subject, frame.height, frame.width, source=f"mask provider {self._provider.name!r}")
         subject = feather(self._smoother.update(subject), self.config.feather)
@@ -183,6 +197,12 @@ class EffectGenerator:
                 f"mask provider {self._provider.name!r} returned a {camera.shape} camera picture for a "
                 f"{frame.image.shape} frame; it must match the frame"
             )
+        return camera, subject
+
+    def _take_in(self, frame: Frame) -> np.ndarray:
+        """Compute, smooth and store ``frame``'s subject mask (``float32`` ``[H, W]``); return it."""
+        t0 = time.perf_counter()
+        camera, subject = self._mask(frame)
         self._pending[frame.index] = _Pending(camera=camera, subject=subject)
         while len(self._pending) > self.config.max_pending:
             self._pending.popitem(last=False)

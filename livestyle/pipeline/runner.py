@@ -66,7 +66,9 @@ StatsListener = Callable[[dict[str, Any]], None]
 Clock = Callable[[], float]
 
 AUDIO_DRAIN_S = 3.0
-"""Seconds a sink waits at the end for the source's remaining audio before it closes anyway."""
+"""Seconds a sink waits at the source's end for its remaining audio before it closes anyway."""
+AUDIO_STOP_GRACE_S = 0.3
+"""Seconds a sink waits after a stop for audio still on its way (a live source's audio lags a little)."""
 
 
 def spread_due_times(n: int, now: float, fps: float, last_due: float | None = None) -> list[float]:
@@ -665,8 +667,14 @@ class Runner:
                 self._fail(SinkError(f"every sink failed; last: {slot.name}: {slot.error}"), "sinks_failed")
             return
         if self._audio is not None and slot.name in self._audio.sink_names:
-            if not self._audio.wait_drained(AUDIO_DRAIN_S):
-                log.warning("sink %s: the source's audio did not end within %g s; closing", slot.name, AUDIO_DRAIN_S)
+            # The source's last audio may still be on the way. At the source's end it soon ends;
+            # after a stop a live source may never end (it waits for its next frame), so it gets
+            # a short grace for audio in flight, then what is queued is written.
+            with self._lock:
+                ended = self._stop_reason in ("source_ended", "error")
+            wait = AUDIO_DRAIN_S if ended else AUDIO_STOP_GRACE_S
+            if not self._audio.wait_drained(wait) and not self._audio.wait_drained(wait, until_end=False):
+                log.warning("sink %s: audio still queued after %g s; closing", slot.name, 2 * wait)
             self._audio.detach(slot.name)
         self._close_quietly(slot)
         if slot.state != "failed":
