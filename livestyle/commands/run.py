@@ -6,17 +6,23 @@ running :class:`~livestyle.pipeline.runner.Runner` with a live status line (``de
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Annotated, Any, Optional
+from typing import IO, TYPE_CHECKING, Annotated, Any, Optional, Protocol, Union, runtime_checkable
 
 import typer
 
-from livestyle.config import Config, load_config
+from livestyle.config import Config, ModelConfig, load_config
 from livestyle.errors import ConfigError
 
-__all__ = ["register", "run", "stream", "build_config", "format_status", "StatusLine"]
+if TYPE_CHECKING:
+    from livestyle.control.controller import Controller
+    from livestyle.pipeline.frames import Sink, Source
+
+__all__ = ["register", "run", "stream", "build_config", "format_status", "StatusLine", "ControlOptions", "ServeHook", "control_api_hook"]
 
 EXAMPLES = """
 Examples:
@@ -39,8 +45,13 @@ Examples:
 """
 
 
+def _brief(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def format_status(stats: dict[str, Any]) -> str:
-    """One status line from :meth:`Runner.stats`: fps in/out, drops, per-stage ms, latency."""
+    """One status line from :meth:`Runner.stats`: fps in/out, drops, per-stage ms, latency, and
+    from ``stats["controls"]`` (when present) the preset or prompt and the OBS bridge state."""
     drops = stats.get("drops", {})
     d_in = drops.get("input", 0)
     d_out = sum(v for k, v in drops.items() if k.startswith("sink:"))
@@ -61,6 +72,15 @@ def format_status(stats: dict[str, Any]) -> str:
     ]
     if stats.get("bypass"):
         parts.append("BYPASS")
+    controls = stats.get("controls") or {}
+    params = controls.get("params") or {}
+    if params.get("preset"):
+        parts.append(f"preset {params['preset']}")
+    elif params.get("prompt"):
+        parts.append(f"prompt {_brief(params['prompt'])!r}")
+    obs = controls.get("obs")
+    if obs:
+        parts.append(f"obs {obs.get('state', '?')}")
     failed = [name for name, s in stats.get("sinks", {}).items() if s.get("state") == "failed"]
     if failed:
         parts.append("failed: " + ", ".join(failed))
@@ -92,6 +112,15 @@ class StatusLine:
             self._drawn = False
 
 
+PresetOption = Annotated[Optional[str], typer.Option("--preset", help="Start with this preset (name from the presets; sets presets.start)")]
+PresetsOption = Annotated[Optional[list[Path]], typer.Option("--presets", help="Preset YAML file or folder (repeatable; default: presets.file, else the bundled set)")]
+NoKeysOption = Annotated[bool, typer.Option("--no-keys", help="No terminal hotkeys (on when stdin is a terminal: 1-9, n/p, b, r, q)")]
+SystemHotkeysOption = Annotated[bool, typer.Option("--system-hotkeys", help="System-wide Ctrl+Alt hotkeys (pip install 'livestyle[hotkeys]')")]
+ObsOption = Annotated[bool, typer.Option("--obs", help="Connect to OBS's websocket (the obs config section; sets obs.enabled)")]
+ObsPasswordOption = Annotated[Optional[str], typer.Option("--obs-password", envvar="LIVESTYLE_OBS_PASSWORD", help="obs-websocket password", show_envvar=True)]
+WeightsDirOption = Annotated[Optional[Path], typer.Option("--weights-dir", envvar="LIVESTYLE_WEIGHTS_DIR", help="Local weights folder: DIR/MODEL/FILE (sets model.weights_dir)", show_envvar=True)]
+
+
 def _note(message: str) -> None:
     print(f"note: {message}", file=sys.stderr)
 
@@ -107,8 +136,16 @@ def build_config(
     max_frames: Optional[int] = None,
     pace: Optional[bool] = None,
     loop: Optional[bool] = None,
+    preset: Optional[str] = None,
+    weights_dir: Optional[Path] = None,
+    obs: Optional[bool] = None,
+    obs_password: Optional[str] = None,
 ) -> Config:
-    """Defaults < ``config_file`` < ``--set`` overrides < the dedicated options."""
+    """Defaults < ``config_file`` < ``--set`` overrides < the dedicated options.
+
+    ``preset`` → ``presets.start``, ``weights_dir`` → ``model.weights_dir``, ``obs`` →
+    ``obs.enabled``, ``obs_password`` → ``obs.password`` (free text, never parsed as YAML).
+    """
     if max_frames is not None and max_frames < 1:
         raise ConfigError(
             f"--max-frames must be at least 1, got {max_frames} "
@@ -127,68 +164,157 @@ def build_config(
         extra.append(f"stream.pace={'true' if pace else 'false'}")
     if loop is not None:
         extra.append(f"stream.loop={'true' if loop else 'false'}")
+    if obs is not None:
+        extra.append(f"obs.enabled={'true' if obs else 'false'}")
     cfg = load_config(config_file, extra, on_note=_note)
     # Free text goes in as is, never through YAML parsing.
-    import dataclasses
-
     model_cfg = cfg.model
     if model is not None:
         model_cfg = dataclasses.replace(model_cfg, name=model)
     if prompt is not None:
         model_cfg = dataclasses.replace(model_cfg, prompt=prompt)
-    return dataclasses.replace(cfg, model=model_cfg)
+    if weights_dir is not None:
+        model_cfg = dataclasses.replace(model_cfg, weights_dir=str(weights_dir))
+    cfg = dataclasses.replace(cfg, model=model_cfg)
+    if preset is not None:
+        cfg = dataclasses.replace(cfg, presets=dataclasses.replace(cfg.presets, start=preset))
+    if obs_password is not None:
+        cfg = dataclasses.replace(cfg, obs=dataclasses.replace(cfg.obs, password=obs_password))
+    return cfg
+
+
+@dataclass(frozen=True)
+class ControlOptions:
+    """Which command sources drive a stream besides the ones the config turns on (``obs.enabled``).
+
+    ``preset_paths``: ``--presets`` files or folders (none: ``presets.file``, else the bundled set);
+    ``keys``: terminal hotkeys when stdin is a TTY; ``system_hotkeys``: pynput hotkeys.
+    """
+
+    preset_paths: tuple[Path, ...] = ()
+    keys: bool = False
+    system_hotkeys: bool = False
+
+
+StatsFn = Callable[[], dict[str, Any]]
+ServeHook = Callable[["Controller", StatsFn], Callable[[], None]]
+"""Starts a server on the stream's controller and stats function; returns what stops it
+(``run --api``: :func:`control_api_hook`; ``serve``: the page, WebRTC and the API)."""
+
+
+@runtime_checkable
+class _ModelLimits(Protocol):
+    """What a model generator (:class:`~livestyle.pipeline.stream.StreamPipeline`) offers the controls."""
+
+    @property
+    def max_steps(self) -> int: ...
+
+    def warm_prompts(self, prompts: Sequence[str]) -> None: ...
+
+
+def _config_max_steps() -> int:
+    """The ``model.steps`` bound of the config, the limit for generators without a model family."""
+    bound = next(f for f in dataclasses.fields(ModelConfig) if f.name == "steps").metadata["le"]
+    return int(bound)
+
+
+def control_api_hook(settings: Any) -> ServeHook:
+    """A :data:`ServeHook` serving only the control API with ``settings`` (a ``ServerSettings``);
+    prints its URL (and token, when one is needed) to stderr."""
+
+    def start(controller: Any, stats: StatsFn) -> Callable[[], None]:
+        from livestyle.control.setup import ControlApiServer
+
+        server = ControlApiServer(settings, controller, stats).start()
+        print(f"livestyle: control API on {server.url}/api/params", file=sys.stderr)
+        if server.settings.token:
+            print(f"token: {server.settings.token}", file=sys.stderr)
+        return server.stop
+
+    return start
 
 
 def stream(
     config: Config,
-    source_spec: str,
-    sink_specs: Sequence[str],
+    source: Union[str, Source],
+    sinks: Sequence[Union[str, Sink]],
     *,
     bypass: bool = False,
     status: bool = True,
+    controls: ControlOptions = ControlOptions(),
+    serve: Optional[ServeHook] = None,
 ) -> Any:
     """Open everything named, run until the end, return the :class:`RunReport`.
 
-    Status lines go to stderr every ``runner.status_interval`` seconds. Ctrl-C / SIGTERM stop
-    the run cleanly and recordings are finalized.
+    The one wiring of a stream, for ``run``, ``serve`` and ``demo``: the generator (inside the
+    effect wrapper), source and sinks (specs or opened objects), the runner, the controller over
+    the presets (their prompts embedded now, so a switch costs no encoder pass), the command
+    sources of ``controls`` and the config (OBS bridge), and ``serve`` (a server on the
+    controller). Stats: the runner's plus ``"controls"`` (params, OBS bridge, hotkeys).
+
+    Status lines go to stderr every ``runner.status_interval`` seconds. Ctrl-C / SIGTERM (or ``q``)
+    stop the run cleanly and recordings are finalized.
     """
     from livestyle.control.commands import SetBypass
+    from livestyle.control.setup import Controls, build_controller, load_preset_book
     from livestyle.ingest import open_source
     from livestyle.output import open_sink
+    from livestyle.pipeline.effects import EffectGenerator
     from livestyle.pipeline.generators import open_generator
     from livestyle.pipeline.runner import Runner
 
-    if not sink_specs:
+    if not sinks:
         raise ConfigError("no sink given: add --sink (e.g. --sink out.mp4, --sink window, --sink null)")
+    presets = load_preset_book(config, controls.preset_paths)  # fails fast, before the model loads
     s = config.stream
-    generator = open_generator(config.model.name, config)
+    inner = open_generator(config.model.name, config)
     # Background effects (docs/effects.md): a no-op wrapper under effects.mode=full, so that
-    # SetEffect can switch the effect on mid-stream.
-    from livestyle.pipeline.effects import EffectGenerator
-
-    generator = EffectGenerator(generator, config.effects)
-    source = open_source(source_spec, size=s.size, fps=s.fps, pace=s.pace, loop=s.loop)
-    sinks = [open_sink(spec, fps=s.fps) for spec in sink_specs]
+    # SetEffect can switch the effect on mid-stream; in bypass it shows the mask preview.
+    generator = EffectGenerator(inner, config.effects)
+    src = open_source(source, size=s.size, fps=s.fps, pace=s.pace, loop=s.loop) if isinstance(source, str) else source
+    outs = [open_sink(spec, fps=s.fps) if isinstance(spec, str) else spec for spec in sinks]
     runner = Runner(
-        source,
+        src,
         generator,
-        sinks,
+        outs,
         size=s.size,
         fps=s.fps,
         max_frames=s.max_frames,
         sink_queue=config.runner.sink_queue,
         backpressure=not s.pace,
         status_interval=config.runner.status_interval,
+        bypass_filter=generator.bypassed if config.effects.preview else None,
     )
+    is_model = isinstance(inner, _ModelLimits)
+    max_steps = inner.max_steps if is_model else _config_max_steps()
+    controller = build_controller(config, runner.submit, presets=presets, max_steps=max_steps)
+    if is_model:
+        inner.warm_prompts(presets.prompts)
+    if bypass:
+        controller.apply(SetBypass(True))
+    ctl = Controls(controller, config, terminal=controls.keys, system_hotkeys=controls.system_hotkeys,
+                   on_message=lambda m: print(m, file=sys.stderr))
+
+    def control_stats() -> dict[str, Any]:
+        return {"params": controller.params.to_dict(), **ctl.stats()}
+
+    def stats() -> dict[str, Any]:
+        return {**runner.stats(), "controls": control_stats()}
+
     line = StatusLine()
     if status:
-        runner.add_stats_listener(line)
-    if bypass:
-        runner.submit(SetBypass(True))
+        runner.add_stats_listener(lambda snapshot: line({**snapshot, "controls": control_stats()}))
+    stop_server: Callable[[], None] | None = None
     try:
-        report = runner.run()
+        if serve is not None:
+            stop_server = serve(controller, stats)
+        with ctl:
+            report = runner.run()
     finally:
         line.finish()
+        if stop_server is not None:
+            stop_server()
+    report.stats["controls"] = control_stats()
     for name, error in report.sink_errors.items():
         print(f"warning: sink {name} failed and was closed: {error}", file=sys.stderr)
     return report
@@ -210,15 +336,28 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line")] = False,
     effect: Annotated[Optional[str], typer.Option(help="Styled region: full, background or person (docs/effects.md)")] = None,
     mask: Annotated[Optional[str], typer.Option(help="Mask for --effect: chroma (green/blue screen) or person (MODNet)")] = None,
-    mask_preview: Annotated[bool, typer.Option("--mask-preview", help="Tint the background region to tune the mask (with --model passthrough)")] = False,
+    mask_preview: Annotated[bool, typer.Option("--mask-preview", help="Tint the background region to tune the mask (also in bypass)")] = False,
+    preset: PresetOption = None,
+    presets: PresetsOption = None,
+    no_keys: NoKeysOption = False,
+    system_hotkeys: SystemHotkeysOption = False,
+    obs: ObsOption = False,
+    obs_password: ObsPasswordOption = None,
+    api: Annotated[bool, typer.Option("--api", help="Serve the control API (/api/params, /api/presets, ...; no page)")] = False,
+    api_host: Annotated[Optional[str], typer.Option("--api-host", help="API bind address (default 127.0.0.1; anything else needs a token, generated and printed)")] = None,
+    api_port: Annotated[Optional[int], typer.Option("--api-port", help="API TCP port (default server.port, 8080)")] = None,
+    weights_dir: WeightsDirOption = None,
 ) -> None:
     """Stream a source through livestyle into one or more sinks; Ctrl-C stops and finalizes recordings."""
     effect_overrides = [f"effects.{k}={v}" for k, v in (("mode", effect), ("mask", mask)) if v is not None]
     if mask_preview:
         effect_overrides.append("effects.preview=true")
+    server_overrides = [f"server.{k}={v}" for k, v in (("host", api_host), ("port", api_port)) if v is not None]
+    if server_overrides and not api:
+        raise ConfigError("--api-host/--api-port need --api")
     cfg = build_config(
         config,
-        [*(set_ or ()), *effect_overrides],
+        [*(set_ or ()), *effect_overrides, *server_overrides],
         model=model,
         prompt=prompt,
         size=size,
@@ -226,8 +365,18 @@ def run(
         max_frames=max_frames,
         pace=False if no_pace else None,
         loop=False if no_loop else None,
+        preset=preset,
+        weights_dir=weights_dir,
+        obs=True if obs else None,
+        obs_password=obs_password,
     )
-    report = stream(cfg, source, sink, bypass=bypass, status=not quiet)
+    hook = None
+    if api:
+        from livestyle.server.app import ServerSettings
+
+        hook = control_api_hook(ServerSettings.from_config(cfg.server).resolved())
+    options = ControlOptions(preset_paths=tuple(presets or ()), keys=not no_keys, system_hotkeys=system_hotkeys)
+    report = stream(cfg, source, sink, bypass=bypass, status=not quiet, controls=options, serve=hook)
     total_drops = sum(report.drops.values())
     print(
         f"done ({report.stop_reason}): {report.frames_out} frames out, {report.frames_in} in, "

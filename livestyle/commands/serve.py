@@ -9,9 +9,24 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
 import typer
+
+from livestyle.commands.run import (
+    ControlOptions,
+    NoKeysOption,
+    ObsOption,
+    ObsPasswordOption,
+    PresetOption,
+    PresetsOption,
+    StatsFn,
+    SystemHotkeysOption,
+    WeightsDirOption,
+    build_config,
+    stream,
+)
 
 __all__ = ["register", "serve"]
 
@@ -25,6 +40,8 @@ Examples:
   livestyle serve --host 0.0.0.0 --port 8443        # token generated and printed
 
   livestyle serve --codec h264 --bitrate 4000000 --sink rec.mp4
+
+  livestyle serve --model sdv2-1.3b --presets my-looks.yaml --preset noir --obs
 
 OBS 30+: Settings → Stream → Service WHIP, Server http://HOST:PORT/whip, Bearer Token = the token.
 Viewer for an OBS browser source: http://HOST:PORT/view?token=TOKEN (WHEP: POST /whep).
@@ -47,74 +64,57 @@ def serve(
     model: Annotated[Optional[str], typer.Option(help="Generator: passthrough or a model name")] = None,
     size: Annotated[Optional[str], typer.Option(help="Pipeline size WIDTHxHEIGHT")] = None,
     fps: Annotated[Optional[float], typer.Option(help="Frame rate")] = None,
-    presets: Annotated[Optional[list[Path]], typer.Option("--presets", help="Preset YAML file or folder (repeatable)")] = None,
+    preset: PresetOption = None,
+    presets: PresetsOption = None,
+    no_keys: NoKeysOption = False,
+    system_hotkeys: SystemHotkeysOption = False,
+    obs: ObsOption = False,
+    obs_password: ObsPasswordOption = None,
+    weights_dir: WeightsDirOption = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value")] = None,
     bypass: Annotated[bool, typer.Option("--bypass", help="Start in bypass: show the input unstyled")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line")] = False,
 ) -> None:
     """Serve the web page: a browser camera or WHIP publisher in, the styled stream out to the page and WHEP."""
-    from livestyle.commands.run import StatusLine, build_config
-    from livestyle.control.commands import SetBypass
-    from livestyle.control.controller import Controller, Params
-    from livestyle.control.presets import load_presets
     from livestyle.ingest.webrtc import WebRTCSource
-    from livestyle.output import open_sink
     from livestyle.output.webrtc import WebRTCSink
-    from livestyle.pipeline.effects import EffectGenerator
-    from livestyle.pipeline.generators import open_generator
-    from livestyle.pipeline.runner import Runner
-    from livestyle.server.app import (
-        ServerSettings,
-        ServerThread,
-        is_loopback,
-        register_server,
-    )
+    from livestyle.server.app import ServerSettings, ServerThread, is_loopback, register_server
     from livestyle.server.hub import set_hub
 
     if host is not None and not is_loopback(host) and token is None:
         print("note: --host is not loopback: a token is required (generated below)", file=sys.stderr)
     overrides = [*(set_ or ()), *_server_overrides(host=host, port=port, codec=codec, bitrate=bitrate,
                                                    max_publishers=max_publishers)]
-    cfg = build_config(config, overrides, model=model, prompt=prompt, size=size, fps=fps)
+    cfg = build_config(config, overrides, model=model, prompt=prompt, size=size, fps=fps, preset=preset,
+                       weights_dir=weights_dir, obs=True if obs else None, obs_password=obs_password)
     if token is not None:
         cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, token=token))
     settings = ServerSettings.from_config(cfg.server).resolved()
     hub = settings.make_hub()
     set_hub(hub)
-    s, m = cfg.stream, cfg.model
-    generator = EffectGenerator(open_generator(m.name, cfg), cfg.effects)
-    source = WebRTCSource(hub, size=s.size, fps=s.fps)
-    sinks = [WebRTCSink(hub, fps=s.fps)] + [open_sink(spec, fps=s.fps) for spec in (sink or ())]
-    runner = Runner(source, generator, sinks, size=s.size, fps=s.fps, sink_queue=cfg.runner.sink_queue,
-                    status_interval=cfg.runner.status_interval)
-    initial = Params(m.prompt, m.strength, m.steps, m.seed, bypass=bypass, transition_chunks=m.transition_chunks)
-    preset_paths = presets or ([cfg.presets.file] if cfg.presets.file else [])
-    controller = Controller(load_presets(*preset_paths), runner.submit, initial, max_steps=8)
-    if cfg.presets.start:
-        controller.select(cfg.presets.start)
+    s = cfg.stream
 
-    def stats() -> dict[str, Any]:
-        return {**runner.stats(), "webrtc": hub.stats()}
+    def start_server(controller: Any, stats: StatsFn) -> Callable[[], None]:
+        server = ServerThread(settings, hub, controller=controller,
+                              stats=lambda: {**stats(), "webrtc": hub.stats()}).start()
+        register_server(server)
+        query = f"?token={settings.token}" if settings.token else ""
+        print(f"livestyle: open {server.url}/{query}  (viewer: {server.url}/view{query}, WHIP: {server.url}/whip, "
+              f"WHEP: {server.url}/whep)", file=sys.stderr)
+        if settings.token:
+            print(f"token: {settings.token}", file=sys.stderr)
 
-    server = ServerThread(settings, hub, controller=controller, stats=stats).start()
-    register_server(server)
-    query = f"?token={settings.token}" if settings.token else ""
-    print(f"livestyle: open {server.url}/{query}  (viewer: {server.url}/view{query}, WHIP: {server.url}/whip, "
-          f"WHEP: {server.url}/whep)", file=sys.stderr)
-    if settings.token:
-        print(f"token: {settings.token}", file=sys.stderr)
-    line = StatusLine()
-    if not quiet:
-        runner.add_stats_listener(line)
-    if bypass:
-        runner.submit(SetBypass(True))
-    try:
-        report = runner.run()
-    finally:
-        line.finish()
-        server.stop()
-        register_server(None)
+        def stop() -> None:
+            server.stop()
+            register_server(None)
+
+        return stop
+
+    options = ControlOptions(preset_paths=tuple(presets or ()), keys=not no_keys, system_hotkeys=system_hotkeys)
+    sinks = [WebRTCSink(hub, fps=s.fps), *(sink or ())]
+    report = stream(cfg, WebRTCSource(hub, size=s.size, fps=s.fps), sinks, bypass=bypass, status=not quiet,
+                    controls=options, serve=start_server)
     print(f"done ({report.stop_reason}): {report.frames_out} frames out, {report.frames_in} in", file=sys.stderr)
 
 

@@ -24,9 +24,10 @@ from livestyle.control.commands import StreamCommand
 from livestyle.control.controller import Controller, Params
 from livestyle.control.hotkeys import TERMINAL_HELP, GlobalHotkeys, TerminalHotkeys
 from livestyle.control.obs_bridge import ObsBridge, ObsSettings
-from livestyle.control.presets import load_presets
+from livestyle.control.presets import PresetBook, load_presets
+from livestyle.server.app import ServerSettings, ServerThread
 
-__all__ = ["build_controller", "initial_params", "obs_settings", "Controls"]
+__all__ = ["build_controller", "load_preset_book", "initial_params", "obs_settings", "Controls", "ControlApiServer"]
 
 
 def initial_params(cfg: Config, *, bypass: bool = False) -> Params:
@@ -43,18 +44,32 @@ def initial_params(cfg: Config, *, bypass: bool = False) -> Params:
     )
 
 
+def load_preset_book(cfg: Config, preset_paths: Sequence[str | Path] = ()) -> PresetBook:
+    """The presets of a stream: ``--presets`` paths, else ``presets.file``, else the bundled set.
+
+    ``presets.start`` is checked here, so a wrong name fails in a moment, before any model loads
+    (:class:`~livestyle.control.presets.UnknownPresetError` listing the valid names).
+    """
+    paths = list(preset_paths) or ([cfg.presets.file] if cfg.presets.file else [])
+    book = load_presets(*paths)
+    if cfg.presets.start:
+        book.index_of(cfg.presets.start)
+    return book
+
+
 def build_controller(
     cfg: Config,
     submit: Callable[[StreamCommand], None],
     *,
     preset_paths: Sequence[str | Path] = (),
+    presets: PresetBook | None = None,
     max_steps: int = 8,
     bypass: bool = False,
 ) -> Controller:
-    """A controller over the presets (``--presets`` paths, else ``presets.file``, else the bundled
-    set) that selects ``presets.start`` when set. ``max_steps`` is the model family's limit."""
-    paths = list(preset_paths) or ([cfg.presets.file] if cfg.presets.file else [])
-    controller = Controller(load_presets(*paths), submit, initial_params(cfg, bypass=bypass), max_steps=max_steps)
+    """A controller over ``presets`` (default: :func:`load_preset_book` of ``preset_paths``) that
+    selects ``presets.start`` when set. ``max_steps`` is the model family's limit."""
+    book = presets if presets is not None else load_preset_book(cfg, preset_paths)
+    controller = Controller(book, submit, initial_params(cfg, bypass=bypass), max_steps=max_steps)
     if cfg.presets.start:
         controller.select(cfg.presets.start)
     return controller
@@ -127,3 +142,39 @@ class Controls:
             "terminal_hotkeys": self._terminal_on,
             "system_hotkeys": self._system is not None,
         }
+
+
+class ControlApiServer(ServerThread):
+    """Serves the control API alone (``livestyle run --api``): no page, no WebRTC, no WHIP/WHEP.
+
+    The same rules as ``livestyle serve``: 127.0.0.1 by default; bound beyond loopback, a token
+    is required (generated when ``settings.token`` is unset). ``GET /health`` needs no token.
+    """
+
+    def __init__(self, settings: ServerSettings, controller: Controller, stats: Callable[[], dict[str, Any]]) -> None:
+        super().__init__(settings, settings.make_hub(), controller=controller, stats=stats)
+
+    async def _start(self) -> None:
+        from aiohttp import web
+
+        from livestyle.control.api import add_control_routes
+        from livestyle.server.app import health, json_errors, same_origin_only
+        from livestyle.server.auth import token_middleware
+
+        app = web.Application(
+            client_max_size=self.settings.max_body_bytes,
+            middlewares=[json_errors, same_origin_only, token_middleware(self.settings.token, public_paths=["/health"])],
+        )
+        app.router.add_get("/health", health)
+        assert self.stats is not None
+        add_control_routes(app, self.controller, stats=self.stats)  # type: ignore[arg-type]
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        server = site._server  # the bound asyncio server: read the real port (port 0 in tests)
+        self.port = int(server.sockets[0].getsockname()[1]) if server else self.settings.port
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
