@@ -5,24 +5,41 @@ The web server's sessions decode incoming video on aiortc's decoder thread and p
 this source's ``frames()`` runs on the runner's source thread, blocks on that slot (woken by a
 condition variable, no polling) and does the colour conversion and scaling there, off the event
 loop. Frames that arrive faster than the pipeline takes them are dropped, newest wins.
+
+Audio: the publisher's audio (aiortc decodes Opus to 48 kHz stereo) is offered to the runner
+(:meth:`WebRTCSource.set_audio_callback`). A small thread of this source takes every audio frame
+from the hub (never dropped for the video's sake), stamps it on the video's clock (seconds since
+``open()``, from arrival times, kept gapless by counting samples) and hands it on. While the
+publisher sends no audio (none offered, or muted) that thread emits silence, so sinks with an
+audio stream keep a continuous track and their muxers never wait for audio that will not come.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
 from livestyle.errors import SourceError
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.ingest.audio import audio_samples
+from livestyle.pipeline.frames import AudioCallback, AudioChunk, AudioInfo, Frame, StreamInfo
 from livestyle.server.hub import StreamHub, get_hub
 from livestyle.server.relay import Closed
 
 __all__ = ["WebRTCSource", "open_webrtc_source"]
 
 TIME_BASE = Fraction(1, 90000)
+AUDIO_RATE = 48000
+"""aiortc's Opus decoder gives 48 kHz stereo ``s16`` frames."""
+AUDIO_IDLE_S = 0.05
+"""Without publisher audio for this long, silence is emitted (trailing the clock by this much)."""
+AUDIO_RESYNC_S = 0.15
+"""A sample clock further than this from arrival times is re-anchored to them."""
 
 
 class WebRTCSource:
@@ -45,6 +62,68 @@ class WebRTCSource:
         self._t0 = 0.0
         self._index = 0
         self._first: object | None = None
+        self._audio_cb: AudioCallback | None = None
+        self._audio_cv = threading.Condition()
+        self._audio_queue: deque[tuple[Any, float]] = deque(maxlen=500)
+        self._audio_stop = False
+        self._audio_thread: threading.Thread | None = None
+        self.audio_dropped = 0
+
+    def audio_info(self) -> AudioInfo:
+        """Always audio: the publisher's, or silence while it sends none (48 kHz stereo)."""
+        return AudioInfo(AUDIO_RATE, 2)
+
+    def set_audio_callback(self, fn: AudioCallback | None) -> None:
+        """Hand the publisher's audio to ``fn`` from this source's audio thread (started here)."""
+        self._audio_cb = fn
+        if fn is None or self._audio_thread is not None:
+            return
+        self._audio_stop = False
+        self.hub.add_audio_listener(self._on_audio)
+        self._audio_thread = threading.Thread(target=self._audio_loop, name="livestyle-webrtc-audio", daemon=True)
+        self._audio_thread.start()
+
+    def _on_audio(self, frame: Any, arrival: float) -> None:
+        """Hub listener, on the event loop: queue and wake the audio thread; never blocks."""
+        with self._audio_cv:
+            if len(self._audio_queue) == self._audio_queue.maxlen:
+                self.audio_dropped += 1
+            self._audio_queue.append((frame, arrival))
+            self._audio_cv.notify()
+
+    def _audio_loop(self) -> None:
+        import av
+
+        resampler = av.AudioResampler(format="fltp")
+        next_s: float | None = None  # the sample clock: seconds since open() of the next sample
+        while True:
+            with self._audio_cv:
+                self._audio_cv.wait_for(lambda: self._audio_queue or self._audio_stop, AUDIO_IDLE_S)
+                if self._audio_stop:
+                    return
+                item = self._audio_queue.popleft() if self._audio_queue else None
+            cb = self._audio_cb
+            if cb is None:
+                continue
+            if item is None:  # no publisher audio: keep the track going with silence
+                upto = time.monotonic() - self._t0 - AUDIO_IDLE_S
+                if next_s is None:
+                    next_s = upto - AUDIO_IDLE_S
+                n = round((upto - next_s) * AUDIO_RATE)
+                if n > 0:
+                    samples = np.zeros((2, n), np.float32)
+                    cb(AudioChunk(samples, AUDIO_RATE, round(next_s / TIME_BASE), TIME_BASE, time.monotonic()))
+                    next_s += n / AUDIO_RATE
+                continue
+            frame, arrival = item
+            samples = audio_samples(frame, resampler)
+            rate = int(frame.sample_rate or AUDIO_RATE)
+            duration = samples.shape[1] / rate
+            start = arrival - self._t0 - duration  # the frame's first sample, on the video's clock
+            if next_s is None or abs(start - next_s) > AUDIO_RESYNC_S:
+                next_s = start
+            cb(AudioChunk(samples, rate, round(next_s / TIME_BASE), TIME_BASE, arrival))
+            next_s += duration
 
     def open(self) -> StreamInfo:
         self.hub.ingest.reopen()
@@ -89,6 +168,14 @@ class WebRTCSource:
 
     def close(self) -> None:
         self.hub.ingest.close()
+        if self._audio_thread is not None:
+            self.hub.remove_audio_listener(self._on_audio)
+            with self._audio_cv:
+                self._audio_stop = True
+                self._audio_cv.notify_all()
+            if self._audio_thread is not threading.current_thread():
+                self._audio_thread.join(timeout=2.0)
+            self._audio_thread = None
 
 
 def open_webrtc_source(

@@ -27,7 +27,7 @@ import numpy as np
 from livestyle.output._extras import require
 from livestyle.pipeline.frames import AudioChunk, AudioInfo
 
-__all__ = ["AudioTrack", "AAC_RATES", "JITTER_S", "mix_channels"]
+__all__ = ["AAC_RATES", "JITTER_S", "AudioTrack", "mix_channels"]
 
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 """Sample rates the AAC encoder takes; other rates are resampled to 48 kHz."""

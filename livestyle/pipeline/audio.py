@@ -96,10 +96,13 @@ class AudioPath:
             self._ended = True
             self._cv.notify_all()
 
-    def wait_drained(self, timeout: float) -> bool:
-        """Block until the path has ended and every queued chunk was written; False on timeout."""
+    def wait_drained(self, timeout: float, *, until_end: bool = True) -> bool:
+        """Block until every queued chunk was written (and, with ``until_end``, the source's
+        audio has ended); False on timeout."""
         with self._cv:
-            return self._cv.wait_for(lambda: self._ended and not self._queue and self._idle, timeout)
+            return self._cv.wait_for(
+                lambda: (self._ended or not until_end) and not self._queue and self._idle, timeout
+            )
 
     def detach(self, name: str) -> None:
         """Write no more audio to sink ``name`` (it is about to close); waits for a write in flight."""

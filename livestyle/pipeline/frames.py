@@ -15,16 +15,16 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 __all__ = [
-    "Frame",
-    "StreamInfo",
+    "AudioCallback",
     "AudioChunk",
     "AudioInfo",
-    "AudioCallback",
-    "AudioSource",
     "AudioSink",
-    "Source",
-    "Sink",
+    "AudioSource",
+    "Frame",
     "Generator",
+    "Sink",
+    "Source",
+    "StreamInfo",
 ]
 
 

@@ -104,38 +104,54 @@ def resize_frame(frame: Frame, size: tuple[int, int]) -> Frame:
 
 
 class Inbox:
-    """The worker's mailbox: a latest-frame slot, a command queue and the end/stop flags.
+    """The worker's mailbox: the newest ``capacity`` frames, a command queue and the end/stop flags.
 
-    ``put_frame`` never blocks unless ``backpressure`` is set: the newest frame replaces one the
-    worker has not taken yet, and the caller is told so it can count the drop. Commands keep
-    their order relative to frames: a command submitted after a frame was put applies after
-    that frame, one submitted before it applies before it.
+    ``put_frame`` never blocks unless ``backpressure`` is set: when ``capacity`` frames wait
+    untaken, the oldest is dropped for the newest, and the caller is told so it can count the
+    drop. The worker sets ``capacity`` to the frames its next chunk needs, so a chunked generator
+    that was busy finds a whole chunk of the newest consecutive frames waiting (with room for one
+    frame it would find one, wait for the rest in real time, then drop again while it works).
+    Commands keep their order relative to frames: a command submitted after a frame was put
+    applies after that frame, one submitted before it applies before it.
     """
 
-    def __init__(self, *, backpressure: bool = False) -> None:
+    def __init__(self, *, backpressure: bool = False, capacity: int = 1) -> None:
         self._cv = threading.Condition()
-        self._frame: Frame | None = None
-        self._frame_seq = 0
+        self._frames: deque[tuple[int, Frame]] = deque()
+        self._capacity = max(1, capacity)
         self._puts = 0
         self._commands: deque[tuple[int, object]] = deque()
         self._ended = False
         self._stopped = False
         self._backpressure = backpressure
 
+    def set_capacity(self, capacity: int) -> int:
+        """Keep at most ``capacity`` (>= 1) untaken frames; returns how many older ones were dropped."""
+        with self._cv:
+            self._capacity = max(1, int(capacity))
+            dropped = 0
+            while len(self._frames) > self._capacity:
+                self._frames.popleft()
+                dropped += 1
+            self._cv.notify_all()
+            return dropped
+
     def put_frame(self, frame: Frame) -> bool | None:
-        """Offer a frame. Returns True if it replaced an untaken frame (a drop), False if not,
+        """Offer a frame. Returns True if an untaken frame was dropped for it, False if not,
         None if the inbox is stopped (the frame was not taken; the producer should end)."""
         with self._cv:
             if self._backpressure:
-                while self._frame is not None and not self._stopped:
+                while len(self._frames) >= self._capacity and not self._stopped:
                     self._cv.wait()
             if self._stopped:
                 return None
-            replaced = self._frame is not None
+            dropped = len(self._frames) >= self._capacity
+            if dropped:
+                self._frames.popleft()
             self._puts += 1
-            self._frame, self._frame_seq = frame, self._puts
+            self._frames.append((self._puts, frame))
             self._cv.notify_all()
-            return replaced
+            return dropped
 
     def put_command(self, command: object) -> None:
         with self._cv:
@@ -162,26 +178,22 @@ class Inbox:
     def take(self) -> tuple[list[object], Frame | None, bool]:
         """Block until there is a frame, a command, or the end; return ``(commands, frame, done)``.
 
-        ``commands`` are the ones to apply before ``frame`` (those submitted after it stay for the
-        next call, which then returns at once). ``done`` is True when the inbox was stopped, or
-        the source ended and nothing is left.
+        ``frame`` is the oldest waiting one; ``commands`` are the ones to apply before it (those
+        submitted after it stay for the next call, which then returns at once). ``done`` is True
+        when the inbox was stopped, or the source ended and nothing is left.
         """
         with self._cv:
-            while (
-                self._frame is None
-                and not self._commands
-                and not self._ended
-                and not self._stopped
-            ):
+            while not self._frames and not self._commands and not self._ended and not self._stopped:
                 self._cv.wait()
             commands: list[object] = []
-            if self._frame is not None:
-                while self._commands and self._commands[0][0] < self._frame_seq:
+            frame: Frame | None = None
+            if self._frames:
+                seq, frame = self._frames.popleft()
+                while self._commands and self._commands[0][0] < seq:
                     commands.append(self._commands.popleft()[1])
             else:
                 commands = [c for _, c in self._commands]
                 self._commands.clear()
-            frame, self._frame = self._frame, None
             done = self._stopped or (self._ended and frame is None and not commands)
             self._cv.notify_all()
             return commands, frame, done
@@ -611,6 +623,9 @@ class Runner:
                         if len(pending) >= needed:
                             chunk, pending = pending[:needed], pending[needed:]
                             self._emit(self._generate(chunk))
+                dropped = self._inbox.set_capacity(1 if self.bypass else self._generator.frames_needed())
+                if dropped:
+                    self._metrics.drop("input", dropped)
                 if done or self._inbox.stopped:
                     break
         except Exception as exc:  # noqa: BLE001 - reported through run() after a clean stop
