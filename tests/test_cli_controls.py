@@ -153,7 +153,7 @@ def test_tiny_model_embeds_every_preset_prompt_at_start(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "livestyle", "run", "-i", "pattern", "-o", "null", "--model", "tiny", "--size", "64x48",
          "--max-frames", "12", "--no-pace", "-q", "--preset", "comic", "--set", "model.device=cpu", "--no-keys"],
-        env=e, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
+        env=e, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL, check=False,
     )
     assert out.returncode == 0, out.stderr
     cached = list((tmp_path / "cache" / "prompt_embeddings").rglob("*.safetensors"))
@@ -182,7 +182,7 @@ def _netns_reason() -> str | None:
         return "needs root for a network namespace"
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "needs unshare and ip (util-linux, iproute2)"
-    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False).returncode != 0:
         return "unshare -n is not permitted here"
     return None
 
@@ -225,7 +225,7 @@ def test_control_api_beyond_loopback_needs_the_printed_token() -> None:
     reason = _netns_reason()
     if reason:
         pytest.skip(reason)
-    out = subprocess.run(["unshare", "-n", sys.executable, "-c", NETNS_SCENARIO], env=env(), capture_output=True,
+    out = subprocess.run(["unshare", "-n", sys.executable, "-c", NETNS_SCENARIO], check=False, env=env(), capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -11,7 +11,16 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any, Optional, Protocol, Union, runtime_checkable
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Optional,
+    Protocol,
+    Union,
+    runtime_checkable,
+)
 
 import typer
 
@@ -22,7 +31,7 @@ if TYPE_CHECKING:
     from livestyle.control.controller import Controller
     from livestyle.pipeline.frames import Sink, Source
 
-__all__ = ["register", "run", "stream", "build_config", "format_status", "StatusLine", "ControlOptions", "ServeHook", "control_api_hook"]
+__all__ = ["ControlOptions", "ServeHook", "StatusLine", "build_config", "control_api_hook", "format_status", "register", "run", "stream"]
 
 EXAMPLES = """
 Examples:

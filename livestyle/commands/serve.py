@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -79,7 +79,12 @@ def serve(
     """Serve the web page: a browser camera or WHIP publisher in, the styled stream out to the page and WHEP."""
     from livestyle.ingest.webrtc import WebRTCSource
     from livestyle.output.webrtc import WebRTCSink
-    from livestyle.server.app import ServerSettings, ServerThread, is_loopback, register_server
+    from livestyle.server.app import (
+        ServerSettings,
+        ServerThread,
+        is_loopback,
+        register_server,
+    )
     from livestyle.server.hub import set_hub
 
     if host is not None and not is_loopback(host) and token is None:

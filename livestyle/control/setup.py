@@ -27,7 +27,7 @@ from livestyle.control.obs_bridge import ObsBridge, ObsSettings
 from livestyle.control.presets import PresetBook, load_presets
 from livestyle.server.app import ServerSettings, ServerThread
 
-__all__ = ["build_controller", "load_preset_book", "initial_params", "obs_settings", "Controls", "ControlApiServer"]
+__all__ = ["ControlApiServer", "Controls", "build_controller", "initial_params", "load_preset_book", "obs_settings"]
 
 
 def initial_params(cfg: Config, *, bypass: bool = False) -> Params:
