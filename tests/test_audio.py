@@ -305,3 +305,18 @@ def test_mpegts_over_udp_carries_the_audio_to_another_process(clip: Path, tmp_pa
     assert abs(click - white) < 1 / FPS, (click, white)
     assert dominant_hz(audio[int((white - 0.45 - start) * rate): int((white - 0.05 - start) * rate)], rate) == \
         pytest.approx(TONE_HZ, abs=4)
+
+
+def test_a_stop_mid_stream_finalizes_the_recording_with_its_audio(clip: Path, tmp_path: Path) -> None:
+    """Ctrl-C's path (Runner.stop from another thread) on a paced, looping file."""
+    import threading
+
+    out = tmp_path / "stopped.mp4"
+    runner = Runner(MediaSource(str(clip), pace=True, loop=True), LaggingChunks(), [MediaSink(str(out), "mp4")],
+                    size=SIZE, fps=FPS)
+    threading.Timer(1.4, runner.stop).start()
+    report = runner.run()
+    assert report.stop_reason == "stopped"
+    got = read_back(str(out))
+    assert len(got["times"]) >= 30
+    check_sync(got)  # click with its white frame, tone kept, audio ends with the last frame

@@ -16,17 +16,17 @@ av = pytest.importorskip("av")
 
 sys.path.insert(0, str(Path(__file__).parent / "browser"))
 
-from netns import NetnsRunner, netns_unavailable_reason  # noqa: E402
-from test_audio import dominant_hz, read_back  # noqa: E402
-from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
-from webrtc_clients import ColourTrack, sdp_post  # noqa: E402
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from netns import NetnsRunner, netns_unavailable_reason
+from test_audio import dominant_hz, read_back
+from webrtc_clients import ColourTrack, sdp_post
 
-from livestyle.ingest.webrtc import WebRTCSource  # noqa: E402
-from livestyle.output.media import MediaSink  # noqa: E402
-from livestyle.pipeline.passthrough import PassthroughGenerator  # noqa: E402
-from livestyle.pipeline.runner import Runner  # noqa: E402
-from livestyle.server.app import ServerSettings, ServerThread  # noqa: E402
+from livestyle.ingest.webrtc import WebRTCSource
+from livestyle.output.media import MediaSink
+from livestyle.pipeline.passthrough import PassthroughGenerator
+from livestyle.pipeline.runner import Runner
+from livestyle.server.app import ServerSettings, ServerThread
 
 
 @pytest.fixture(scope="module")

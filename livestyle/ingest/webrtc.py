@@ -27,7 +27,13 @@ import numpy as np
 
 from livestyle.errors import SourceError
 from livestyle.ingest.audio import audio_samples
-from livestyle.pipeline.frames import AudioCallback, AudioChunk, AudioInfo, Frame, StreamInfo
+from livestyle.pipeline.frames import (
+    AudioCallback,
+    AudioChunk,
+    AudioInfo,
+    Frame,
+    StreamInfo,
+)
 from livestyle.server.hub import StreamHub, get_hub
 from livestyle.server.relay import Closed
 
