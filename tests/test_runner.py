@@ -221,6 +221,34 @@ def test_input_slot_drops_older_frames_while_the_generator_is_busy() -> None:
     assert runner.report().frames_in == 10
 
 
+def test_inbox_keeps_the_newest_chunk_of_frames() -> None:
+    inbox = Inbox(capacity=4)
+    drops = [inbox.put_frame(make_frame(i)) for i in range(6)]
+    assert drops == [False, False, False, False, True, True]  # 0 and 1 made room for 4 and 5
+    assert inbox.set_capacity(2) == 2  # 2 and 3 go; the newest two stay
+    assert [inbox.take()[1].index for _ in range(2)] == [4, 5]  # type: ignore[union-attr]
+
+
+def test_a_busy_chunked_generator_finds_a_whole_chunk_of_the_newest_frames() -> None:
+    """While a 4-frame chunk is inside the generator, the newest 4 frames wait for the next one:
+    the generator never idles waiting for frames in real time after it was busy."""
+    gen = GatedGenerator(chunk_frames=4)
+
+    def before(i: int) -> None:
+        if i == 4:
+            assert gen.entered.wait(10)  # frames 0..3 are inside the generator
+
+    src = ListSource(14, before=before)
+    sink = ListSink()
+    runner = Runner(src, gen, [sink], size=SIZE, fps=30, sink_queue=8)
+    runner.start()
+    assert src.finished.wait(10)  # frames 4..13 arrived while the generator was busy
+    gen.gate.set()
+    assert runner.wait(10)
+    assert gen.seen == [0, 1, 2, 3, 10, 11, 12, 13]  # the newest whole chunk, consecutive
+    assert runner.stats()["drops"] == {"input": 6}
+
+
 def test_slow_sink_drops_its_oldest_frames_and_the_fast_one_gets_all() -> None:
     entered, gate = threading.Event(), threading.Event()
     fast_written = threading.Semaphore(0)
