@@ -443,6 +443,7 @@ class Runner:
         worker = threading.Thread(target=self._worker_loop, name="livestyle-worker", daemon=True)
         status = threading.Thread(target=self._status_loop, name="livestyle-status", daemon=True)
         self._threads = [s.thread for s in self._sinks if s.thread] + [worker, status]
+        self._inbox.set_capacity(max(1, int(self._generator.frames_needed())))
         for thread in self._threads:
             thread.start()
         self._source_thread.start()
