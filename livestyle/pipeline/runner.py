@@ -468,6 +468,13 @@ class Runner:
         self._set_reason(reason)
         self._hurry.set()
         self._inbox.stop()
+        if self._started:
+            # Wake a source blocked waiting for its next frame (a camera, a publisher that left);
+            # sources' close() is thread-safe and never blocks.
+            try:
+                self._source.close()
+            except Exception as exc:  # noqa: BLE001 - stopping anyway; report and go on
+                log.warning("closing source %s: %s", self._source.name, exc)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run has ended and every sink is closed; False on timeout."""

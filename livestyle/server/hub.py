@@ -201,15 +201,22 @@ class StreamHub:
             return self._delay or 0.0
 
     def add_audio_listener(self, fn: Callable[[Any, float], None]) -> None:
-        """``fn(audio_frame, arrival)`` is called on the loop for each active publisher audio frame."""
-        self._audio_listeners.add(fn)
+        """``fn(audio_frame, arrival)`` is called on the loop for each active publisher audio frame.
+
+        Listeners are added and removed from other threads (the runner's source), hence the lock.
+        """
+        with self._lock:
+            self._audio_listeners.add(fn)
 
     def remove_audio_listener(self, fn: Callable[[Any, float], None]) -> None:
-        self._audio_listeners.discard(fn)
+        with self._lock:
+            self._audio_listeners.discard(fn)
 
     def put_audio(self, session_id: str, frame: Any, arrival: float) -> None:
         if self.is_active_publisher(session_id):
-            for fn in list(self._audio_listeners):
+            with self._lock:
+                listeners = list(self._audio_listeners)
+            for fn in listeners:
                 fn(frame, arrival)
 
     def stats(self) -> dict[str, Any]:

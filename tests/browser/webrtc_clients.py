@@ -40,14 +40,32 @@ class ColourTrack(VideoStreamTrack):
 
 
 class ToneTrack(AudioStreamTrack):
-    """A 440 Hz tone, 20 ms frames, 48 kHz mono."""
+    """A 440 Hz tone, 20 ms frames of 960 samples, 48 kHz mono, paced in real time.
+
+    (aiortc's base ``recv`` paces 160-sample frames for 8 kHz; relabelled as 48 kHz that would be
+    a sixth of real-time audio.)
+    """
+
+    RATE = 48000
+    SAMPLES = 960
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start: float | None = None
+        self._pts = 0
 
     async def recv(self) -> av.AudioFrame:
-        frame = await super().recv()
-        n = frame.samples
-        t = (np.arange(n) + frame.pts) / 48000
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        else:
+            self._pts += self.SAMPLES
+            delay = self._start + self._pts / self.RATE - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        t = (np.arange(self.SAMPLES) + self._pts) / self.RATE
         frame = av.AudioFrame.from_ndarray((np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)[None], layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = 48000, int(t[0] * 48000), fractions.Fraction(1, 48000)
+        frame.sample_rate, frame.pts, frame.time_base = self.RATE, self._pts, fractions.Fraction(1, self.RATE)
         return frame
 
 
