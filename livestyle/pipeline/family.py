@@ -59,7 +59,7 @@ class FamilyConfig:
         latents: ``"raw"`` reproduces SDV2's un-normalised encode (§4.1); ``"normalized"`` otherwise.
         kv_cache_frames: latent frames the self-attention cache holds (SDV2 6, LongLive 12).
         sink_frames: leading latent frames never evicted (SDV2 3, LongLive 3, else 0).
-        adapt_sink_threshold: SDV2 adaptive sink refresh threshold (-1: off).
+        adapt_sink_threshold: SDV2 adaptive sink refresh threshold (-1: off; SDV2 0.2, its upstream default).
         rope_refresh_frames: SDV2 ``t_refresh``: when a chunk would start at or past this latent
             frame, positions restart at ``kv_cache_frames - latents_per_chunk`` (0: never).
         context_noise: timestep of the clean re-run in ``"rerun"`` mode (0).
@@ -158,7 +158,7 @@ def _validate(cfg: FamilyConfig) -> None:
         raise _fail("max_size", f"must be [width, height] in multiples of 16 (>= 16), got {list(cfg.max_size)}")
 
 
-_SDV2 = FamilyConfig()
+_SDV2 = FamilyConfig(adapt_sink_threshold=0.2)  # upstream default (configs/wan_causal_dmd_v2v.yaml)
 _SELF_FORCING = FamilyConfig(
     kv_mode="rerun",
     latents_per_chunk=3,
