@@ -304,13 +304,13 @@ class ObsBridge:
             if name in _WATCHED_EVENTS:
                 self._enqueue(("event", (name, dict(getattr(event, "datain", {}) or {}))))
         except Exception:  # never let anything escape onto obs-websocket-py's receive thread
-            pass
+            log.exception("dropped an OBS event that could not be queued")
 
     def _on_disconnect(self, _client: Any) -> None:
         try:
             self._enqueue(("closed", None))
-        except Exception:
-            pass
+        except Exception:  # same rule: nothing escapes onto the receive thread
+            log.exception("could not queue OBS's disconnect")
 
     def _on_params(self, params: Params, applied: tuple[StreamCommand, ...]) -> None:
         if any(isinstance(c, SetPrompt) for c in applied):

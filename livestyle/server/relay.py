@@ -167,5 +167,5 @@ class Broadcast(Generic[T]):
 
         try:
             self._loop.call_soon_threadsafe(wake_all)
-        except RuntimeError:
-            pass
+        except RuntimeError:  # the loop is closed: the server is gone and nobody is waiting
+            return
