@@ -12,7 +12,7 @@ import pytest
 from livestyle.errors import SinkError, SourceError
 from livestyle.ingest import open_source
 from livestyle.ingest.pattern import PatternSource
-from livestyle.ingest.srt import ffmpeg_with_srt
+from livestyle.optional import ffmpeg_with_srt
 from livestyle.output import open_sink
 
 

@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 
 import typer
 
+from livestyle.optional import ffmpeg_protocols
+
 __all__ = ["register", "doctor", "Check", "run_checks"]
 
 EXAMPLES = """
@@ -119,11 +121,10 @@ def check_ffmpeg_cli() -> Check:
         return Check("ffmpeg (srt://)", "warn", "no ffmpeg command: srt:// sources and sinks are off",
                      "apt install ffmpeg (or brew install ffmpeg); PyAV's wheels have no SRT")
     try:
-        protocols = subprocess.run([exe, "-hide_banner", "-protocols"], capture_output=True,
-                                   text=True, timeout=10).stdout
+        protocols = ffmpeg_protocols(exe)
     except (OSError, subprocess.SubprocessError) as exc:
         return Check("ffmpeg (srt://)", "warn", f"{exe} did not run: {exc}", "reinstall ffmpeg")
-    if "srt" in protocols.split():
+    if "srt" in protocols:
         return Check("ffmpeg (srt://)", "ok", f"{exe} with libsrt")
     return Check("ffmpeg (srt://)", "warn", f"{exe} has no libsrt: srt:// is off",
                  "install an ffmpeg built with libsrt (Debian/Ubuntu's ffmpeg has it)")

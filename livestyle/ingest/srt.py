@@ -7,35 +7,20 @@ to PyAV through a pipe; otherwise the user gets a one-line message saying what t
 
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 
 from livestyle.errors import SourceError
 from livestyle.ingest.media import MediaSource
+from livestyle.optional import ffmpeg_with_srt
 from livestyle.pipeline.frames import Frame, StreamInfo
 
-__all__ = ["SrtSource", "ffmpeg_with_srt", "open_srt_source"]
+__all__ = ["SrtSource", "open_srt_source"]
 
 NO_SRT = (
     "srt:// needs FFmpeg with libsrt, which the PyAV wheels lack: install ffmpeg "
     "(apt install ffmpeg / brew install ffmpeg) or send udp:// or rtmp:// instead"
 )
-
-
-def ffmpeg_with_srt() -> str | None:
-    """Path of an ``ffmpeg`` on PATH that lists the ``srt`` protocol, else None."""
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        return None
-    try:
-        listing = subprocess.run(
-            [exe, "-hide_banner", "-protocols"], capture_output=True, text=True, timeout=10
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return exe if re.search(r"^\s*srt\s*$", listing, re.MULTILINE) else None
 
 
 class SrtSource:

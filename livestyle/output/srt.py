@@ -7,34 +7,19 @@ is on PATH, PyAV encodes MPEG-TS into its stdin and it forwards the packets unch
 
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
 
 from livestyle.errors import SinkError
+from livestyle.optional import ffmpeg_with_srt
 from livestyle.output.media import MediaSink
 from livestyle.pipeline.frames import Frame, StreamInfo
 
-__all__ = ["SrtSink", "ffmpeg_with_srt", "open_srt_sink"]
+__all__ = ["SrtSink", "open_srt_sink"]
 
 NO_SRT = (
     "srt:// needs FFmpeg with libsrt, which the PyAV wheels lack: install ffmpeg "
     "(apt install ffmpeg / brew install ffmpeg) or stream to udp:// or rtmp:// instead"
 )
-
-
-def ffmpeg_with_srt() -> str | None:
-    """Path of an ``ffmpeg`` on PATH that lists the ``srt`` protocol, else None."""
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        return None
-    try:
-        listing = subprocess.run(
-            [exe, "-hide_banner", "-protocols"], capture_output=True, text=True, timeout=10
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return exe if re.search(r"^\s*srt\s*$", listing, re.MULTILINE) else None
 
 
 class SrtSink:
