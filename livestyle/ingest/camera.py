@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from livestyle.errors import SourceError
-from livestyle.ingest._extras import require
+from livestyle.optional import require
 from livestyle.pipeline.frames import Frame, StreamInfo
 
 __all__ = ["CameraDevice", "CameraSource", "CameraLost", "camera_device", "describe_open_error"]
@@ -161,7 +161,7 @@ def open_reader(device: CameraDevice, size: tuple[int, int] | None, fps: float) 
 
 
 def _open_av(device: CameraDevice, size: tuple[int, int] | None, fps: float) -> Reader:
-    av = require("av")
+    av = require("av", SourceError)
     wanted = dict(device.options)
     if size:
         wanted["video_size"] = f"{size[0]}x{size[1]}"
@@ -188,7 +188,7 @@ def _open_av(device: CameraDevice, size: tuple[int, int] | None, fps: float) -> 
 
 
 def _open_cv(device: CameraDevice, size: tuple[int, int] | None, fps: float) -> Reader | None:
-    cv2 = require("cv2")
+    cv2 = require("cv2", SourceError)
     capture = cv2.VideoCapture(device.cv_index)
     if not capture.isOpened():
         capture.release()

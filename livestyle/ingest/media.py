@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from livestyle.errors import SourceError
-from livestyle.ingest._extras import require
 from livestyle.ingest.audio import AudioAligner, audio_samples
 from livestyle.ingest.pacing import Pacer
 from livestyle.ingest.timeline import Timeline
+from livestyle.optional import require
 from livestyle.pipeline.frames import AudioCallback, AudioInfo, Frame, StreamInfo
 
 __all__ = ["MediaSource", "LIVE_SCHEMES", "low_latency_input_options"]
@@ -116,7 +116,7 @@ class MediaSource:
     # -- opening ---------------------------------------------------------------------------
 
     def open(self) -> StreamInfo:
-        av = require("av")
+        av = require("av", SourceError)
         self._stop.clear()
         self._container = self._open_container(av)
         streams = self._container.streams.video
@@ -194,7 +194,7 @@ class MediaSource:
 
     def _decoded(self) -> Iterator[Any]:
         """Decoded ``av.VideoFrame``s until the end of the container; bad packets are skipped."""
-        av = require("av")
+        av = require("av", SourceError)
         astream = self._astream if self._aligner is not None else None
         streams = (self._stream, astream) if astream is not None else (self._stream,)
         for packet in self._container.demux(*streams):
@@ -217,7 +217,7 @@ class MediaSource:
     def frames(self) -> Iterator[Frame]:
         if self._info is None or self._container is None:
             raise SourceError(f"{self._target}: call open() before frames()")
-        av = require("av")
+        av = require("av", SourceError)
         info = self._info
         timeline = Timeline(info.time_base, self._source_fps)
         pacer = Pacer(self._clock, self._sleep)

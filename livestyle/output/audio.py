@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from livestyle.output._extras import require
+from livestyle.errors import SinkError
+from livestyle.optional import require
 from livestyle.pipeline.frames import AudioChunk, AudioInfo
 
 __all__ = ["AAC_RATES", "JITTER_S", "AudioTrack", "mix_channels"]
@@ -71,7 +72,7 @@ class AudioTrack:
         self._source_rate = info.sample_rate
         self._resampler: Any = None
         if info.sample_rate != self.rate:
-            av = require("av")
+            av = require("av", SinkError)
             self._resampler = av.AudioResampler(format="fltp", layout=self._layout, rate=self.rate)
         self._max_lead = round(max_lead * self.rate)
         self._jitter = round(JITTER_S * self.rate)
@@ -129,7 +130,7 @@ class AudioTrack:
         samples = mix_channels(samples, self.channels)
         if self._resampler is None or chunk.sample_rate == self.rate:
             return np.ascontiguousarray(samples)
-        av = require("av")
+        av = require("av", SinkError)
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=self._layout)
         frame.sample_rate = chunk.sample_rate
         out = [f.to_ndarray() for f in self._resampler.resample(frame)]
@@ -163,7 +164,7 @@ class AudioTrack:
             self._encode(size)
 
     def _encode(self, n: int) -> None:
-        av = require("av")
+        av = require("av", SinkError)
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(self._buf[:, :n]), format="fltp",
                                            layout=self._layout)
         frame.sample_rate = self.rate

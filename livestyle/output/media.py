@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from livestyle.errors import SinkError
-from livestyle.output._extras import require
+from livestyle.optional import require
 from livestyle.output.audio import AudioTrack
 from livestyle.pipeline.frames import AudioChunk, AudioInfo, Frame, StreamInfo
 
@@ -97,7 +97,7 @@ class MediaSink:
 
     def open(self, info: StreamInfo) -> None:
         """Create the file (or connect) and write the header; SinkError when that fails."""
-        av = require("av")
+        av = require("av", SinkError)
         if not self._live:
             _check_writable(self._target)
         fps = self._fps or info.fps
@@ -132,7 +132,7 @@ class MediaSink:
 
     def write(self, frame: Frame) -> None:
         """Encode one frame (blocks for the encode and, for streams, the network write)."""
-        av = require("av")
+        av = require("av", SinkError)
         with self._lock:
             if self._container is None:
                 raise SinkError(f"{self.name}: write() after close() or before open()")
@@ -160,7 +160,7 @@ class MediaSink:
 
         Chunks that come before :meth:`open` or after :meth:`close` are ignored (the runner's
         audio thread may race the sink's end)."""
-        av = require("av")
+        av = require("av", SinkError)
         with self._lock:
             if self._container is None or self._audio is None or self._failed:
                 return
@@ -190,7 +190,7 @@ class MediaSink:
     def close(self) -> None:
         """Drain the encoder and finish the file; idempotent and safe from any thread (waits
         for a write in progress)."""
-        av = require("av")
+        av = require("av", SinkError)
         with self._lock:
             container, self._container = self._container, None
             if container is None:

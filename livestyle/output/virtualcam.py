@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from livestyle.errors import SinkError
-from livestyle.output._extras import require
+from livestyle.optional import require
 from livestyle.pipeline.frames import Frame, StreamInfo
 
 __all__ = ["VirtualCamSink", "setup_hint"]
@@ -52,7 +52,7 @@ class VirtualCamSink:
         self.frames_written = 0
 
     def open(self, info: StreamInfo) -> None:
-        pyvirtualcam = require("pyvirtualcam", extra="vcam")
+        pyvirtualcam = require("pyvirtualcam", SinkError, extra="vcam")
         try:
             self._camera = pyvirtualcam.Camera(
                 info.width, info.height, self._fps or info.fps,

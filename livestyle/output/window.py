@@ -11,7 +11,7 @@ import platform
 from typing import Any
 
 from livestyle.errors import SinkError
-from livestyle.output._extras import require
+from livestyle.optional import require
 from livestyle.pipeline.frames import Frame, StreamInfo
 
 __all__ = ["WindowSink"]
@@ -33,7 +33,7 @@ class WindowSink:
                 "no display for the preview window (DISPLAY is not set): run it on a desktop, "
                 "or use --sink virtualcam, a recording (out.mp4) or a stream URL instead"
             )
-        cv2 = require("cv2")
+        cv2 = require("cv2", SinkError, package="opencv-python")
         try:
             cv2.namedWindow(self._title, cv2.WINDOW_NORMAL)
             cv2.resizeWindow(self._title, info.width, info.height)
