@@ -187,6 +187,7 @@ class EffectsConfig:
     smoothing: float = setting(0.5, ge=0.0, le=0.95, doc="weight of the past in the mask EMA (0 = off)")
     cut_threshold: float = setting(0.25, gt=0.0, le=1.0, doc="mean mask change that restarts the EMA")
     keep_hint: bool = setting(False, doc="hand the generator extras['keep_mask'] (1 = camera shows)")
+    keep_strength: float = setting(0.5, ge=0.0, le=1.0, doc="with keep_hint: noise cut where the camera shows (0 = none, 1 = no noise)")
     preview: bool = setting(False, doc="tint the background region of the output (tune the mask)")
     max_pending: int = setting(256, ge=1, le=4096, doc="most frames whose masks await their styled frame")
     chroma: ChromaKeyConfig = field(default_factory=ChromaKeyConfig)

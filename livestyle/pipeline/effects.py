@@ -18,7 +18,8 @@ frame, ``person`` keeps the whole camera frame; no key colour in frame (subject 
 
 With ``keep_hint`` the input frames handed to the inner generator carry
 ``Frame.extras["keep_mask"]`` (``float32`` ``[H, W]`` in ``[0, 1]``, 1 = these pixels will show
-the camera), which a generator may use to spend less noise/compute there; masks are then computed
+the camera) and ``Frame.extras["keep_strength"]`` (``effects.keep_strength``), which a generator
+may use to spend less noise/compute there (the StreamPipeline injects less noise there); masks are then computed
 before the generator runs. Without it (the default) they are computed on a worker thread while
 the generator runs, so their cost hides behind a GPU generator's. ``preview`` tints the
 background region of every output frame; in bypass the runner shows :meth:`EffectGenerator.bypassed`
@@ -213,7 +214,7 @@ class EffectGenerator:
 
     def _with_keep(self, frame: Frame, subject: np.ndarray) -> Frame:
         keep = subject if self.effect == "background" else 1.0 - subject
-        return replace(frame, extras={**frame.extras, "keep_mask": keep})
+        return replace(frame, extras={**frame.extras, "keep_mask": keep, "keep_strength": self.config.keep_strength})
 
     def _put_out(self, out: Frame) -> Frame:
         if not self._pending and not self._mask_active():

@@ -11,11 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+
+from livestyle.errors import PipelineError
 
 __all__ = [
     "MotionController",
     "NoiseSource",
+    "keep_scale",
+    "latent_keep_mask",
     "mix",
     "motion_distance",
     "sdv2_first_step",
@@ -47,6 +53,49 @@ class NoiseSource:
 def mix(latents: torch.Tensor, noise: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
     """SDEdit / flow-matching forward noising ``noise*s + latents*(1-s)`` (any layout, same shapes)."""
     return noise * scale + latents * (1 - scale)
+
+
+def latent_keep_mask(masks: Sequence[np.ndarray | None], latent_frames: int, latent_hw: tuple[int, int]) -> torch.Tensor | None:
+    """A chunk's keep masks at latent resolution: ``float32`` ``[1, 1, F, h, w]`` in ``[0, 1]`` on the CPU.
+
+    Args:
+        masks: one ``float32`` ``[H, W]`` mask in ``[0, 1]`` per pixel frame of the chunk (1 = keep
+            the input there), all the same size, or ``None`` for a frame without one (treated as 0).
+        latent_frames: ``F``, the chunk's latent frames; the chunk has ``4F`` pixel frames, or
+            ``4F - 3`` when it is a stream's first (the Wan VAE encodes the first frame alone).
+        latent_hw: ``(h, w)``, the latent size (the working size / 8).
+
+    Returns ``None`` when no frame has a mask. Each latent pixel is the area average of the masks
+    over its pixel frames (the first frame alone, then groups of 4) and the source pixels it covers
+    (8x8 at the working size; ``F.interpolate(mode="area")`` straight from the frame size, so a
+    working size scaled from the frame's is followed too). Computed on the host: only the small
+    latent-size map travels to the device.
+    """
+    if all(m is None for m in masks):
+        return None
+    n = len(masks)
+    if n == 4 * latent_frames:
+        pad = 0
+    elif n == 4 * latent_frames - 3:
+        pad = 3
+    else:
+        raise PipelineError(f"a chunk of {n} frames does not make {latent_frames} latent frames; keep masks cannot be aligned")
+    shape = next(m.shape for m in masks if m is not None)
+    planes = []
+    for m in masks:
+        if m is not None and m.shape != shape:
+            raise PipelineError(f"keep masks of one chunk differ in size ({m.shape} vs {shape}); masks must match their frames")
+        planes.append(torch.zeros(shape) if m is None else torch.from_numpy(np.asarray(m, dtype=np.float32)))
+    stack = torch.stack(planes[:1] * pad + planes)  # [4F, H, W]: the first frame counts for its whole latent
+    small = F.interpolate(stack[None], size=latent_hw, mode="area")[0]  # [4F, h, w]
+    return small.view(latent_frames, 4, *latent_hw).mean(dim=1).clamp_(0.0, 1.0)[None, None]
+
+
+def keep_scale(scale: float | torch.Tensor, keep: torch.Tensor, strength: float) -> torch.Tensor:
+    """Per-latent-pixel noise scale ``scale * (1 - strength * keep)``: ``keep`` ``[1, 1, F, h, w]``
+    in ``[0, 1]`` (1 = keep the input), ``strength`` in ``[0, 1]`` (0 = no change, 1 = no noise
+    where ``keep`` is 1). Broadcasts against latents ``[B, C, F, h, w]`` in :func:`mix`."""
+    return scale * (1.0 - strength * keep)
 
 
 def motion_distance(previous_last: torch.Tensor, frames: torch.Tensor, norm: float = 0.2) -> torch.Tensor:

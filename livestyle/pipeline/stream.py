@@ -24,6 +24,22 @@ Self-Forcing ``pipeline/causal_inference.py`` (steps 3.1–3.3); Krea ``release_
 (``get_clean_context_frames``, ``recompute_kv_cache``, ``generate_block_internal``). Noise is
 drawn frame-major ``[B, F, C, h, w]`` as all three do, so a seed gives the authors' noise.
 
+Keep masks (issue 9, ``effects.keep_hint``): when a chunk's frames carry
+``Frame.extras["keep_mask"]`` (``float32`` ``[H, W]`` in ``[0, 1]``, 1 = the camera will show
+there; :class:`~livestyle.pipeline.effects.EffectGenerator` attaches them with
+``extras["keep_strength"]`` = ``effects.keep_strength`` ``k``), the masks are area-averaged to a
+latent map ``m`` ``[1, 1, F, h, w]`` (:func:`~livestyle.pipeline.noise.latent_keep_mask`) and the
+chunk's entry noise is injected per latent pixel at ``s·(1 − k·m)`` instead of ``s``. The
+transformer still gets one timestep per frame, so this is SDEdit-style *partial* noising: in keep
+pixels the latent holds less noise than the timestep claims, the model removes noise that is not
+there, and those pixels leave closer to the input (less restyled, possibly a little smoothed) —
+which the compositor hides anyway, as the camera shows there. Per-token timesteps would match noise
+and timestep exactly but change the transformer's modulation path; not done. Only the entry noise
+changes: the re-noising between steps (sequential steps, and the stream-batch slots 1..steps-1)
+stays uniform at the schedule's sigmas, so with stream batch only slot 0 (each chunk's first
+step) sees the map, and SDV2's motion controller scales ``s`` before the map does. Frames without
+masks (``keep_hint`` off, ``full`` effect) take the exact path they always took, bit for bit.
+
 All streaming state (caches, stream-batch slots, encoder/decoder caches, motion controller, noise
 generator, clean-latent history) lives in one :class:`StreamState` that ``reset()`` replaces; the
 live controls (strength, steps, seed, bypass, decoder, size) live in :class:`Controls`. Commands
@@ -45,6 +61,7 @@ from typing import Any, Protocol
 
 import torch
 
+from livestyle.config import EffectsConfig
 from livestyle.control.commands import (
     Reset,
     SetBypass,
@@ -74,6 +91,8 @@ from livestyle.pipeline.frames import Frame
 from livestyle.pipeline.noise import (
     MotionController,
     NoiseSource,
+    keep_scale,
+    latent_keep_mask,
     mix,
     motion_distance,
     sdv2_first_step,
@@ -84,6 +103,7 @@ from livestyle.pipeline.timing import StageTimer
 __all__ = ["Controls", "PromptEncoder", "StreamModels", "StreamPipeline", "StreamState", "schedule_for"]
 
 log = logging.getLogger(__name__)
+_DEFAULT_KEEP_STRENGTH: float = EffectsConfig().keep_strength  # for keep masks that come without a strength
 
 
 class PromptEncoder(Protocol):
@@ -380,6 +400,22 @@ class StreamPipeline:
         b, ch, fr, h, w = like.shape
         return st.noise.draw((b, fr, ch, h, w), like.dtype).permute(0, 2, 1, 3, 4)
 
+    def _keep_map(self, frames: list[Frame], latents: torch.Tensor) -> tuple[torch.Tensor, float] | None:
+        """The chunk's latent keep map (``[1, 1, F, h, w]`` in the latents' dtype and device) and keep
+        strength, or None when no frame carries ``extras["keep_mask"]`` or the strength is 0."""
+        masks = [fr.extras.get("keep_mask") for fr in frames]
+        if all(m is None for m in masks):
+            return None
+        k = next((fr.extras["keep_strength"] for fr in frames if "keep_strength" in fr.extras), _DEFAULT_KEEP_STRENGTH)
+        if not 0.0 <= float(k) <= 1.0:
+            raise PipelineError(f"keep_strength {k} is outside [0, 1]; set effects.keep_strength between 0 (off) and 1 (no noise where the camera shows)")
+        if float(k) == 0.0:
+            return None
+        _, _, fr, h, w = latents.shape
+        keep = latent_keep_mask(masks, fr, (h, w))
+        assert keep is not None
+        return keep.to(device=latents.device, dtype=latents.dtype, non_blocking=True), float(k)
+
     def _dit(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, cache: KVCache, block: BlockSlots,
              kv_bias: float | None = None) -> torch.Tensor:
         """One transformer call on ``x`` ``[B, 16, F, h, w]`` at timesteps ``t`` ``[B]``; returns x0 (same layout)."""
@@ -404,6 +440,9 @@ class StreamPipeline:
         else:
             scale = timesteps[0] / 1000.0
         st.last_pixel = pixels[:, :, -1:]
+        keep = self._keep_map(frames, latents)
+        if keep is not None:
+            scale = keep_scale(scale, keep[0], keep[1])
         noisy = mix(latents, self._noise(st, latents), scale)
         ctx = self.prompts.advance()
         with self.timer.stage("denoise"):
