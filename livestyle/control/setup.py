@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livestyle.config import Config, ObsConfig
 from livestyle.control.commands import StreamCommand
@@ -26,6 +26,9 @@ from livestyle.control.hotkeys import TERMINAL_HELP, GlobalHotkeys, TerminalHotk
 from livestyle.control.obs_bridge import ObsBridge, ObsSettings
 from livestyle.control.presets import PresetBook, load_presets
 from livestyle.server.app import ServerSettings, ServerThread
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = ["ControlApiServer", "Controls", "build_controller", "initial_params", "load_preset_book", "obs_settings"]
 
@@ -154,7 +157,7 @@ class ControlApiServer(ServerThread):
     def __init__(self, settings: ServerSettings, controller: Controller, stats: Callable[[], dict[str, Any]]) -> None:
         super().__init__(settings, settings.make_hub(), controller=controller, stats=stats)
 
-    async def _start(self) -> None:
+    async def _make_app(self) -> web.Application:
         from aiohttp import web
 
         from livestyle.control.api import add_control_routes
@@ -168,13 +171,4 @@ class ControlApiServer(ServerThread):
         app.router.add_get("/health", health)
         assert self.stats is not None
         add_control_routes(app, self.controller, stats=self.stats)  # type: ignore[arg-type]
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
-        server = site._server  # the bound asyncio server: read the real port (port 0 in tests)
-        self.port = int(server.sockets[0].getsockname()[1]) if server else self.settings.port
-
-    async def _shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return app

@@ -311,11 +311,14 @@ class ServerThread:
             loop.run_until_complete(self._shutdown())
             loop.close()
 
-    async def _start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.hub.attach_loop(loop)
+    async def _make_app(self) -> web.Application:
+        """The app to serve, built on the server's loop (subclasses serve a different app)."""
+        self.hub.attach_loop(asyncio.get_running_loop())
         self.sessions = SessionManager(self.hub)
-        app = create_app(self.settings, self.hub, controller=self.controller, stats=self.stats, sessions=self.sessions)
+        return create_app(self.settings, self.hub, controller=self.controller, stats=self.stats, sessions=self.sessions)
+
+    async def _start(self) -> None:
+        app = await self._make_app()
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
