@@ -121,6 +121,11 @@ class StatusLine:
             self._drawn = False
 
 
+PromptOption = Annotated[Optional[str], typer.Option(help="Style prompt")]
+ModelOption = Annotated[Optional[str], typer.Option(help="Generator: passthrough or a model name")]
+FpsOption = Annotated[Optional[float], typer.Option(help="Frame rate")]
+BypassOption = Annotated[bool, typer.Option("--bypass", help="Start in bypass: show the input unstyled")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No live status line")]
 PresetOption = Annotated[Optional[str], typer.Option("--preset", help="Start with this preset (name from the presets; sets presets.start)")]
 PresetsOption = Annotated[Optional[list[Path]], typer.Option("--presets", help="Preset YAML file or folder (repeatable; default: presets.file, else the bundled set)")]
 NoKeysOption = Annotated[bool, typer.Option("--no-keys", help="No terminal hotkeys (on when stdin is a terminal: 1-9, n/p, b, r, q)")]
@@ -332,17 +337,17 @@ def stream(
 def run(
     source: Annotated[str, typer.Option("--source", "-i", help="pattern, webcam, webcam:N, /dev/videoN, a file, rtmp://, udp://, tcp://, http(s)://, srt://, webrtc, whip")],
     sink: Annotated[list[str], typer.Option("--sink", "-o", help="window, virtualcam, null, out.mp4, out.mkv, rtmp://, udp://, tcp://, srt://, webrtc, whep (repeat for several)")],
-    prompt: Annotated[Optional[str], typer.Option(help="Style prompt")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Generator: passthrough or a model name")] = None,
+    prompt: PromptOption = None,
+    model: ModelOption = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (see configs/default.yaml)")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value (repeatable)")] = None,
     size: Annotated[Optional[str], typer.Option(help="Pipeline size WIDTHxHEIGHT (rounded to multiples of 16)")] = None,
-    fps: Annotated[Optional[float], typer.Option(help="Frame rate")] = None,
+    fps: FpsOption = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="Stop after this many output frames")] = None,
     no_pace: Annotated[bool, typer.Option("--no-pace", help="Read files as fast as possible; drop nothing")] = False,
     no_loop: Annotated[bool, typer.Option("--no-loop", help="Stop at the end of a file instead of looping")] = False,
-    bypass: Annotated[bool, typer.Option("--bypass", help="Start in bypass: show the input unstyled")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line")] = False,
+    bypass: BypassOption = False,
+    quiet: QuietOption = False,
     effect: Annotated[Optional[str], typer.Option(help="Styled region: full, background or person (docs/effects.md)")] = None,
     mask: Annotated[Optional[str], typer.Option(help="Mask for --effect: chroma (green/blue screen) or person (MODNet)")] = None,
     mask_preview: Annotated[bool, typer.Option("--mask-preview", help="Tint the background region to tune the mask (also in bypass)")] = False,

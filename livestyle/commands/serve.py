@@ -15,12 +15,17 @@ from typing import Annotated, Any, Optional
 import typer
 
 from livestyle.commands.run import (
+    BypassOption,
     ControlOptions,
+    FpsOption,
+    ModelOption,
     NoKeysOption,
     ObsOption,
     ObsPasswordOption,
     PresetOption,
     PresetsOption,
+    PromptOption,
+    QuietOption,
     StatsFn,
     SystemHotkeysOption,
     WeightsDirOption,
@@ -60,10 +65,10 @@ def serve(
     bitrate: Annotated[Optional[int], typer.Option(help="Output video bitrate in bits/s")] = None,
     max_publishers: Annotated[Optional[int], typer.Option("--max-publishers", help="Publishing sessions at once")] = None,
     sink: Annotated[Optional[list[str]], typer.Option("--sink", "-o", help="Extra sinks besides the page/WHEP (repeatable)")] = None,
-    prompt: Annotated[Optional[str], typer.Option(help="Style prompt")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Generator: passthrough or a model name")] = None,
+    prompt: PromptOption = None,
+    model: ModelOption = None,
     size: Annotated[Optional[str], typer.Option(help="Pipeline size WIDTHxHEIGHT")] = None,
-    fps: Annotated[Optional[float], typer.Option(help="Frame rate")] = None,
+    fps: FpsOption = None,
     preset: PresetOption = None,
     presets: PresetsOption = None,
     no_keys: NoKeysOption = False,
@@ -73,8 +78,8 @@ def serve(
     weights_dir: WeightsDirOption = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value")] = None,
-    bypass: Annotated[bool, typer.Option("--bypass", help="Start in bypass: show the input unstyled")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line")] = False,
+    bypass: BypassOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Serve the web page: a browser camera or WHIP publisher in, the styled stream out to the page and WHEP."""
     from livestyle.ingest.webrtc import WebRTCSource
