@@ -403,7 +403,7 @@ def load_dit(path_or_dir: str | Path, *, device: torch.device | str = "cpu", dty
     LongLive's rank 256 / alpha 256). The model is built on the meta device and the tensors are
     assigned, not copied (mmap-backed until moved to ``device``).
     """
-    from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT, DiTConfig
+    from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
 
     fmt, state = dit_state_dict(path_or_dir)
     found = infer_dit_config(state)
