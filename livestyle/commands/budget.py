@@ -9,6 +9,8 @@ import typer
 
 from livestyle.errors import ConfigError
 
+__all__ = ["budget", "register"]
+
 EXAMPLES = """
 Examples:
 
