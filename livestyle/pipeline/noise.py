@@ -75,20 +75,24 @@ def latent_keep_mask(masks: Sequence[np.ndarray | None], latent_frames: int, lat
         return None
     n = len(masks)
     if n == 4 * latent_frames:
-        pad = 0
+        groups = [range(4 * j, 4 * j + 4) for j in range(latent_frames)]
     elif n == 4 * latent_frames - 3:
-        pad = 3
+        groups = [range(0, 1)] + [range(4 * j - 3, 4 * j + 1) for j in range(1, latent_frames)]
     else:
         raise PipelineError(f"a chunk of {n} frames does not make {latent_frames} latent frames; keep masks cannot be aligned")
     shape = next(m.shape for m in masks if m is not None)
-    planes = []
-    for m in masks:
-        if m is not None and m.shape != shape:
-            raise PipelineError(f"keep masks of one chunk differ in size ({m.shape} vs {shape}); masks must match their frames")
-        planes.append(torch.zeros(shape) if m is None else torch.from_numpy(np.asarray(m, dtype=np.float32)))
-    stack = torch.stack(planes[:1] * pad + planes)  # [4F, H, W]: the first frame counts for its whole latent
-    small = F.interpolate(stack[None], size=latent_hw, mode="area")[0]  # [4F, h, w]
-    return small.view(latent_frames, 4, *latent_hw).mean(dim=1).clamp_(0.0, 1.0)[None, None]
+    planes = np.zeros((latent_frames, *shape), np.float32)
+    for j, group in enumerate(groups):  # time first: one spatial pass per latent frame, not per frame
+        for i in group:
+            m = masks[i]
+            if m is None:
+                continue
+            if m.shape != shape:
+                raise PipelineError(f"keep masks of one chunk differ in size ({m.shape} vs {shape}); masks must match their frames")
+            planes[j] += m
+        planes[j] /= len(group)
+    small = F.interpolate(torch.from_numpy(planes)[None], size=latent_hw, mode="area")[0]  # [F, h, w]
+    return small.clamp_(0.0, 1.0)[None, None]
 
 
 def keep_scale(scale: float | torch.Tensor, keep: torch.Tensor, strength: float) -> torch.Tensor:
