@@ -218,7 +218,9 @@ def test_effect_generator_hands_the_configured_strength_to_the_pipeline() -> Non
 def test_run_with_keep_hint_on_a_green_screen_clip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     av = pytest.importorskip("av")
-    from test_effects_cli import GREEN, N, SKIN, H as CH, W as CW, decoded, write_green_clip
+    from test_effects_cli import GREEN, SKIN, N, decoded, write_green_clip
+    from test_effects_cli import H as CH
+    from test_effects_cli import W as CW
 
     weights = Path(os.environ.get("LIVESTYLE_CACHE_DIR") or Path.home() / ".cache" / "livestyle") / "weights" / "tiny"
     if weights.is_dir():  # reuse the tiny TEST model's random weights instead of writing them again

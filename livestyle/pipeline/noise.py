@@ -77,7 +77,7 @@ def latent_keep_mask(masks: Sequence[np.ndarray | None], latent_frames: int, lat
     if n == 4 * latent_frames:
         groups = [range(4 * j, 4 * j + 4) for j in range(latent_frames)]
     elif n == 4 * latent_frames - 3:
-        groups = [range(0, 1)] + [range(4 * j - 3, 4 * j + 1) for j in range(1, latent_frames)]
+        groups = [range(1)] + [range(4 * j - 3, 4 * j + 1) for j in range(1, latent_frames)]
     else:
         raise PipelineError(f"a chunk of {n} frames does not make {latent_frames} latent frames; keep masks cannot be aligned")
     shape = next(m.shape for m in masks if m is not None)
