@@ -340,14 +340,135 @@ def part_umt5(s: Suite) -> None:
     s.guarded("umt5.gpu", run, 60)
 
 
+def wall_ms(fn: Callable[[], Any], iters: int = 20, warmup: int = 3) -> dict[str, float]:
+    """Median / min host wall ms of ``fn`` (synchronised), plus the CUDA-event median."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    walls, gpu = [], []
+    for _ in range(iters):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        t0 = time.perf_counter()
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        walls.append(1000 * (time.perf_counter() - t0))
+        gpu.append(a.elapsed_time(b))
+    return {"wall_median": round(statistics.median(walls), 3), "wall_min": round(min(walls), 3),
+            "events_median": round(statistics.median(gpu), 3)}
+
+
+def part_dit_graphs(s: Suite, size: str, batches: tuple[int, ...]) -> None:
+    """DiT ms per forward, 1 latent frame, full 6-frame cache, begin_block every call (the real
+    pattern): eager (unmasked once full, fused modulation/RoPE) vs CUDA-graph replay; graph output
+    vs eager output on the same cache state; host-sync check of the replay path."""
+    model = random_dit_on(size, DEV, BF16)
+    for b in batches:
+        def one(b: int = b) -> dict[str, Any]:
+            torch.cuda.reset_peak_memory_stats()
+            out: dict[str, Any] = {}
+            with torch.inference_mode():
+                cache, _ = full_cache(model, b)
+                x = torch.randn(b, 16, 1, *LAT, device=DEV, dtype=BF16)
+                t = torch.full((b,), 500.0, device=DEV)
+
+                def step() -> torch.Tensor:
+                    blk = cache.begin_block(1)
+                    return model(x, t, cache=cache, block=blk)
+
+                model.disable_cuda_graphs()
+                for _ in range(3):
+                    step()
+                out["cache_full_flag"] = cache.full
+                iters = 10 if size == "14b" else 30
+                out["eager"] = wall_ms(step, iters=iters)
+                ref = step()
+                model.enable_cuda_graphs()
+                out["graphs"] = wall_ms(step, iters=iters)
+                # same cache state: the eager ref was computed one block earlier; recompute both now
+                blk = cache.begin_block(1)
+                g_out = model(x, t, cache=cache, block=blk)
+                graphs = model._graphs
+                model.disable_cuda_graphs()
+                e_out = model(x, t, cache=cache, block=blk)
+                out["graph_vs_eager_max_abs"] = float((g_out.float() - e_out.float()).abs().max())
+                out["graph_vs_eager_rel"] = float((g_out.float() - e_out.float()).norm() / e_out.float().norm())
+                out["ref_finite"] = bool(torch.isfinite(ref).all())
+                out["captures"] = graphs.captures if graphs else 0
+                model.enable_cuda_graphs()
+                for _ in range(4):
+                    step()
+                torch.cuda.synchronize()
+                torch.cuda.set_sync_debug_mode("error")
+                try:
+                    for _ in range(3):
+                        step()
+                    out["sync_check"] = "no host sync in begin_block + graph replay (3 chunks)"
+                except RuntimeError as exc:
+                    out["sync_check"] = f"SYNC: {str(exc)[:300]}"
+                finally:
+                    torch.cuda.set_sync_debug_mode("default")
+                model.disable_cuda_graphs()
+            out["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            out["setup"] = (f"{size} batch {b}, 1 latent frame 480x832 ({T} tokens), 6-frame KV cache (3 sink) full, "
+                            "fused qkv, bf16, SDPA, begin_block per call")
+            return out
+        s.guarded(f"dit_graphs.{size}.batch{b}", one, 90 if size == "14b" else 40)
+    del model
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def part_dit_fp8(s: Suite, size: str, batches: tuple[int, ...]) -> None:
+    """fp8 block linears (``quantize_fp8``) vs bf16: ms per forward (CUDA graphs) and the relative
+    error of the velocity on the same cache state (1 latent frame, full 6-frame cache)."""
+    model = random_dit_on(size, DEV, BF16)
+    caches: dict[int, Any] = {}
+    refs: dict[int, dict[str, Any]] = {}
+    with torch.inference_mode():
+        for b in batches:  # bf16 first: caches, reference outputs, timings
+            cache, _ = full_cache(model, b)
+            x = torch.randn(b, 16, 1, *LAT, device=DEV, dtype=BF16)
+            t = torch.full((b,), 500.0, device=DEV)
+            caches[b] = (cache, x, t)
+            model.enable_cuda_graphs()
+            ms = wall_ms(lambda: model(x, t, cache=cache, block=cache.begin_block(1)), iters=10)
+            blk = cache.begin_block(1)
+            model.disable_cuda_graphs()
+            refs[b] = {"bf16": ms, "blk": blk, "ref": model(x, t, cache=cache, block=blk).float()}
+        model.quantize_fp8()
+        for b in batches:
+            def one(b: int = b) -> dict[str, Any]:
+                cache, x, t = caches[b]
+                r = refs[b]
+                out = model(x, t, cache=cache, block=r["blk"]).float()
+                rel = float((out - r["ref"]).norm() / r["ref"].norm())
+                cos = float(torch.nn.functional.cosine_similarity(out.flatten(), r["ref"].flatten(), dim=0))
+                model.enable_cuda_graphs()
+                ms = wall_ms(lambda: model(x, t, cache=cache, block=cache.begin_block(1)), iters=10)
+                model.disable_cuda_graphs()
+                return {"bf16_graphs": r["bf16"], "fp8_graphs": ms, "rel_error_vs_bf16": round(rel, 5), "cosine": round(cos, 6),
+                        "setup": f"{size} batch {b}, 1 latent frame, full 6-frame cache, block linears e4m3 per-tensor scales"}
+            s.guarded(f"dit_fp8.{size}.batch{b}", one, 30)
+    del model, caches, refs
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
 def part_pipe(s: Suite, size: str, steps_list: tuple[int, ...], vaes: tuple[str, ...], seconds: float,
-              glass: float, compile_dit: bool = True, tag: str = "") -> None:
+              glass: float, compile_dit: bool = True, tag: str = "", cuda_graphs: bool = False,
+              compile_codecs: bool = False, fp8: bool = False) -> None:
     torch.backends.cudnn.benchmark = True
-    models = random_stream_models(size, DEV, BF16, RandomStackOptions(compile_dit=compile_dit))
+    t0 = time.perf_counter()
+    models = random_stream_models(size, DEV, BF16, RandomStackOptions(
+        compile_dit=compile_dit, cuda_graphs=cuda_graphs, compile_codecs=compile_codecs, fp8=fp8))
+    s.put(f"build.{size}{tag}", {"build_s": round(time.perf_counter() - t0, 1)})
     for steps in steps_list:
         for vae in vaes:
             opts = BenchOptions(model=size, steps=steps, vae=vae, seconds=seconds, glass_seconds=glass,
-                                compile=compile_dit, device="cuda")
+                                compile=compile_dit, device="cuda", cuda_graphs=cuda_graphs,
+                                compile_codecs=compile_codecs, fp8=fp8)
             s.guarded(f"pipe.{size}.steps{steps}.{vae}{tag}", lambda o=opts: run_bench(o, models=models, log=print),
                       150 if size == "14b" else 75)
     del models
@@ -388,6 +509,43 @@ def main() -> None:
             part_pipe(s, "1.3b", (2, 1, 4), ("tiny-decoder", "tiny", "wan"), a.seconds, a.glass)
         elif part == "pipe13eager":
             part_pipe(s, "1.3b", (2, 1, 4), ("tiny-decoder", "tiny", "wan"), a.seconds, a.glass, compile_dit=False, tag=".eager")
+        elif part == "ditg13":
+            part_dit_graphs(s, "1.3b", (1, 2, 4))
+        elif part == "ditg13smoke":
+            part_dit_graphs(s, "1.3b", (1, 2))
+        elif part == "ditg14":
+            part_dit_graphs(s, "14b", (1, 4))
+        elif part == "pipeg13smoke":
+            part_pipe(s, "1.3b", (2,), ("tiny",), a.seconds, a.glass, compile_dit=False, tag=".graphs",
+                      cuda_graphs=True, compile_codecs=True)
+        elif part == "pipeg13":
+            part_pipe(s, "1.3b", (2, 1, 4), ("tiny", "tiny-decoder", "wan"), a.seconds, a.glass, compile_dit=False,
+                      tag=".graphs", cuda_graphs=True, compile_codecs=True)
+        elif part == "pipeg14":
+            part_pipe(s, "14b", (1, 4), ("tiny-decoder",), a.seconds, a.glass, compile_dit=False, tag=".graphs",
+                      cuda_graphs=True, compile_codecs=True)
+        elif part == "glass13":
+            part_pipe(s, "1.3b", (2, 1), ("tiny",), a.seconds, a.glass, compile_dit=False, tag=".graphs.glass",
+                      cuda_graphs=True, compile_codecs=True)
+        elif part == "fp8_14":
+            part_dit_fp8(s, "14b", (1, 4))
+        elif part == "fp8_13":
+            part_dit_fp8(s, "1.3b", (1, 2))
+        elif part == "pipefp8_14":
+            part_pipe(s, "14b", (1, 4), ("tiny-decoder",), a.seconds, a.glass, compile_dit=False, tag=".graphs.fp8",
+                      cuda_graphs=True, compile_codecs=True, fp8=True)
+        elif part == "pipefp8_13":
+            part_pipe(s, "1.3b", (2,), ("tiny",), a.seconds, 0.0, compile_dit=False, tag=".graphs.fp8",
+                      cuda_graphs=True, compile_codecs=True, fp8=True)
+        elif part == "diag13":
+            part_pipe(s, "1.3b", (1, 2), ("tiny",), a.seconds, a.glass, compile_dit=False, tag=".graphs.glass",
+                      cuda_graphs=True, compile_codecs=True)
+        elif part == "pipeg14tiny":
+            part_pipe(s, "14b", (1, 4), ("tiny",), a.seconds, 0.0, compile_dit=False, tag=".graphs",
+                      cuda_graphs=True, compile_codecs=True)
+        elif part == "pipefp8_14tiny":
+            part_pipe(s, "14b", (4, 1), ("tiny",), a.seconds, 0.0, compile_dit=False, tag=".graphs.fp8",
+                      cuda_graphs=True, compile_codecs=True, fp8=True)
         elif part == "pipe14":
             part_pipe(s, "14b", (1, 4), ("tiny-decoder", "wan"), a.seconds, a.glass)
         else:

@@ -211,6 +211,8 @@ class KVCache:
         self.cross = CrossAttnCache(dims, batch=batch, device=device, dtype=dtype)
         self._handles: dict[int, BlockSlots] = {}
         self._dims = dims
+        self._full = False
+        self._full_probe: tuple[torch.Tensor, torch.cuda.Event | None] | None = None
 
     @classmethod
     def allocate(cls, dims: ModelDims, *, batch: int, frames: int, tokens_per_frame: int, sink_frames: int = 0,
@@ -249,6 +251,43 @@ class KVCache:
         included. Device tensor; reading it on the host syncs (not for the hot path)."""
         return self.sink_refreshes + (self.pop_pending & (self.sink_queued > 0)).long()
 
+    @property
+    def full(self) -> bool:
+        """Host-side: every slot of every row has held a frame since the last ``reset`` (so the
+        plain key mask is all zeros and attention can run unmasked).
+
+        Never syncs: ``begin_block`` queues a device-side check (``slot_frame >= 0``, a
+        non-blocking copy to pinned memory plus an event) and a later ``begin_block`` reads it once
+        the event has completed. Filled slots only empty on ``reset``, so a late "full" is still
+        true; the flag may turn on one or two blocks after the cache actually filled (the masked
+        path covers those blocks, with the same result).
+        """
+        return self._full
+
+    def _check_full(self) -> None:
+        """Read a finished fullness probe, then queue a new one (``full``)."""
+        if self._full:
+            return
+        probe = self._full_probe
+        if probe is not None:
+            value, event = probe
+            if event is None or event.query():
+                self._full_probe = None
+                if bool(value):
+                    self._full = True
+                    return
+        if self._full_probe is not None:
+            return
+        flag = (self.slot_frame >= 0).all()
+        if self.device.type != "cuda":
+            self._full = bool(flag)
+            return
+        host = torch.empty((), dtype=torch.bool, pin_memory=True)
+        host.copy_(flag, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._full_probe = (host, event)
+
     def nbytes(self) -> int:
         """Bytes held by the self- and cross-attention K/V buffers."""
         return sum(t.numel() * t.element_size() for t in (self.k, self.v, self.cross.k, self.cross.v))
@@ -263,6 +302,8 @@ class KVCache:
         self.sink_queued.zero_()
         self.sink_refreshes.zero_()
         self.pop_pending.zero_()
+        self._full = False
+        self._full_probe = None
 
     def set_next_position(self, position: int | torch.Tensor) -> None:
         """Re-base by hand: the next new block starts at RoPE frame ``position`` (int or ``[B]``)."""
@@ -334,6 +375,7 @@ class KVCache:
         self.slot_pos.scatter_(1, slots, positions)
         self.next_frame.add_(n)
         self.next_pos.copy_(start + n)
+        self._check_full()
         return self._handle(n, frames, slots, positions)
 
     def recent_block(self, num_frames: int) -> BlockSlots:
@@ -371,6 +413,7 @@ class KVCache:
                          (new.next_frame, self.next_frame), (new.next_pos, self.next_pos)):
             dst.copy_(src[:1].expand_as(dst))
         new.cross.filled = self.cross.filled
+        new._full = self._full  # every row is a copy of row 0, which is full if all rows were
         return new
 
     # ------------------------------------------------------------------ used by the model

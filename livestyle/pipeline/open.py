@@ -84,6 +84,10 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
     dit = load_dit(_path(spec, "dit", m.weights_dir), device=device, dtype=dtype, lora=lora)
     if device.type == "cuda":
         dit.fuse_qkv()  # one GEMM for q/k/v and one for cross-attention k/v (same math)
+        # steady-state steps replay from CUDA graphs (captured a few chunks into each stream; the
+        # codecs stay eager here: compiling them costs ~35 s per codec at the first chunks, see
+        # benchmarks/NOTES.md, so only `livestyle bench --compile-codecs` does it, after a warm-up)
+        dit.enable_cuda_graphs()
     vae = load_wan_vae(_path(spec, "vae", m.weights_dir), device=device, dtype=dtype)
     text = PromptEncoder(_path(spec, "text_encoder", m.weights_dir), _path(spec, "tokenizer", m.weights_dir), device=device, dtype=dtype)
     normalized = family.latents == "normalized"

@@ -31,7 +31,7 @@ from livestyle.models.taehv import TAEHV, TAEHV_CONFIGS, StreamingTAEHV
 from livestyle.models.vae import VAE_CONFIGS, StreamingWanVAE, WanVAE
 from livestyle.pipeline.stream import StreamModels
 
-__all__ = ["RandomStackOptions", "random_stream_models", "random_dit_on", "random_prompt_encoder", "MODEL_SIZES", "DECODERS"]
+__all__ = ["DECODERS", "MODEL_SIZES", "RandomStackOptions", "random_dit_on", "random_prompt_encoder", "random_stream_models"]
 
 MODEL_SIZES: tuple[str, ...] = ("1.3b", "14b", "tiny")
 """DiT sizes a random stack can be built at."""
@@ -48,13 +48,18 @@ class RandomStackOptions:
     (the Wan VAE stays NCDHW: on the H100 ``channels_last_3d`` made it 1.6x slower, 68/124 ms vs
     43/75 ms encode/decode per chunk, benchmarks/NOTES.md). ``compile_dit``: wrap the DiT in
     ``torch.compile(dynamic=False)`` (one graph per block shape, reused across chunks).
-    ``compile_codecs``: compile the TAEHV/Wan decoder and encoder chunk functions too.
+    ``compile_codecs``: compile the TAEHV/Wan decoder and encoder chunk functions (CUDA only; the
+    first chunks of each shape compile, so warm up before measuring). ``cuda_graphs``: replay the
+    DiT's steady-state step from CUDA graphs (``CausalWanDiT.enable_cuda_graphs``; CUDA only, not
+    with ``compile_dit``). ``fp8``: e4m3 block linears (``CausalWanDiT.quantize_fp8``), opt-in.
     """
 
     fuse_qkv: bool = True
     channels_last: bool = True
     compile_dit: bool = False
-    compile_codecs: bool = False
+    compile_codecs: bool = True
+    cuda_graphs: bool = True
+    fp8: bool = False
     seed: int = 0
 
 
@@ -128,7 +133,7 @@ def random_stream_models(model: str, device: torch.device | str, dtype: torch.dt
     cl = options.channels_last and dev.type == "cuda"
     if cl:
         _channels_last(taehv, 4, torch.channels_last)
-    if options.compile_codecs:
+    if options.compile_codecs and dev.type == "cuda":
         vae.encode_chunk = _compiled(vae.encode_chunk)  # type: ignore[method-assign]
         vae.decode_chunk = _compiled(vae.decode_chunk)  # type: ignore[method-assign]
         taehv.encode_chunk = _compiled(taehv.encode_chunk)  # type: ignore[method-assign]
@@ -146,9 +151,13 @@ def random_stream_models(model: str, device: torch.device | str, dtype: torch.dt
     def tiny_decoder() -> StreamingTAEHV:
         return StreamingTAEHV(taehv)
 
+    if options.fp8:
+        dit.quantize_fp8()
     net: torch.nn.Module = dit
     if options.compile_dit:
         net = torch.compile(dit, dynamic=False)  # type: ignore[assignment]
+    elif options.cuda_graphs and dev.type == "cuda":
+        dit.enable_cuda_graphs()
     return StreamModels(
         dit=net,  # type: ignore[arg-type]  # OptimizedModule forwards .config and calls like the model
         prompt_encoder=random_prompt_encoder(dit.config.text_dim, dev, dtype, seed=options.seed + 2),
