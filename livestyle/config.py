@@ -7,6 +7,7 @@ every key), then ``--set section.key=value`` overrides whose values are parsed a
 Validation is driven by the type hints and a little metadata, so adding a field is one line::
 
     steps: int = setting(2, ge=1, le=8, doc="denoising steps per chunk")
+    stream_batch: bool | None = setting(None, doc="SDV2: true batches the steps across chunks (throughput, output steps-1 chunks late), false runs them in turn per chunk (latency); null: the model's setting")
 
 An unknown key or a bad value raises :class:`~livestyle.errors.ConfigError` with one line that
 names the key and what it accepts. Picture sizes are rounded to multiples of 16 (the VAE and the
@@ -105,6 +106,7 @@ class ModelConfig:
     prompt: str = setting("a watercolor painting, soft brush strokes", doc="style prompt")
     strength: float = setting(0.6, ge=0.0, le=1.0, doc="noise strength: 0 keeps the input")
     steps: int = setting(2, ge=1, le=8, doc="denoising steps per chunk")
+    stream_batch: bool | None = setting(None, doc="SDV2: true batches the steps across chunks (throughput, output steps-1 chunks late), false runs them in turn per chunk (latency); null: the model's setting")
     seed: int = setting(42, ge=0, doc="noise seed")
     vae: Literal["full", "tiny"] = setting("full", doc="decoder: full Wan VAE or the tiny TAEHV")
     transition_chunks: int = setting(4, ge=0, le=64, doc="chunks over which a new prompt blends in")

@@ -3,7 +3,8 @@ tiny random weights, input frames and noise.
 
 The reference's own classes run: ``models.wan.causal_model.CausalWanModel`` (its ring-buffer KV
 cache, RoPE, attention), ``CausalWanDiffusionWrapper.forward`` (flow → x0), ``FlowMatchScheduler``,
-``CausalStreamInferencePipeline.prepare`` / ``inference_stream`` (warm-up and stream batch),
+``CausalStreamInferencePipeline.prepare`` / ``inference_stream`` (warm-up and stream batch) /
+``inference_wo_batch`` (the ``single-wo`` mode: no stream batch, steps in turn at batch 1),
 ``WanVAE_.stream_encode`` / ``stream_decode`` (un-normalised encode, normalised decode) and
 ``streamv2v.inference.compute_noise_scale_and_step`` (motion controller; compiled from its source
 file because ``streamv2v/__init__`` imports torchvision). Only what cannot run
@@ -18,6 +19,9 @@ unchanged on a CPU with a tiny model is transcribed here, each cited:
   with ``WanVAE_.stream_decode`` as ``WanVAEWrapper.stream_decode_to_pixel`` does, minus its bf16
   cast. It adds the RoPE re-base of ``run_stream_batch`` (``current_start // fs >= t_refresh`` →
   ``kv_cache_length - fs``), which the live session path has and ``run_inference`` lacks.
+  With ``stream_batch=False`` it is ``streamv2v/inference_wo_batch.py``'s ``run_inference`` the
+  same way: ``prepare(batch_denoise=False)``, then ``inference_wo_batch`` per chunk, every chunk
+  decoded at once (that file's ``t_refresh`` re-base included).
 
 Both modes of the reference's adaptive sink run: off (the "fast" config, ``adapt_sink_threshold:
 -1``) and on (its default config, 0.2) with input that cuts between scenes so the sink is
@@ -102,7 +106,7 @@ def _video(frames: int, size: int, cut_every: int = 0) -> np.ndarray:
 
 
 def _reference_pipeline(state: dict[str, torch.Tensor], embeds: torch.Tensor, size: int, steps: int,
-                        adapt_sink: float) -> CausalStreamInferencePipeline:
+                        adapt_sink: float, kv_frames: int = 6) -> CausalStreamInferencePipeline:
     cfg = DIT_CONFIGS["tiny"]
     model = causal_model.CausalWanModel(
         model_type="t2v", dim=cfg.dim, ffn_dim=cfg.ffn_dim, num_heads=cfg.num_heads, num_layers=cfg.num_layers,
@@ -130,8 +134,8 @@ def _reference_pipeline(state: dict[str, torch.Tensor], embeds: torch.Tensor, si
     pipe.num_transformer_blocks = cfg.num_layers
     pipe.num_heads = cfg.num_heads
     pipe.frame_seq_length = fs
-    pipe.num_kv_cache = 6
-    pipe.kv_cache_length = fs * 6
+    pipe.num_kv_cache = kv_frames
+    pipe.kv_cache_length = fs * kv_frames
     pipe.num_sink_tokens = 3
     pipe.adapt_sink_threshold = adapt_sink
     pipe.conditional_dict = None
@@ -177,11 +181,12 @@ def _sink_refreshes(k_before: torch.Tensor, k_after: torch.Tensor, full_before: 
 
 
 def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: float, size: int, steps: int,
-                   adapt_sink: float = -1) -> tuple[list[np.ndarray], int]:
+                   adapt_sink: float = -1, stream_batch: bool = True, kv_frames: int = 6) -> tuple[list[np.ndarray], int]:
     """streamv2v/inference.py ``run_inference`` in fp32 (see module docstring), plus the RoPE
-    refresh of ``SingleGPUInferencePipeline.run_stream_batch`` (``run_inference`` has none).
+    refresh of ``SingleGPUInferencePipeline.run_stream_batch`` (``run_inference`` has none);
+    ``stream_batch=False``: streamv2v/inference_wo_batch.py ``run_inference`` likewise.
     Returns the output frames and the number of sink refreshes (layers x rows)."""
-    pipe = _reference_pipeline(state, embeds, size, steps, adapt_sink)
+    pipe = _reference_pipeline(state, embeds, size, steps, adapt_sink, kv_frames)
     vae = WanVAE_(dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
                   temperal_downsample=[False, True, True], dropout=0.0).eval()
     vae.load_state_dict(vae_state, strict=True)
@@ -202,7 +207,7 @@ def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: 
     latents = vae.stream_encode(video[:, :, :end_idx], None).transpose(2, 1).contiguous()
     noisy = torch.randn_like(latents) * noise_scale + latents * (1 - noise_scale)
     denoised = pipe.prepare(text_prompts=["p"], device="cpu", dtype=torch.float32, block_mode="input", noise=noisy,
-                            current_start=current_start, current_end=current_end)
+                            current_start=current_start, current_end=current_end, batch_denoise=stream_batch)
     decode(denoised)
     init_noise_scale = noise_scale
     processed = refreshes = 0
@@ -216,17 +221,17 @@ def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: 
         latents = vae.stream_encode(video[:, :, start_idx:end_idx], None).transpose(2, 1).contiguous()
         noisy = torch.randn_like(latents) * noise_scale + latents * (1 - noise_scale)
         before = [(c["k"].clone(), c["local_end_index"] >= pipe.kv_cache_length) for c in pipe.kv_cache1]
-        denoised = pipe.inference_stream(noise=noisy, current_start=current_start, current_end=current_end,
-                                         current_step=current_step)
+        run = pipe.inference_stream if stream_batch else pipe.inference_wo_batch
+        denoised = run(noise=noisy, current_start=current_start, current_end=current_end, current_step=current_step)
         refreshes += sum(_sink_refreshes(k, c["k"], full, 3 * fs) for (k, full), c in zip(before, pipe.kv_cache1))
         processed += 1
-        if processed >= num_steps:
+        if processed >= num_steps or not stream_batch:
             decode(denoised[[-1]])
     return outputs, refreshes
 
 
 def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float, size: int, steps: int,
-          adapt_sink: float = -1) -> tuple[list[Frame], int, int]:
+          adapt_sink: float = -1, stream_batch: bool = True, kv_frames: int = 6) -> tuple[list[Frame], int, int]:
     """Our StreamPipeline on the same input; returns the output frames, the sink refreshes seen
     the reference's way (:func:`_sink_refreshes`) and the cache's own count (layers x rows)."""
     dit = CausalWanDiT(DIT_CONFIGS["tiny"])
@@ -237,7 +242,8 @@ def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float, si
         prompt_encoder=lambda text: embeds,
         codecs={"wan": (lambda: StreamingWanVAE(vae_model, normalize_latents=False), lambda: StreamingWanVAE(vae_model))},
     )
-    family = FAMILY_PRESETS["sdv2"].with_overrides(adapt_sink_threshold=float(adapt_sink))
+    family = FAMILY_PRESETS["sdv2"].with_overrides(adapt_sink_threshold=float(adapt_sink), stream_batch=stream_batch,
+                                                   kv_cache_frames=kv_frames)
     pipe = StreamPipeline(models, family, Controls(prompt="p", strength=noise_scale, steps=steps, seed=SEED, width=size, height=size))
     out: list[Frame] = []
     i = refreshes = 0
@@ -320,3 +326,49 @@ def test_adaptive_sink_matches_streamdiffusionv2_reference() -> None:
     # and the refresh changes the frames: the same input with the sink fixed gives others
     fixed, _, _ = _ours(video, state, vae_model, embeds, 0.8, size, steps, adapt_sink=-1)
     assert np.abs(np.stack([f.image for f in fixed]).astype(int) - a).max() > 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("size", "chunks", "steps", "kv_frames"),
+    [
+        (32, 9, 2, 12),  # 2 + 8 latent frames, each chunk's slot re-written by its second step
+        (16, 13, 3, 16),  # three sequential steps per chunk
+    ],
+)
+def test_single_wo_matches_streamdiffusionv2_reference(size: int, chunks: int, steps: int, kv_frames: int) -> None:
+    """``stream_batch: false`` = the reference's ``single-wo`` mode (``inference_wo_batch``): every
+    chunk comes back from its own ``process()`` call, frame for frame the reference's.
+
+    Compared while the cache is not yet full. Once it is, upstream's batch-1 slot bookkeeping
+    (``causal_model.py``: ``kv_cache['current_step']`` counts calls, not chunks, and the call that
+    first reaches ``local_end_index >= kv_cache_size`` is the filling chunk's *second* step) puts
+    every later chunk's steps in two different slots, step 1 overwriting the previous frame's final
+    K/V. livestyle keeps MODEL_SPEC §4.3's intent instead: all steps of a chunk in its one slot,
+    the last step's K/V stay, so the frames drift from upstream's after the cache fills.
+    """
+    torch.manual_seed(0)
+    state = random_dit_state_dict("tiny", seed=1)
+    vae_model = random_wan_vae("tiny", seed=2)
+    embeds = torch.randn(1, 12, DIT_CONFIGS["tiny"].text_dim, generator=torch.Generator().manual_seed(4))
+    assert 2 + chunks <= kv_frames - 1  # the reference's cache never reaches its full branch
+    video = _video(1 + 4 * chunks, size)
+    with torch.no_grad():
+        ref, _ = _reference_run(video, state, vae_model.state_dict(), embeds, 0.8, size, steps,
+                                stream_batch=False, kv_frames=kv_frames)
+    ours, _, _ = _ours(video, state, vae_model, embeds, 0.8, size, steps, stream_batch=False, kv_frames=kv_frames)
+
+    # no lag: every input frame has come back
+    assert len(ours) == len(ref) == 1 + 4 * chunks
+    assert [f.index for f in ours] == list(range(len(ours)))
+    a = np.stack([f.image for f in ours]).astype(int)
+    b = np.stack(ref).astype(int)
+    assert 0.2 < float(((b > 5) & (b < 250)).mean())
+    assert b.std() > 20
+    diff = np.abs(a - b)
+    assert diff.max() <= 1, f"{diff.max()=} {diff.mean()=}"
+    assert diff.mean() < 0.01
+    # and the mode matters: stream batch on the same input gives other frames (and fewer of them)
+    batched, _, _ = _ours(video, state, vae_model, embeds, 0.8, size, steps, kv_frames=kv_frames)
+    assert len(batched) == 1 + 4 * (chunks - steps + 1)
+    assert np.abs(np.stack([f.image for f in batched]).astype(int) - a[: len(batched)]).max() > 1

@@ -41,6 +41,7 @@ EXAMPLES = """Examples:
 
   livestyle bench --model 1.3b --steps 2 --vae tiny-decoder --seconds 10
   livestyle bench --model 14b --steps 4 --vae wan
+  livestyle bench --model 1.3b --steps 2 --vae tiny --no-stream-batch
   livestyle bench --model tiny --device cpu --size 64x48 --seconds 2
   livestyle bench --model 1.3b --steps 1 --vae tiny --write-profile configs/gpus/h100.yaml
 """
@@ -265,6 +266,7 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
         "fused_qkv": opts.fuse_qkv,
         "channels_last": opts.channels_last and device.type == "cuda",
         "kv_mode": family.kv_mode,
+        "stream_batch": family.kv_mode == "stream_batch" and family.stream_batch,
         "kv_cache_frames": family.kv_cache_frames,
         "strength": opts.strength,
         "fps": round(fps, 2),
@@ -314,7 +316,8 @@ def write_profile(path: Path, result: dict[str, Any]) -> None:
     """Merge one bench result into a GPU profile YAML (the schema ``pipeline/budget.py`` reads).
 
     The denoise stage goes to ``stages.dit[<size>][<steps>]`` (SDV2 stream batch: one call over
-    ``steps`` slots), the encode/decode stages to ``vae_*`` or ``tiny_*`` by ``--vae``; other
+    ``steps`` slots; without stream batch, ``steps`` calls at batch 1: ``denoise / steps`` goes to
+    ``[1]``), the encode/decode stages to ``vae_*`` or ``tiny_*`` by ``--vae``; other
     entries of an existing file are kept.
     """
     import yaml
@@ -324,9 +327,11 @@ def write_profile(path: Path, result: dict[str, Any]) -> None:
         data = yaml.safe_load(path.read_text()) or {}
     stages = data.setdefault("stages", {})
     st = result["stages_ms"]
-    n = result["steps"] if result["kv_mode"] == "stream_batch" else 1
+    sequential_sdv2 = result["kv_mode"] == "stream_batch" and not result.get("stream_batch", True)
+    n = result["steps"] if result["kv_mode"] == "stream_batch" and not sequential_sdv2 else 1
     if "denoise" in st:
-        stages.setdefault("dit", {}).setdefault(result["dit"], {})[n] = st["denoise"]
+        per_call = round(st["denoise"] / result["steps"], 2) if sequential_sdv2 else st["denoise"]
+        stages.setdefault("dit", {}).setdefault(result["dit"], {})[n] = per_call
     enc, dec = {"wan": ("vae_encode", "vae_decode"), "tiny-decoder": ("vae_encode", "tiny_decode"),
                 "tiny": ("tiny_encode", "tiny_decode")}[result["vae"]]
     if "encode" in st:
@@ -342,6 +347,7 @@ def write_profile(path: Path, result: dict[str, Any]) -> None:
 def bench(
     model: str = typer.Option("1.3b", "--model", help="DiT size (1.3b, 14b, tiny) or a registry name (sdv2-1.3b ...)."),
     steps: int = typer.Option(2, "--steps", help="Denoising steps (stream-batch slots)."),
+    stream_batch: bool = typer.Option(True, "--stream-batch/--no-stream-batch", help="SDV2: batch the steps across chunks (throughput, output steps-1 chunks late) or run them in turn per chunk (latency)."),
     size: str = typer.Option("832x480", "--size", help="Working size WxH (multiples of 16)."),
     vae: str = typer.Option("wan", "--vae", help="wan | tiny-decoder | tiny."),
     seconds: float = typer.Option(10.0, "--seconds", help="Steady-state seconds measured."),
@@ -360,10 +366,11 @@ def bench(
 
     width, height = parse_size(size, key="--size")
     opts = BenchOptions(model=model, steps=steps, width=width, height=height, vae=vae, seconds=seconds,
-                        device=device, compile=compile, cuda_graphs=cuda_graphs, compile_codecs=compile_codecs, fp8=fp8, dtype=dtype, glass_seconds=glass_seconds, warmup_chunks=warmup)
+                        device=device, compile=compile, cuda_graphs=cuda_graphs, compile_codecs=compile_codecs, fp8=fp8, dtype=dtype, glass_seconds=glass_seconds, warmup_chunks=warmup,
+                        family={} if stream_batch else {"stream_batch": False})
     result = run_bench(opts, log=lambda msg: typer.echo(msg, err=True))
     st = result["stages_ms"]
-    typer.echo(f"{result['model']} steps={result['steps']} {result['size']} vae={result['vae']} on {result['device']} "
+    typer.echo(f"{result['model']} steps={result['steps']} stream_batch={result['stream_batch']} {result['size']} vae={result['vae']} on {result['device']} "
                f"(torch {result['torch']}, {result['dtype']}, attention {result['attention']}, compiled={result['compiled']})")
     typer.echo("stage medians ms: " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
     typer.echo(f"fps {result['fps']:.2f}   chunk ms p50 {result['chunk_ms']['p50']:.1f} p95 {result['chunk_ms']['p95']:.1f}   "

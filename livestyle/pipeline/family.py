@@ -8,7 +8,10 @@ KV modes (one denoising loop in :mod:`livestyle.pipeline.stream` switches on the
 
 - ``"stream_batch"`` — StreamDiffusionV2: the first chunk is denoised sequentially, then every
   chunk enters a batch of ``steps`` slots, one transformer call per chunk advances every slot by
-  one step; each slot keeps its own cache; no clean re-run (§4.3).
+  one step; each slot keeps its own cache; no clean re-run (§4.3). With ``stream_batch: false``
+  (SDV2's ``single-wo`` mode, ``streamv2v/inference_wo_batch.py``) every chunk is denoised
+  sequentially at batch 1 instead, each step re-writing the chunk's cache slots (the last step's
+  K/V stay, no clean re-run): ``steps`` transformer calls per chunk, but no output lag.
 - ``"rerun"`` — Self-Forcing / CausVid / LongLive: sequential steps, then one call at
   ``context_noise`` (0) on the result to overwrite the block's cache slots with clean K/V (§3.7).
 - ``"recompute"`` — Krea Realtime: before each block after the first the cache is rebuilt with one
@@ -44,6 +47,9 @@ class FamilyConfig:
 
     Attributes:
         kv_mode: ``"stream_batch"``, ``"rerun"`` or ``"recompute"`` (module docstring).
+        stream_batch: ``kv_mode: stream_batch`` only: denoise in a batch of ``steps`` slots (one
+            call per chunk, output ``steps - 1`` chunks late; throughput) or, when false, the
+            steps sequentially at batch 1 (``steps`` calls per chunk, no lag; latency).
         latents_per_chunk: latent frames per chunk after the first (SDV2 1, others 3).
         first_chunk_latents: latent frames of the first chunk (SDV2 2, others 3); the first chunk
             takes ``1 + 4 * (first_chunk_latents - 1)`` pixel frames, later ones ``4 * latents_per_chunk``.
@@ -79,6 +85,7 @@ class FamilyConfig:
     """
 
     kv_mode: KvMode = "stream_batch"
+    stream_batch: bool = True
     latents_per_chunk: int = 1
     first_chunk_latents: int = 2
     timesteps: tuple[float, ...] = (700.0, 500.0, 400.0, 200.0)
@@ -130,6 +137,8 @@ def _validate(cfg: FamilyConfig) -> None:
         value = getattr(cfg, name)
         if value not in get_args(allowed):
             raise _fail(name, f"is {value!r}; use one of {', '.join(get_args(allowed))}")
+    if not cfg.stream_batch and cfg.kv_mode != "stream_batch":
+        raise _fail("stream_batch", f"false only applies to kv_mode stream_batch (kv_mode {cfg.kv_mode!r} already denoises sequentially); remove it")
     if cfg.latents_per_chunk < 1 or cfg.first_chunk_latents < 1:
         raise _fail("latents_per_chunk", "and first_chunk_latents must be >= 1")
     if not 1 <= cfg.max_steps <= 8:

@@ -79,6 +79,8 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
     spec = get_model(name)
     family = family_from_mapping(spec.pipeline, source=f"model {name!r} ({spec.source or 'registry'})")
     m = config.model
+    if m.stream_batch is not None and family.kv_mode == "stream_batch":
+        family = family.with_overrides(stream_batch=m.stream_batch)  # other kv modes are sequential already
     device, dtype = resolve_device(m.device, m.dtype)
     lora = _path(spec, "lora", m.weights_dir) if "lora" in spec.files else None  # LongLive: base + LoRA merged on load
     dit = load_dit(_path(spec, "dit", m.weights_dir), device=device, dtype=dtype, lora=lora)

@@ -11,6 +11,10 @@ switches what the cache holds:
   cache is replicated to one row per step and each chunk enters slot 0 of a ``[steps, 16, F, h, w]``
   batch; ONE transformer call advances every slot one step, slot ``i < steps-1`` is re-noised to
   step ``i+1``, the last slot leaves finished. Output lags the input by ``steps - 1`` chunks.
+  With ``FamilyConfig.stream_batch`` false (SDV2's ``single-wo`` mode,
+  ``CausalStreamInferencePipeline.inference_wo_batch``) every chunk takes the warm-up's path
+  instead: its steps run in turn at batch 1 on the same ``BlockSlots``, each step's K/V overwriting
+  the chunk's slots (the last step's stay; no clean re-run), and the chunk leaves at once.
 - ``rerun`` (Self-Forcing, LongLive): sequential steps, then a call at ``context_noise`` on the
   result overwrites the block's cache slots with clean K/V.
 - ``recompute`` (Krea): before each block after the first the cache is rebuilt by one
@@ -18,7 +22,7 @@ switches what the cache holds:
   the block is generated at k..; generation adds the KV attention bias.
 
 Reference code each mode reproduces: StreamDiffusionV2 ``models/wan/causal_stream_inference.py``
-(``prepare``, ``inference_stream``) and ``streamv2v/inference.py`` (``run_inference``,
+(``prepare``, ``inference_stream``, ``inference_wo_batch``) and ``streamv2v/inference.py`` (``run_inference``,
 ``compute_noise_scale_and_step``) — checked frame for frame by ``tests/test_pipeline_parity.py``;
 Self-Forcing ``pipeline/causal_inference.py`` (steps 3.1–3.3); Krea ``release_server.py``
 (``get_clean_context_frames``, ``recompute_kv_cache``, ``generate_block_internal``). Noise is
@@ -280,7 +284,7 @@ class StreamPipeline:
             self._validate_steps(command.value)
             if command.value != c.steps:
                 c.steps = int(command.value)
-                if self.family.kv_mode == "stream_batch":
+                if self._stream_batched:
                     self.reset()  # the slot batch is sized by steps
         elif isinstance(command, SetSeed):
             if command.value < 0:
@@ -339,7 +343,8 @@ class StreamPipeline:
             "bypass": self.controls.bypass,
             "decoder": self.controls.decoder,
             "size": f"{self.controls.width}x{self.controls.height}",
-            "latency_chunks": self.controls.steps if self.family.kv_mode == "stream_batch" else 1,
+            "latency_chunks": self.controls.steps if self._stream_batched else 1,
+            "stream_batch": self._stream_batched,
             "stream_chunks": st.chunks,
             "stages_ms": self.timer.summary(),
             "last_error": self.last_error,
@@ -353,6 +358,11 @@ class StreamPipeline:
         return out
 
     # ------------------------------------------------------------------ internals
+    @property
+    def _stream_batched(self) -> bool:
+        """SDV2 stream batch on: chunks after the first share one call over ``steps`` slots."""
+        return self.family.kv_mode == "stream_batch" and self.family.stream_batch
+
     def _validate_strength(self, value: float) -> None:
         if not 0.0 <= float(value) <= 1.0:
             raise ControlError(f"strength {value} is outside [0, 1]; 0 keeps the input, 1 ignores it")
@@ -488,10 +498,10 @@ class StreamPipeline:
                 self._recache(st, ctx)
             st.prompt_version = self.prompts.version
 
-        if f.kv_mode == "stream_batch" and st.hidden is not None:
+        if self._stream_batched and st.hidden is not None:
             return self._stream_batch_step(st, noisy, timesteps, first_step, ctx, frames)
 
-        # sequential steps: SDV2 warm-up, Self-Forcing/LongLive, Krea
+        # sequential steps: SDV2 warm-up and single-wo (no stream batch), Self-Forcing/LongLive, Krea
         kv_bias = None
         if f.kv_mode == "recompute":
             if st.chunks > 0:
@@ -511,7 +521,7 @@ class StreamPipeline:
             self._dit(x0, torch.full((1,), f.context_noise, device=dev), ctx, cache, block)
         if f.kv_mode == "recompute" or f.recache_on_prompt:
             self._remember_clean(st, x0)
-        if f.kv_mode == "stream_batch":
+        if self._stream_batched:
             steps = len(timesteps)
             st.cache = cache.expand_batch(steps)
             _, ch, _, h, w = x0.shape
