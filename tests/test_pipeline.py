@@ -149,6 +149,8 @@ def test_family_mapping_errors_are_one_line_config_errors() -> None:
         family_from_mapping({"family": "sdv2", "shift": "big"}, source="x.yaml")
     with pytest.raises(ConfigError, match=r"x.yaml has no 'pipeline:' mapping"):
         family_from_mapping(None, source="x.yaml")
+    with pytest.raises(ConfigError, match=r"x.yaml: model pipeline setting 'stream_batch' false only applies to kv_mode stream_batch"):
+        family_from_mapping({"family": "krea", "stream_batch": False}, source="x.yaml")
 
 
 def test_schedules_per_family() -> None:
@@ -275,6 +277,30 @@ def test_stream_batch_one_call_per_chunk_with_a_cache_row_per_slot() -> None:
         assert isinstance(c["kw"]["cache"], KVCache) and c["kw"]["cache"].batch == 3
     # each row has its own positions: row j lags j chunks (rows without a chunk yet stay at frame 2)
     assert pipe.stats()["kv_next_frame"] == [7, 6, 5]
+
+
+def test_sdv2_without_stream_batch_runs_steps_in_turn_on_one_slot_with_no_lag() -> None:
+    """``stream_batch: false`` (upstream single-wo): every chunk takes ``steps`` calls at batch 1 on
+    the same slot (positions and frames unchanged between its steps), frames come back at once."""
+    pipe = build(steps=3, stream_batch=False)
+    calls = DiTCalls(pipe)
+    out, fed = run(pipe, 5)
+    calls.close()
+    assert len(out) == fed and [f.index for f in out] == list(range(fed))  # no lag
+    assert [c["x"].shape[0] for c in calls.calls] == [1] * 15
+    assert [c["x"].shape[2] for c in calls.calls] == [2] * 3 + [1] * 12
+    for chunk in range(1, 5):
+        steps = calls.calls[3 * chunk : 3 * chunk + 3]
+        assert steps[0]["frames"].tolist() == steps[2]["frames"].tolist() == [[1 + chunk]]
+        assert steps[0]["positions"].tolist() == steps[2]["positions"].tolist()
+        assert [float(c["t"][0]) for c in steps[1:]] == [500.0, 400.0]
+        assert steps[0]["kw"]["cache"].batch == 1
+    stats = pipe.stats()
+    assert stats["kv_next_frame"] == [6] and stats["latency_chunks"] == 1 and stats["stream_batch"] is False
+    # changing steps keeps the stream (no slot batch to resize): the next chunk continues at frame 6
+    pipe.apply(SetSteps(1))
+    run(pipe, 1, start=fed)
+    assert pipe.counters["resets"] == 0 and pipe.stats()["kv_next_frame"] == [7]
 
 
 def test_rerun_cache_equals_the_block_causal_full_pass() -> None:
