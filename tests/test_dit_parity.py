@@ -107,3 +107,15 @@ def test_bad_shapes_name_the_shape() -> None:
         model(x, torch.zeros(1), torch.zeros(1, 513, CFG.text_dim))
     with pytest.raises(ValueError, match="context is required unless cache.cross is filled"):
         model(x, torch.zeros(1))
+
+
+def test_fused_qkv_keeps_frozen_parameters_frozen() -> None:
+    """A loaded (frozen) model stays frozen after fusing: nothing starts recording autograd graphs."""
+    from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
+
+    model = CausalWanDiT(DIT_CONFIGS["tiny"]).requires_grad_(False)
+    model.fuse_qkv()
+    assert not any(p.requires_grad for p in model.parameters())
+    x = torch.randn(1, 16, 1, 4, 4)
+    out = model(x, torch.tensor([500.0]), torch.randn(1, 8, DIT_CONFIGS["tiny"].text_dim))
+    assert out.grad_fn is None
