@@ -500,3 +500,14 @@ def test_stats_listener_gets_json_snapshots() -> None:
     json.dumps(last)
     assert last["frames_out"] == 5 and last["generator"]["name"] == "passthrough"
     assert set(last) >= {"fps_in", "fps_out", "drops", "stage_ms", "latency_ms", "sinks", "bypass"}
+
+
+def test_a_stop_that_lands_while_the_threads_start_still_ends_the_run() -> None:
+    """A signal can stop the runner between its thread starts: the run must end, not hang."""
+    for _ in range(20):
+        sink = ListSink()
+        runner = Runner(ListSource(None), PassthroughGenerator(), [sink], size=SIZE, fps=30)
+        runner.stop("signal")
+        runner.start()
+        assert runner.wait(5)
+        assert runner.report().stop_reason == "signal"

@@ -444,9 +444,11 @@ class Runner:
         status = threading.Thread(target=self._status_loop, name="livestyle-status", daemon=True)
         self._threads = [s.thread for s in self._sinks if s.thread] + [worker, status]
         self._inbox.set_capacity(max(1, int(self._generator.frames_needed())))
+        # The source first: a stop (a signal) arriving while the threads start makes the worker
+        # finish at once, and it joins the source thread, which must have been started by then.
+        self._source_thread.start()
         for thread in self._threads:
             thread.start()
-        self._source_thread.start()
 
     def _open_audio(self) -> list[tuple[str, Any]]:
         """Offer the source's audio to the sinks that take it; the ``(name, sink)`` that do."""
@@ -468,13 +470,6 @@ class Runner:
         self._set_reason(reason)
         self._hurry.set()
         self._inbox.stop()
-        if self._started:
-            # Wake a source blocked waiting for its next frame (a camera, a publisher that left);
-            # sources' close() is thread-safe and never blocks.
-            try:
-                self._source.close()
-            except Exception as exc:  # noqa: BLE001 - stopping anyway; report and go on
-                log.warning("closing source %s: %s", self._source.name, exc)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run has ended and every sink is closed; False on timeout."""
@@ -648,7 +643,14 @@ class Runner:
             for slot in self._sinks:
                 if slot.thread is not None:
                     slot.thread.join()
-            if self._source_thread is not None:
+            if self._source_thread is not None and self._source_thread.ident is not None:
+                # The sinks are closed (their audio drained), so wake a source still blocked waiting
+                # for its next frame (a camera, a publisher that left); close() is thread-safe,
+                # never blocks, and closing earlier would cut off audio still on its way.
+                try:
+                    self._source.close()
+                except Exception as exc:  # noqa: BLE001 - the stream is over; report and go on
+                    log.warning("closing source %s: %s", self._source.name, exc)
                 self._source_thread.join(timeout=2.0)
                 if self._source_thread.is_alive():
                     log.warning("source %s did not stop within 2 s; leaving it", self._source.name)
