@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import torch
+from torch import nn
 
 from livestyle.errors import ModelLoadError
 
@@ -39,6 +41,7 @@ __all__ = [
     "load_dit",
     "read_lora",
     "merge_lora",
+    "assign_state_dict",
 ]
 
 StateDict = dict[str, torch.Tensor]
@@ -431,3 +434,29 @@ def load_dit(path_or_dir: str | Path, *, device: torch.device | str = "cpu", dty
     model.load_state_dict(state, strict=True, assign=True)
     log.info("loaded %s transformer (%s) from %s", fmt, _describe(found), path_or_dir)
     return model.to(device).eval().requires_grad_(False)
+
+
+def assign_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor | None], where: str | Path,
+                      what: str, dtype: torch.dtype) -> None:
+    """Load ``state`` into ``model`` (built on the meta device) with ``assign=True``, strictly.
+
+    Floating-point tensors are cast to ``dtype``; others are kept. A key that is missing (or
+    ``None``), an extra key or a wrong shape raises a one-line :class:`ModelLoadError` naming
+    ``where`` and ``what`` the file should have matched.
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if state.get(k) is None]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"{where} does not match {what}: {len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+        )
+    loaded: dict[str, torch.Tensor] = {}
+    for k, ref in expected.items():
+        tensor = state[k]
+        assert tensor is not None
+        if tuple(tensor.shape) != tuple(ref.shape):
+            raise ModelLoadError(f"{where}: {k} has shape {tuple(tensor.shape)}, expected {tuple(ref.shape)}")
+        loaded[k] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+    model.load_state_dict(loaded, assign=True)

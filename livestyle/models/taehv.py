@@ -343,7 +343,7 @@ def load_taehv(
     temporal stride needs (the released stride-1 layer) keep the last-timestep channels, as
     upstream does. Raises :class:`ModelLoadError` for unreadable or foreign files.
     """
-    from livestyle.models.checkpoints import read_state_dict
+    from livestyle.models.checkpoints import assign_state_dict, read_state_dict
 
     path = Path(path)
     state = {k: v for k, v in read_state_dict(path).items() if isinstance(v, torch.Tensor)}
@@ -355,15 +355,5 @@ def load_taehv(
         key = f"decoder.{i}.conv.weight"
         if isinstance(layer, TGrow) and key in state and state[key].shape[0] > expected[key].shape[0]:
             state[key] = state[key][-expected[key].shape[0] :]
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        raise ModelLoadError(
-            f"{path} does not match TAEHV: {len(missing)} missing keys (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
-        )
-    for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise ModelLoadError(f"{path}: {k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}")
-    model.load_state_dict({k: state[k].to(dtype) for k in expected}, assign=True)
+    assign_state_dict(model, state, path, "TAEHV", dtype)
     return model.to(device).eval().requires_grad_(False)

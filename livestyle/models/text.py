@@ -143,7 +143,7 @@ def load_text_encoder(
     """
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from livestyle.models.checkpoints import read_state_dict
+    from livestyle.models.checkpoints import assign_state_dict, read_state_dict
 
     path = Path(path)
     if path.is_dir() and (path / "config.json").is_file():
@@ -165,18 +165,7 @@ def load_text_encoder(
     state.setdefault("encoder.embed_tokens.weight", state.get("shared.weight"))  # type: ignore[arg-type]
     with torch.device("meta"):
         model = UMT5EncoderModel(config)
-    expected = model.state_dict()
-    missing = [k for k in expected if state.get(k) is None]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        raise ModelLoadError(
-            f"{path} does not match the umT5 encoder: {len(missing)} missing keys (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
-        )
-    for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise ModelLoadError(f"{path}: {k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}")
-    model.load_state_dict({k: state[k].to(dtype) for k in expected}, assign=True)
+    assign_state_dict(model, state, path, "the umT5 encoder", dtype)
     model.encoder.embed_tokens = model.shared
     return model.to(device).eval().requires_grad_(False)
 

@@ -594,7 +594,7 @@ def load_wan_vae(
     A diffusers folder's ``config.json`` supplies ``latents_mean``/``latents_std`` when present.
     Raises :class:`ModelLoadError` for unreadable files, foreign checkpoints and shape mismatches.
     """
-    from livestyle.models.checkpoints import read_state_dict
+    from livestyle.models.checkpoints import assign_state_dict, read_state_dict
 
     path = Path(path)
     state = read_state_dict(path)
@@ -612,9 +612,7 @@ def load_wan_vae(
         config = _config_from_state(state, path)
     with torch.device("meta"):
         model = WanVAE(config)
-    result = _load_strict(model, state, path, dtype)
-    if result:
-        raise ModelLoadError(result)
+    assign_state_dict(model, state, path, "the model", dtype)
     model.latents_mean = torch.tensor(LATENTS_MEAN).view(1, -1, 1, 1, 1)
     model.latents_std = torch.tensor(LATENTS_STD).view(1, -1, 1, 1, 1)
     config_json = (path if path.is_dir() else path.parent) / "config.json"
@@ -627,20 +625,3 @@ def load_wan_vae(
             model.latents_mean = torch.tensor(cfg["latents_mean"], dtype=torch.float32).view(1, -1, 1, 1, 1)
             model.latents_std = torch.tensor(cfg["latents_std"], dtype=torch.float32).view(1, -1, 1, 1, 1)
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
-
-
-def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], where: Path, dtype: torch.dtype) -> str | None:
-    """Assign ``state`` into ``model`` (built on meta); return an error message or None."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        return (
-            f"{where} does not match the model: {len(missing)} missing keys (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
-        )
-    for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            return f"{where}: {k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}"
-    model.load_state_dict({k: state[k].to(dtype) if state[k].is_floating_point() else state[k] for k in expected}, assign=True)
-    return None
