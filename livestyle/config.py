@@ -135,6 +135,7 @@ class ServerConfig:
     codec: Literal["vp8", "h264"] = setting("vp8", doc="WebRTC/WHEP output video codec")
     bitrate: int = setting(2_000_000, ge=50_000, le=50_000_000, doc="WebRTC/WHEP output video bitrate, bits/s")
     max_body_bytes: int = setting(65536, ge=4096, le=16_777_216, doc="largest accepted HTTP request body")
+    allowed_hosts: str = setting("", doc="comma-separated Host names the server answers besides localhost, loopback IPs and host (DNS-rebinding defence)")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ __all__ = [
     "SinkError",
     "PipelineError",
     "ControlError",
+    "CommandRefusedError",
     "ServerError",
 ]
 
@@ -53,6 +54,11 @@ class PipelineError(LivestyleError):
 
 class ControlError(LivestyleError):
     """A command that cannot be applied (unknown preset, value out of range)."""
+
+
+class CommandRefusedError(ControlError):
+    """A valid command the stream cannot apply now (a precondition such as a missing mask model is
+    unmet); the API answers 409 with this message."""
 
 
 class ServerError(LivestyleError):

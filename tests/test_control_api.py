@@ -73,7 +73,7 @@ def test_get_and_patch_params() -> None:
 def test_bad_bodies_get_400_with_a_reason_and_change_nothing() -> None:
     async def body(client: TestClient, controller: Controller, sent: list[Any]) -> None:
         cases = [
-            ("PATCH", "/api/params", "{not json", "malformed JSON body: Expecting property name"),
+            ("PATCH", "/api/params", "{not json", "malformed JSON: Expecting property name"),
             ("PATCH", "/api/params", "", "empty body"),
             ("PATCH", "/api/params", '{"strength": 2}', "strength must be a number in [0, 1], got 2"),
             ("PATCH", "/api/params", '{"steps": 1, "strength": -1}', "strength must be a number in [0, 1]"),
@@ -83,7 +83,7 @@ def test_bad_bodies_get_400_with_a_reason_and_change_nothing() -> None:
             ("POST", "/api/prompt", '{"prompt": "x", "mood": 1}', "unknown field(s) mood"),
         ]
         for method, path, data, error in cases:
-            r = await client.request(method, path, headers=AUTH, data=data)
+            r = await client.request(method, path, headers={**AUTH, "Content-Type": "application/json"}, data=data)
             assert r.status == 400, (path, data)
             assert (await r.json())["error"].startswith(error), (data, await r.text())
         assert sent == []

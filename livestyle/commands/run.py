@@ -301,7 +301,8 @@ def stream(
     )
     is_model = isinstance(inner, _ModelLimits)
     max_steps = inner.max_steps if is_model else _config_max_steps()
-    controller = build_controller(config, runner.submit, presets=presets, max_steps=max_steps)
+    controller = build_controller(config, runner.submit, presets=presets, max_steps=max_steps,
+                                  precondition=generator.precondition)
     if is_model:
         inner.warm_prompts(presets.prompts)
     if bypass:

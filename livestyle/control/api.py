@@ -15,8 +15,11 @@ Routes (all JSON; token auth comes from the app's ``token_middleware``):
                            client may send commands in the JSON form of :mod:`livestyle.control.wire`
 =========================  ====================================================================
 
-Errors answer ``{"error": "<one line>"}``: 400 for malformed JSON or bad values, 404 (plus
-``"valid"``) for an unknown preset.
+Errors answer ``{"error": "<one line>"}``: 400 for malformed JSON or bad values (prompts with
+surrogates or control characters included: :mod:`livestyle.control.text`), 415 for a body that is
+not ``application/json``, 404 (plus ``"valid"``) for an unknown preset, 409 when the stream cannot
+apply a valid command now (e.g. ``effect: person`` without the person-mask model). WebSocket
+messages are limited to ``WS_MAX_MESSAGE_BYTES`` (the socket closes with 1009 past it).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from livestyle.control.commands import Reset, SelectPreset, StreamCommand
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import UnknownPresetError
 from livestyle.control.wire import command_from_message, commands_from_fields
-from livestyle.errors import ControlError
+from livestyle.errors import CommandRefusedError, ControlError
+from livestyle.server.security import WS_MAX_MESSAGE_BYTES, read_json_body
 
 __all__ = ["add_control_routes", "EVENTS_KEY"]
 
@@ -117,21 +121,23 @@ class _EventHub:
 EVENTS_KEY = web.AppKey("livestyle_control_events", _EventHub)
 
 
-async def _read_json(request: web.Request) -> Any:
-    text = await request.text()
-    if not text.strip():
-        raise web.HTTPBadRequest(text=_dumps({"error": "empty body: send a JSON object"}), content_type="application/json")
+def _parse_message(text: str) -> Any:
+    """A WebSocket message's JSON value; ControlError (one line) for anything unparsable."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise web.HTTPBadRequest(
-            text=_dumps({"error": f"malformed JSON body: {exc}"}), content_type="application/json"
-        ) from None
+        raise ControlError(f"malformed JSON message: {exc}") from None
+    except RecursionError:
+        raise ControlError("malformed JSON message: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than Python's digit limit
+        raise ControlError(f"malformed JSON message: {str(exc).splitlines()[0]}") from None
 
 
 def _error(exc: ControlError, controller: Controller) -> web.Response:
     if isinstance(exc, UnknownPresetError):
         return _json({"error": str(exc), "valid": list(controller.presets.names)}, status=404)
+    if isinstance(exc, CommandRefusedError):
+        return _json({"error": str(exc)}, status=409)
     return _json({"error": str(exc)}, status=400)
 
 
@@ -149,9 +155,10 @@ def add_control_routes(
     app.on_startup.append(hub.on_startup)
     app.on_shutdown.append(hub.on_shutdown)
 
-    def apply(*commands: Any) -> web.Response:
+    async def apply(*commands: Any) -> web.Response:
+        # off the event loop: the stream's precondition may open a mask model first
         try:
-            params = controller.apply(*commands)
+            params = await asyncio.to_thread(controller.apply, *commands)
         except ControlError as exc:
             return _error(exc, controller)
         return _json(params.to_dict())
@@ -160,15 +167,15 @@ def add_control_routes(
         return _json(controller.params.to_dict())
 
     async def patch_params(request: web.Request) -> web.Response:
-        body = await _read_json(request)
+        body = await read_json_body(request)
         try:
             commands = commands_from_fields(body)
         except ControlError as exc:
             return _error(exc, controller)
-        return apply(*commands)
+        return await apply(*commands)
 
     async def post_prompt(request: web.Request) -> web.Response:
-        body = await _read_json(request)
+        body = await read_json_body(request)
         if not isinstance(body, dict) or "prompt" not in body:
             return _json({"error": 'expected {"prompt": "...", "transition_chunks": N (optional)}'}, status=400)
         extra = set(body) - {"prompt", "transition_chunks"}
@@ -178,20 +185,20 @@ def add_control_routes(
             commands = commands_from_fields(body)
         except ControlError as exc:
             return _error(exc, controller)
-        return apply(*commands)
+        return await apply(*commands)
 
     async def post_preset(request: web.Request) -> web.Response:
         key: str | int = request.match_info["key"]
-        if isinstance(key, str) and key.isdigit():
+        if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 6:
             key = int(key) - 1
-        return apply(SelectPreset(key))
+        return await apply(SelectPreset(key))
 
     async def get_presets(_request: web.Request) -> web.Response:
         presets = [{"number": i + 1, **p.to_dict()} for i, p in enumerate(controller.presets)]
         return _json({"presets": presets, "current": controller.params.preset})
 
     async def post_reset(_request: web.Request) -> web.Response:
-        return apply(Reset())
+        return await apply(Reset())
 
     async def get_stats(_request: web.Request) -> web.Response:
         message = hub.stats_message()
@@ -200,7 +207,7 @@ def add_control_routes(
         return _json(message["stats"])
 
     async def events(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20.0)
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=WS_MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=_CLIENT_QUEUE)
         hub.clients.add(q)
@@ -218,10 +225,8 @@ def add_control_routes(
                 if msg.type != WSMsgType.TEXT:
                     continue
                 try:
-                    command = command_from_message(json.loads(msg.data))
-                    controller.apply(command)
-                except json.JSONDecodeError as exc:
-                    await ws.send_str(_dumps({"type": "error", "error": f"malformed JSON message: {exc}"}))
+                    command = command_from_message(_parse_message(msg.data))
+                    await asyncio.to_thread(controller.apply, command)
                 except ControlError as exc:
                     await ws.send_str(_dumps({"type": "error", "error": str(exc)}))
         finally:

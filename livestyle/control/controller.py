@@ -39,9 +39,10 @@ from livestyle.control.commands import (
     StreamCommand,
 )
 from livestyle.control.presets import MAX_PROMPT_CHARS, PresetBook
+from livestyle.control.text import normalize_prompt
 from livestyle.errors import ControlError
 
-__all__ = ["Controller", "Params", "Listener", "EFFECTS", "MAX_SEED", "MAX_TRANSITION_CHUNKS"]
+__all__ = ["Controller", "Params", "Listener", "Precondition", "EFFECTS", "MAX_SEED", "MAX_TRANSITION_CHUNKS"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,11 @@ class Params:
         return dataclasses.asdict(self)
 
 
+Precondition = Callable[[StreamCommand], None]
+"""Asks the stream whether it can apply a validated command now; raises
+:class:`~livestyle.errors.CommandRefusedError` (the API answers 409) when it cannot, e.g.
+``SetEffect("person")`` without the person-mask model."""
+
 Listener = Callable[[Params, tuple[StreamCommand, ...]], None]
 """Called after every applied group of commands with the new params and what was submitted.
 Runs on the caller's thread while the controller's lock is held: enqueue and return, never block
@@ -89,12 +95,14 @@ class Controller:
         initial: Params,
         *,
         max_steps: int = 8,
+        precondition: Precondition | None = None,
     ) -> None:
         if max_steps < 1:
             raise ControlError(f"max_steps must be >= 1, got {max_steps}")
         self._presets = presets
         self._submit = submit
         self._max_steps = max_steps
+        self._precondition = precondition
         self._lock = threading.RLock()
         self._params = initial
         self._check(initial)
@@ -138,8 +146,9 @@ class Controller:
     def apply(self, *commands: Command) -> Params:
         """Validate every command, then submit them in order; returns the new params.
 
-        Raises :class:`ControlError` (nothing is submitted) if any command is invalid, and
-        :class:`~livestyle.errors.UnknownPresetError` for a preset that does not exist.
+        Raises :class:`ControlError` (nothing is submitted) if any command is invalid,
+        :class:`~livestyle.errors.UnknownPresetError` for a preset that does not exist and
+        :class:`~livestyle.errors.CommandRefusedError` when the stream's precondition refuses one.
         """
         with self._lock:
             params = self._params
@@ -152,6 +161,9 @@ class Controller:
                     concrete.append(item)
                 if isinstance(command, (SelectPreset, NextPreset, PreviousPreset)) and last_index is not None:
                     params = dataclasses.replace(params, preset=self._presets[last_index].name)
+            if self._precondition is not None:
+                for item in concrete:
+                    self._precondition(item)
             for item in concrete:
                 self._submit(item)
             self._params = params
@@ -207,8 +219,8 @@ class Controller:
 
     def _validated(self, command: StreamCommand) -> StreamCommand:
         if isinstance(command, SetPrompt):
-            text = command.text.strip() if isinstance(command.text, str) else command.text
-            if not isinstance(text, str) or not text:
+            text = normalize_prompt(command.text)
+            if not text:
                 raise ControlError("the prompt is empty; send some text describing the look")
             if len(text) > MAX_PROMPT_CHARS:
                 raise ControlError(f"the prompt is {len(text)} characters; at most {MAX_PROMPT_CHARS}")

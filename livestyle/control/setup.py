@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from livestyle.config import Config, ObsConfig
 from livestyle.control.commands import StreamCommand
-from livestyle.control.controller import Controller, Params
+from livestyle.control.controller import Controller, Params, Precondition
 from livestyle.control.hotkeys import TERMINAL_HELP, GlobalHotkeys, TerminalHotkeys
 from livestyle.control.obs_bridge import ObsBridge, ObsSettings
 from livestyle.control.presets import PresetBook, load_presets
@@ -68,11 +68,15 @@ def build_controller(
     presets: PresetBook | None = None,
     max_steps: int = 8,
     bypass: bool = False,
+    precondition: Precondition | None = None,
 ) -> Controller:
     """A controller over ``presets`` (default: :func:`load_preset_book` of ``preset_paths``) that
-    selects ``presets.start`` when set. ``max_steps`` is the model family's limit."""
+    selects ``presets.start`` when set. ``max_steps`` is the model family's limit; ``precondition``
+    lets the stream refuse what it cannot apply (409 in the API)."""
     book = presets if presets is not None else load_preset_book(cfg, preset_paths)
-    controller = Controller(book, submit, initial_params(cfg, bypass=bypass), max_steps=max_steps)
+    controller = Controller(
+        book, submit, initial_params(cfg, bypass=bypass), max_steps=max_steps, precondition=precondition
+    )
     if cfg.presets.start:
         controller.select(cfg.presets.start)
     return controller
@@ -161,13 +165,14 @@ class ControlApiServer(ServerThread):
         from aiohttp import web
 
         from livestyle.control.api import add_control_routes
-        from livestyle.server.app import health, json_errors, same_origin_only
-        from livestyle.server.auth import token_middleware
+        from livestyle.server.app import base_middlewares, health
+        from livestyle.server.security import add_security_headers
 
         app = web.Application(
             client_max_size=self.settings.max_body_bytes,
-            middlewares=[json_errors, same_origin_only, token_middleware(self.settings.token, public_paths=["/health"])],
+            middlewares=base_middlewares(self.settings, ["/health"]),
         )
+        add_security_headers(app)
         app.router.add_get("/health", health)
         assert self.stats is not None
         add_control_routes(app, self.controller, stats=self.stats)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ frames, the camera with the same tint, so the key can be tuned without the gener
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -40,7 +41,7 @@ import numpy as np
 
 from livestyle.config import EffectsConfig
 from livestyle.control.commands import Reset, SetEffect
-from livestyle.errors import ControlError, LivestyleError, PipelineError
+from livestyle.errors import CommandRefusedError, ControlError, LivestyleError, PipelineError
 from livestyle.pipeline.frames import Frame, Generator
 from livestyle.pipeline.masks import MaskProvider, open_mask_provider
 from livestyle.pipeline.masks.base import fit_mask
@@ -80,6 +81,7 @@ class EffectGenerator:
         self.name = inner.name
         self.effect: Effect = config.mode
         self._provider = provider
+        self._provider_lock = threading.Lock()
         self._smoother = TemporalSmoother(config.smoothing, config.cut_threshold)
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self._mask_s = 0.0
@@ -140,6 +142,18 @@ class EffectGenerator:
             self._forget()
         self.inner.apply(command)
 
+    def precondition(self, command: object) -> None:
+        """Refuse, before it is queued, a command this wrapper could not apply: ``SetEffect`` to a
+        masked effect whose mask provider cannot be opened (no model downloaded, say). Opens the
+        provider now (once; the stream then reuses it), so call it off the event loop.
+        Raises :class:`CommandRefusedError` with the reason."""
+        if not isinstance(command, SetEffect) or command.value == "full":
+            return
+        try:
+            self._open_provider()
+        except LivestyleError as exc:
+            raise CommandRefusedError(f"cannot switch to effect {command.value!r}: {exc}") from None
+
     def bypassed(self, frame: Frame) -> Frame:
         """The frame shown while the runner bypasses the generator: the camera as is, or with the
         mask overlay when ``preview`` is on, so the key can be tuned during bypass too."""
@@ -173,8 +187,9 @@ class EffectGenerator:
     # -- internals ----------------------------------------------------------------------------
 
     def _open_provider(self) -> None:
-        if self._provider is None:
-            self._provider = open_mask_provider(self.config.mask, self.config.chroma, self.config.person)
+        with self._provider_lock:  # the API thread (precondition) and the generator thread
+            if self._provider is None:
+                self._provider = open_mask_provider(self.config.mask, self.config.chroma, self.config.person)
 
     def _mask_active(self) -> bool:
         return self.effect != "full" or self.config.preview

@@ -13,8 +13,9 @@ Routes (``token``: needs the server token when one is set — always when bound 
 | ``POST /whep``, ``DELETE /whep/{id}`` | yes | WHEP play |
 | ``/api/...`` | yes | control API (``livestyle.control.api``), when a controller is given |
 
-Request bodies are limited to ``max_body_bytes``; cross-origin requests are refused (no CORS
-headers are ever sent and a foreign ``Origin`` gets 403).
+Request bodies are limited to ``max_body_bytes``; unknown ``Host`` names, cross-origin and
+``Origin: null`` requests are refused (no CORS headers are ever sent); every response carries a
+CSP with ``frame-ancestors 'none'``: see :mod:`livestyle.server.security`.
 """
 
 from __future__ import annotations
@@ -22,20 +23,27 @@ from __future__ import annotations
 import asyncio
 import importlib
 import ipaddress
-import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from livestyle.errors import ServerError
 from livestyle.server.auth import new_token, token_middleware
 from livestyle.server.hub import CODECS, SessionLimitError, StreamHub, get_hub
+from livestyle.server.security import (
+    IDLE_TIMEOUT_S,
+    REQUEST_TIMEOUT_S,
+    HostPolicy,
+    add_security_headers,
+    read_json_body,
+    runner_options,
+    security_middleware,
+)
 from livestyle.server.webrtc import OfferError, SessionManager
 from livestyle.server.whep import add_whep_routes
 from livestyle.server.whip import SESSIONS_KEY, add_whip_routes
@@ -44,6 +52,7 @@ __all__ = [
     "HUB_KEY",
     "ServerSettings",
     "ServerThread",
+    "base_middlewares",
     "create_app",
     "ensure_server",
     "is_loopback",
@@ -82,6 +91,9 @@ class ServerSettings:
         codec: output video codec, ``vp8`` or ``h264``.
         bitrate: output video bitrate, bits per second.
         max_body_bytes: largest accepted request body.
+        allowed_hosts: ``Host`` names accepted besides loopback names/IPs and ``host``.
+        idle_timeout: seconds to send request headers / idle keep-alive before the connection closes.
+        request_timeout: seconds a plain HTTP request may take (408 after).
     """
 
     host: str = "127.0.0.1"
@@ -92,11 +104,17 @@ class ServerSettings:
     codec: str = "vp8"
     bitrate: int = 2_000_000
     max_body_bytes: int = 64 * 1024
+    allowed_hosts: tuple[str, ...] = ()
+    idle_timeout: float = IDLE_TIMEOUT_S
+    request_timeout: float = REQUEST_TIMEOUT_S
 
     @classmethod
     def from_config(cls, server: Any) -> ServerSettings:
         """Settings from the config tree's ``server`` section (``livestyle.config.ServerConfig``)."""
-        return cls(**{f: getattr(server, f) for f in cls.__dataclass_fields__ if hasattr(server, f)})
+        values = {f: getattr(server, f) for f in cls.__dataclass_fields__ if hasattr(server, f)}
+        if isinstance(values.get("allowed_hosts"), str):  # the config's comma-separated form
+            values["allowed_hosts"] = tuple(h.strip() for h in values["allowed_hosts"].split(",") if h.strip())
+        return cls(**values)
 
     def resolved(self) -> ServerSettings:
         """Validated settings; a generated token when bound beyond loopback without one."""
@@ -120,15 +138,6 @@ class ServerSettings:
 
 
 @web.middleware
-async def same_origin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse requests a page of another origin sends (CORS stays closed; no ACAO headers)."""
-    origin = request.headers.get("Origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
-        return web.json_response({"error": f"cross-origin request from {origin} refused"}, status=403)
-    return await handler(request)
-
-
-@web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every HTTP error with a JSON body naming the reason."""
     try:
@@ -143,23 +152,19 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         raise
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object body, or an ``HTTPBadRequest`` naming what is wrong."""
-    if request.content_type != "application/json":
-        raise web.HTTPUnsupportedMediaType(reason="send JSON with Content-Type: application/json")
-    text = await request.text()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise web.HTTPBadRequest(reason=f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(reason="malformed JSON: expected an object")
-    return data
+def base_middlewares(settings: ServerSettings, public_paths: list[str]) -> list[Any]:
+    """JSON errors, the checks of :mod:`livestyle.server.security`, then the token check."""
+    policy = HostPolicy(settings.host, settings.allowed_hosts)
+    return [
+        json_errors,
+        security_middleware(policy, max_body_bytes=settings.max_body_bytes, request_timeout=settings.request_timeout),
+        token_middleware(settings.token, public_paths=public_paths),
+    ]
 
 
 async def offer(request: web.Request) -> web.Response:
     """Page signalling: JSON offer in, JSON answer out."""
-    data = await read_json(request)
+    data = await read_json_body(request)
     if data.get("type") != "offer" or not isinstance(data.get("sdp"), str):
         return web.json_response({"error": 'expected {"type": "offer", "sdp": "<SDP text>"}'}, status=400)
     sessions = request.app[SESSIONS_KEY]
@@ -223,10 +228,8 @@ def create_app(
     counters) behind ``/api/stats``; without one the page's controls are disabled.
     """
     public = ["/", "/view", "/health", "/favicon.ico"] + [f"/static/{f}" for f in STATIC_FILES]
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[json_errors, same_origin_only, token_middleware(settings.token, public_paths=public)],
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=base_middlewares(settings, public))
+    add_security_headers(app)
     manager = sessions or SessionManager(hub)
     app[SESSIONS_KEY] = manager
     app[HUB_KEY] = hub
@@ -319,7 +322,7 @@ class ServerThread:
 
     async def _start(self) -> None:
         app = await self._make_app()
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, **runner_options(self.settings.idle_timeout))
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()

@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 
 Role = Literal["publisher", "viewer"]
 MAX_SDP_BYTES = 64 * 1024
-CONNECT_TIMEOUT_S = 20.0
+CONNECT_TIMEOUT_S = 6.0
+"""Seconds an answered offer may take to connect before its slot is freed (loopback ICE takes ~0.3 s)."""
 STATS_INTERVAL_S = 1.0
 
 

@@ -7,7 +7,7 @@ The shape, shared with WHEP (:mod:`livestyle.server.whep`):
 - ``DELETE <prefix>/<session id>`` ends the session (``200``; ``404`` if unknown);
 - ``PATCH`` (trickle ICE / ICE restart) → ``405``: the answer carries every candidate, as the
   RFC allows;
-- a bad offer → ``400`` with the reason; past the session limit → ``409`` (publishers) or
+- a bad offer (or a body that is not UTF-8) → ``400`` with the reason; past the session limit → ``409`` (publishers) or
   ``503`` (viewers).
 
 OBS 30+: Settings → Stream → Service "WHIP", Server ``http://HOST:PORT/whip``, Bearer Token = the
@@ -21,6 +21,7 @@ from typing import Literal
 from aiohttp import web
 
 from livestyle.server.hub import SessionLimitError
+from livestyle.server.security import read_text_body
 from livestyle.server.webrtc import OfferError, SessionManager
 
 __all__ = ["SESSIONS_KEY", "add_sdp_resource_routes", "add_whip_routes"]
@@ -37,7 +38,7 @@ def add_sdp_resource_routes(app: web.Application, prefix: str, want: Literal["pu
                 {"error": f"send the offer with Content-Type: application/sdp, not {request.content_type or 'none'}"},
                 status=415,
             )
-        offer = await request.text()
+        offer = await read_text_body(request)
         sessions = request.app[SESSIONS_KEY]
         try:
             session, answer = await sessions.create(offer, want=want)
