@@ -20,6 +20,7 @@ or a transformers/diffusers ``text_encoder/`` folder (``config.json`` + safetens
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import logging
@@ -34,6 +35,7 @@ import torch
 from livestyle.errors import ModelLoadError
 
 __all__ = [
+    "DISK_CACHE_BYTES",
     "TEXT_LEN",
     "PromptEmbeddingCache",
     "PromptEncoder",
@@ -200,18 +202,29 @@ def default_cache_dir() -> Path:
     return Path(root) / "prompt_embeddings"
 
 
+DISK_CACHE_BYTES = 512 * 1024 * 1024
+"""Default cap of one encoder's on-disk prompt cache (about 3000 typical prompts of umT5-XXL)."""
+
+
 class PromptEmbeddingCache:
     """Prompt embeddings in memory (most recent ``capacity``) and, if ``directory`` is set, on disk.
 
     Keys are ``(model_key, prompt)``; a file holds only the prompt's real tokens ``[L, D]`` and
     is re-padded to ``[512, D]`` with zeros on read. Files are written to a temporary name and
     renamed, so concurrent processes never read half a file; unreadable files count as misses.
+    The folder is bounded: after each write the least recently used files (by mtime, which a
+    disk hit refreshes) are deleted until the folder holds at most ``max_disk_bytes``.
+    Prompts that are not valid UTF-8 text (lone surrogates) are kept in memory only.
     """
 
-    def __init__(self, model_key: str, directory: Path | None, *, capacity: int = 64) -> None:
+    def __init__(
+        self, model_key: str, directory: Path | None, *, capacity: int = 64, max_disk_bytes: int = DISK_CACHE_BYTES
+    ) -> None:
         self.model_key = model_key
         self.directory = directory / model_key if directory is not None else None
         self.capacity = capacity
+        self.max_disk_bytes = max_disk_bytes
+        self.evicted = 0
         self._memory: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.hits = 0
         self.disk_hits = 0
@@ -219,10 +232,13 @@ class PromptEmbeddingCache:
 
     @staticmethod
     def _digest(prompt: str) -> str:
-        return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:32]
+        return hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
     def path_for(self, prompt: str) -> Path | None:
-        return None if self.directory is None else self.directory / f"{self._digest(prompt)}.safetensors"
+        """The prompt's file, or None (no directory, or a prompt that cannot be stored as UTF-8)."""
+        if self.directory is None or not _is_utf8(prompt):
+            return None
+        return self.directory / f"{self._digest(prompt)}.safetensors"
 
     def get(self, prompt: str) -> torch.Tensor | None:
         """The cached ``[512, D]`` embedding (CPU), or None."""
@@ -243,6 +259,8 @@ class PromptEmbeddingCache:
                 log.warning("ignoring unreadable prompt cache file %s (%s)", path, exc)
             else:
                 if meta.get("prompt") == prompt and meta.get("model") == self.model_key:
+                    with contextlib.suppress(OSError):  # recency for the LRU eviction
+                        os.utime(path)
                     full = tokens.new_zeros((TEXT_LEN, tokens.shape[1]))
                     full[: tokens.shape[0]] = tokens
                     self._remember(prompt, full)
@@ -269,12 +287,48 @@ class PromptEmbeddingCache:
             metadata={"prompt": prompt, "model": self.model_key, "length": str(length)},
         )
         os.replace(tmp, path)
+        self._evict(keep=path)
+
+    def disk_usage(self) -> int:
+        """Bytes the cache's files take on disk now."""
+        return sum(size for _, size, _ in self._files())
+
+    def _files(self) -> list[tuple[float, int, Path]]:
+        if self.directory is None or not self.directory.is_dir():
+            return []
+        out = []
+        for f in self.directory.glob("*.safetensors"):
+            with contextlib.suppress(OSError):  # another process may evict it meanwhile
+                st = f.stat()
+                out.append((st.st_mtime, st.st_size, f))
+        return out
+
+    def _evict(self, keep: Path) -> None:
+        files = sorted(self._files())
+        total = sum(size for _, size, _ in files)
+        for _, size, f in files:
+            if total <= self.max_disk_bytes:
+                break
+            if f == keep:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+                self.evicted += 1
+            total -= size
 
     def _remember(self, prompt: str, embedding: torch.Tensor) -> None:
         self._memory[prompt] = embedding
         self._memory.move_to_end(prompt)
         while len(self._memory) > self.capacity:
             self._memory.popitem(last=False)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _model_key(path: Path, dtype: torch.dtype) -> str:
