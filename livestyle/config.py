@@ -96,19 +96,20 @@ class StreamConfig:
     max_frames: int | None = setting(None, ge=1, doc="stop after this many output frames")
     pace: bool = setting(True, doc="read files in real time (false: as fast as possible, lossless)")
     loop: bool = setting(True, doc="restart file sources at their end")
+    fit: Literal["crop", "pad", "stretch"] = setting("crop", doc="a source of another shape: crop (centre crop), pad (black bars) or stretch")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Which generator runs and how it styles."""
 
-    name: str = setting("passthrough", doc="generator name (see `livestyle run --help`)")
+    name: str = setting("auto", doc="generator name (see `livestyle run --help`); auto: the best model present that fits the GPU, else passthrough")
     prompt: str = setting("a watercolor painting, soft brush strokes", doc="style prompt")
     strength: float = setting(0.6, ge=0.0, le=1.0, doc="noise strength: 0 keeps the input")
     steps: int = setting(2, ge=1, le=8, doc="denoising steps per chunk")
     stream_batch: bool | None = setting(None, doc="SDV2: true batches the steps across chunks (throughput, output steps-1 chunks late), false runs them in turn per chunk (latency); null: the model's setting")
     seed: int = setting(42, ge=0, doc="noise seed")
-    vae: Literal["full", "tiny"] = setting("full", doc="decoder: full Wan VAE or the tiny TAEHV")
+    vae: Literal["wan", "tiny-decoder", "tiny", "full"] = setting("wan", doc="codecs, as in budget and bench: wan (Wan VAE both ways), tiny-decoder (Wan encoder + TAEHV decoder), tiny (TAEHV both ways); full is the old name of wan")
     transition_chunks: int = setting(4, ge=0, le=64, doc="chunks over which a new prompt blends in")
     device: str = setting("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", doc="auto, cpu, cuda, cuda:N or mps")
     dtype: Literal["bfloat16", "float16", "float32"] = setting("bfloat16", doc="compute dtype")

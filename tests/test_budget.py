@@ -75,7 +75,7 @@ def test_unmeetable_latency_names_the_constraint() -> None:
 
 
 def test_unknown_profile_lists_known_ones() -> None:
-    with pytest.raises(ConfigError, match=r"unknown GPU profile 'a100'; known: b200, h100"):
+    with pytest.raises(ConfigError, match=r"unknown GPU profile 'a100'; known: a10g, b200, h100"):
         load_profile("a100")
 
 

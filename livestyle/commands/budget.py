@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+import sys
+from typing import Annotated, Any, Optional
 
 import typer
 
 from livestyle.errors import ConfigError
 
-__all__ = ["budget", "register"]
+__all__ = ["budget", "register", "run_command"]
 
 EXAMPLES = """
 Examples:
+
+  livestyle budget                                  # the local GPU, 30 fps within 250 ms
 
   livestyle budget --gpu h100 --fps 30 --latency-ms 250
 
@@ -22,8 +25,43 @@ Examples:
 """
 
 
+def _profile_names() -> list[str]:
+    from livestyle.pipeline.budget import list_profiles
+
+    return list_profiles()
+
+
+def _resolve_gpu(gpu: str) -> str:
+    """``auto`` → this machine's GPU profile (a note on stderr says which), else ``h100``."""
+    if gpu != "auto":
+        return gpu
+    from livestyle.pipeline.gpu import detect_gpu
+
+    local = detect_gpu()
+    if local is None:
+        print("note: no CUDA GPU found here; planning for h100 (pass --gpu NAME for another)", file=sys.stderr)
+        return "h100"
+    if local.profile is None:
+        print(f"note: no profile matches {local.name}; planning for h100 (pass --gpu NAME)", file=sys.stderr)
+        return "h100"
+    print(f"note: planning for this machine's {local.name} (profile {local.profile})", file=sys.stderr)
+    return local.profile
+
+
+def run_command(best: Any, source: str = "webcam", sink: str = "virtualcam") -> str:
+    """The ``livestyle run`` line that runs plan ``best`` (a :class:`~livestyle.pipeline.budget.Prediction`)."""
+    from livestyle.pipeline.budget import MODEL_SHAPES
+
+    c = best.candidate
+    parts = [f"livestyle run --source {source} --sink {sink} --model {c.model} --size {c.size_text}",
+             f"--set model.steps={c.steps} --set model.vae={c.decoder}"]
+    if MODEL_SHAPES[c.model].kv_mode == "stream_batch":  # SDV2: stream batch or steps in turn
+        parts.append(f"--set model.stream_batch={'true' if c.stream_batch else 'false'}")
+    return " ".join(parts)
+
+
 def budget(
-    gpu: Annotated[str, typer.Option(help="GPU profile: a name from configs/gpus (h100, h200, b200, rtx4090, ...)")] = "h100",
+    gpu: Annotated[str, typer.Option(help="GPU profile: auto (this machine's GPU, else h100) or one of: " + ", ".join(_profile_names()))] = "auto",
     fps: Annotated[float, typer.Option(help="Output frames per second to sustain")] = 30.0,
     latency_ms: Annotated[float, typer.Option("--latency-ms", help="Glass-to-glass latency budget in ms")] = 250.0,
     input_fps: Annotated[float, typer.Option("--input-fps", help="Camera frame rate")] = 30.0,
@@ -42,7 +80,7 @@ def budget(
         unknown = [m for m in model if m not in MODEL_SHAPES]
         if unknown:
             raise ConfigError(f"unknown model {unknown[0]!r} for --model; choose from {', '.join(MODEL_SHAPES)}")
-    profile = load_profile(gpu)
+    profile = load_profile(_resolve_gpu(gpu))
     target = Target(
         fps=fps,
         latency_ms=latency_ms,
@@ -69,8 +107,8 @@ def budget(
     table.add_row("predicted latency", f"{best.latency_ms:.0f} ms")
     table.add_row("predicted memory", f"{best.memory_gib:.1f} GiB of {profile.memory_gib:g}")
     console.print(table)
-    cmd = f"livestyle run --model {c.model} --size {c.size_text} --set model.steps={c.steps} --set model.vae={c.decoder}"
-    console.print(f"run it: [bold]{cmd}[/bold]")
+    console.print("run it (swap --source/--sink for yours; `livestyle serve` takes the same options):")
+    print(run_command(best), flush=True)  # plain print: never wrapped, copy-pastable as printed
     if explain or not profile.measured:
         console.print(f"profile: {profile.source}" + ("" if profile.measured else " (not measured)"))
         for note in profile.notes:

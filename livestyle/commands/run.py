@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from livestyle.control.controller import Controller
     from livestyle.pipeline.frames import Sink, Source
 
-__all__ = ["ControlOptions", "ServeHook", "StatusLine", "build_config", "control_api_hook", "format_status", "register", "run", "stream"]
+__all__ = ["ControlOptions", "ServeHook", "StatusLine", "build_config", "control_api_hook", "format_status", "register", "resolve_model", "run", "stream"]
 
 EXAMPLES = """
 Examples:
@@ -121,8 +121,9 @@ class StatusLine:
             self._drawn = False
 
 
-PromptOption = Annotated[Optional[str], typer.Option(help="Style prompt")]
-ModelOption = Annotated[Optional[str], typer.Option(help="Generator: passthrough or a model name")]
+PromptOption = Annotated[Optional[str], typer.Option(help="Style prompt (needs a model)")]
+ModelOption = Annotated[Optional[str], typer.Option(help="auto (default: the best model present that fits the GPU, else passthrough), passthrough, tiny (a CPU test model: noise), sdv2-1.3b, sdv2-14b, self-forcing-1.3b, longlive-1.3b, krea-14b")]
+FitOption = Annotated[Optional[str], typer.Option(help="A source of another shape: crop (default, centre crop), pad (black bars) or stretch")]
 FpsOption = Annotated[Optional[float], typer.Option(help="Frame rate")]
 BypassOption = Annotated[bool, typer.Option("--bypass", help="Start in bypass: show the input unstyled")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No live status line")]
@@ -154,6 +155,7 @@ def build_config(
     weights_dir: Optional[Path] = None,
     obs: Optional[bool] = None,
     obs_password: Optional[str] = None,
+    fit: Optional[str] = None,
 ) -> Config:
     """Defaults < ``config_file`` < ``--set`` overrides < the dedicated options.
 
@@ -180,6 +182,8 @@ def build_config(
         extra.append(f"stream.loop={'true' if loop else 'false'}")
     if obs is not None:
         extra.append(f"obs.enabled={'true' if obs else 'false'}")
+    if fit is not None:
+        extra.append(f"stream.fit={fit}")
     cfg = load_config(config_file, extra, on_note=_note)
     # Free text goes in as is, never through YAML parsing.
     model_cfg = cfg.model
@@ -248,6 +252,50 @@ def control_api_hook(settings: Any) -> ServeHook:
     return start
 
 
+def _passthrough_warnings(config: Config) -> list[str]:
+    """What a passthrough run ignores (a prompt, a preset, an effect), as warnings."""
+    from livestyle.pipeline.auto import passthrough_warnings
+
+    if config.model.name != "passthrough":
+        return []
+    return passthrough_warnings(
+        prompt_given=config.model.prompt != ModelConfig().prompt,
+        preset_given=config.presets.start is not None,
+        effect="full" if config.effects.preview else config.effects.mode,
+    )
+
+
+def resolve_model(config: Config, *, note: bool = True) -> Config:
+    """``model.name = auto`` → the model :func:`~livestyle.pipeline.auto.choose_model` picks (with
+    ``note``, a line says which and why); a passthrough run given a prompt, preset or effect warns."""
+    if config.model.name == "auto":
+        from livestyle.pipeline.auto import choose_model
+
+        choice = choose_model(config.stream.fps, config.model.weights_dir)
+        if note:
+            _note(f"--model auto: {choice.reason}")
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, name=choice.model))
+    for warning in _passthrough_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
+    return config
+
+
+def _load_generator(config: Config) -> Any:
+    """Open the generator, saying so while a model loads (weights to the GPU take a while)."""
+    import time
+
+    from livestyle.pipeline.generators import GENERATORS, open_generator
+
+    name = config.model.name
+    if name == "passthrough" or name not in GENERATORS:  # unknown: open_generator names the valid ones
+        return open_generator(name, config)
+    print(f"loading {name} (weights, text encoder, codecs)...", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    generator = open_generator(name, config)
+    print(f"loaded {name} in {time.monotonic() - t0:.1f} s; warming up before the first frame", file=sys.stderr)
+    return generator
+
+
 def stream(
     config: Config,
     source: Union[str, Source],
@@ -274,18 +322,18 @@ def stream(
     from livestyle.ingest import open_source
     from livestyle.output import open_sink
     from livestyle.pipeline.effects import EffectGenerator
-    from livestyle.pipeline.generators import open_generator
     from livestyle.pipeline.runner import Runner
 
     if not sinks:
         raise ConfigError("no sink given: add --sink (e.g. --sink out.mp4, --sink window, --sink null)")
     presets = load_preset_book(config, controls.preset_paths)  # fails fast, before the model loads
+    config = resolve_model(config, note=status)
     s = config.stream
-    inner = open_generator(config.model.name, config)
+    inner = _load_generator(config)
     # Background effects (docs/effects.md): a no-op wrapper under effects.mode=full, so that
     # SetEffect can switch the effect on mid-stream; in bypass it shows the mask preview.
     generator = EffectGenerator(inner, config.effects)
-    src = open_source(source, size=s.size, fps=s.fps, pace=s.pace, loop=s.loop) if isinstance(source, str) else source
+    src = open_source(source, size=s.size, fps=s.fps, pace=s.pace, loop=s.loop, fit=s.fit) if isinstance(source, str) else source
     outs = [open_sink(spec, fps=s.fps) if isinstance(spec, str) else spec for spec in sinks]
     runner = Runner(
         src,
@@ -313,8 +361,11 @@ def stream(
     def control_stats() -> dict[str, Any]:
         return {"params": controller.params.to_dict(), **ctl.stats()}
 
+    model_info = {"name": config.model.name, "styles": config.model.name != "passthrough",
+                  "warnings": _passthrough_warnings(config)}
+
     def stats() -> dict[str, Any]:
-        return {**runner.stats(), "controls": control_stats()}
+        return {**runner.stats(), "controls": control_stats(), "model": model_info}
 
     line = StatusLine()
     if status:
@@ -362,6 +413,7 @@ def run(
     api_host: Annotated[Optional[str], typer.Option("--api-host", help="API bind address (default 127.0.0.1; anything else needs a token, generated and printed)")] = None,
     api_port: Annotated[Optional[int], typer.Option("--api-port", help="API TCP port (default server.port, 8080)")] = None,
     weights_dir: WeightsDirOption = None,
+    fit: FitOption = None,
 ) -> None:
     """Stream a source through livestyle into one or more sinks; Ctrl-C stops and finalizes recordings."""
     effect_overrides = [f"effects.{k}={v}" for k, v in (("mode", effect), ("mask", mask)) if v is not None]
@@ -384,6 +436,7 @@ def run(
         weights_dir=weights_dir,
         obs=True if obs else None,
         obs_password=obs_password,
+        fit=fit,
     )
     hook = None
     if api:

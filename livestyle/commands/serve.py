@@ -17,6 +17,7 @@ import typer
 from livestyle.commands.run import (
     BypassOption,
     ControlOptions,
+    FitOption,
     FpsOption,
     ModelOption,
     NoKeysOption,
@@ -38,7 +39,7 @@ __all__ = ["register", "serve"]
 EXAMPLES = """
 Examples:
 
-  livestyle serve                                   # http://127.0.0.1:8080, passthrough
+  livestyle serve                                   # http://127.0.0.1:8080, --model auto
 
   livestyle serve --model sdv2-1.3b --prompt "oil painting" --size 832x480
 
@@ -80,6 +81,7 @@ def serve(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value")] = None,
     bypass: BypassOption = False,
     quiet: QuietOption = False,
+    fit: FitOption = None,
 ) -> None:
     """Serve the web page: a browser camera or WHIP publisher in, the styled stream out to the page and WHEP."""
     from livestyle.ingest.webrtc import WebRTCSource
@@ -97,7 +99,8 @@ def serve(
     overrides = [*(set_ or ()), *_server_overrides(host=host, port=port, codec=codec, bitrate=bitrate,
                                                    max_publishers=max_publishers)]
     cfg = build_config(config, overrides, model=model, prompt=prompt, size=size, fps=fps, preset=preset,
-                       weights_dir=weights_dir, obs=True if obs else None, obs_password=obs_password)
+                       weights_dir=weights_dir, obs=True if obs else None, obs_password=obs_password,
+                       fit=fit)
     if token is not None:
         cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, token=token))
     settings = ServerSettings.from_config(cfg.server).resolved()
@@ -123,7 +126,7 @@ def serve(
 
     options = ControlOptions(preset_paths=tuple(presets or ()), keys=not no_keys, system_hotkeys=system_hotkeys)
     sinks = [WebRTCSink(hub, fps=s.fps), *(sink or ())]
-    report = stream(cfg, WebRTCSource(hub, size=s.size, fps=s.fps), sinks, bypass=bypass, status=not quiet,
+    report = stream(cfg, WebRTCSource(hub, size=s.size, fps=s.fps, fit=s.fit), sinks, bypass=bypass, status=not quiet,
                     controls=options, serve=start_server)
     print(f"done ({report.stop_reason}): {report.frames_out} frames out, {report.frames_in} in", file=sys.stderr)
 

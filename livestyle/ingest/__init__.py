@@ -19,6 +19,7 @@ import importlib
 from urllib.parse import urlsplit
 
 from livestyle.errors import SourceError
+from livestyle.pipeline.fit import DEFAULT_FIT, FitMode
 from livestyle.pipeline.frames import Source
 
 __all__ = ["open_source", "SOURCE_SPECS"]
@@ -39,6 +40,7 @@ def open_source(
     fps: float | None = None,
     pace: bool = True,
     loop: bool = True,
+    fit: FitMode = DEFAULT_FIT,
 ) -> Source:
     """The source named by ``spec`` (not yet opened).
 
@@ -50,6 +52,8 @@ def open_source(
             handed out. None: the source's own rate (30 for the pattern).
         pace: files and the pattern: release frames in real time (False: as fast as taken).
         loop: files: start again at the end (False: the stream ends).
+        fit: how a picture of another shape becomes ``size``: ``crop`` (centre crop, default),
+            ``pad`` (black bars) or ``stretch`` (:mod:`livestyle.pipeline.fit`).
 
     Raises:
         SourceError: unknown scheme, missing file, or a missing optional dependency.
@@ -73,11 +77,11 @@ def open_source(
             raise SourceError(
                 f"the {lowered} source needs the web extra ({exc}): pip install 'livestyle[web]'"
             ) from exc
-        return module.open_webrtc_source(spec, size=size, fps=fps)
+        return module.open_webrtc_source(spec, size=size, fps=fps, fit=fit)
     if _is_camera(spec):
         from livestyle.ingest.camera import CameraSource, camera_device
 
-        return CameraSource(camera_device(spec), size=size, fps=fps)
+        return CameraSource(camera_device(spec), size=size, fps=fps, fit=fit)
     scheme = urlsplit(spec).scheme.lower() if "://" in spec else ""
     if scheme == "srt":
         from livestyle.ingest.srt import open_srt_source
@@ -91,7 +95,7 @@ def open_source(
         raise SourceError(f"unknown source '{spec}': use {SOURCE_SPECS}")
     from livestyle.ingest.media import MediaSource
 
-    return MediaSource(spec, size=size, fps=fps, pace=pace, loop=loop)
+    return MediaSource(spec, size=size, fps=fps, pace=pace, loop=loop, fit=fit)
 
 
 def _is_camera(spec: str) -> bool:

@@ -23,6 +23,7 @@ import numpy as np
 
 from livestyle.errors import SourceError
 from livestyle.optional import require
+from livestyle.pipeline.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
 from livestyle.pipeline.frames import Frame, StreamInfo
 
 __all__ = ["CameraDevice", "CameraSource", "CameraLost", "camera_device", "describe_open_error"]
@@ -110,8 +111,7 @@ class _AvReader:
             raise CameraLost("the camera stopped delivering frames") from exc
         except Exception as exc:  # noqa: BLE001 - any FFmpeg/OS error means the device is gone
             raise CameraLost(str(exc)) from exc
-        image = frame.to_ndarray(format="rgb24", width=self._width, height=self._height)
-        return np.ascontiguousarray(image)
+        return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))  # CameraSource fits it
 
     def close(self) -> None:
         self._container.close()
@@ -126,9 +126,6 @@ class _CvReader:
         ok, bgr = self._capture.read()
         if not ok or bgr is None:
             raise CameraLost("the camera stopped delivering frames")
-        if bgr.shape[1] != self._width or bgr.shape[0] != self._height:
-            bgr = self._cv2.resize(bgr, (self._width, self._height),
-                                   interpolation=self._cv2.INTER_AREA)
         return self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
@@ -207,8 +204,9 @@ class CameraSource:
 
     Args:
         device: what :func:`camera_device` resolved.
-        size: ``(width, height)`` asked of the camera; frames are scaled to it when the camera
-            delivers another size. None keeps the camera's size.
+        size: ``(width, height)`` asked of the camera; frames are fitted to it by ``fit`` when the
+            camera delivers another size (:mod:`livestyle.pipeline.fit`). None keeps the camera's size.
+        fit: ``crop`` (default), ``pad`` or ``stretch``.
         fps: rate asked of the camera, and the rate at which the last frame repeats while the
             camera is being reconnected.
         opener: opens a :class:`Reader` (injectable for tests; default PyAV then OpenCV).
@@ -221,6 +219,7 @@ class CameraSource:
         *,
         size: tuple[int, int] | None = None,
         fps: float | None = None,
+        fit: FitMode = DEFAULT_FIT,
         opener: Callable[[CameraDevice, tuple[int, int] | None, float], Reader] = open_reader,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
@@ -229,6 +228,7 @@ class CameraSource:
         self._device = device
         self._size = size
         self._fps = fps or DEFAULT_FPS
+        self._fit = check_fit(fit)
         self._opener = opener
         self._clock = clock
         self._stop = threading.Event()
@@ -284,6 +284,8 @@ class CameraSource:
                             self._reader = None
                             retry_at = self._clock() + BACKOFF[0]
                             attempt = 1
+                if image is not None and (image.shape[1], image.shape[0]) != self._size:
+                    image = fit_image(image, self._size, self._fit)
                 if image is None:
                     if last is None:
                         self._sleep(1.0 / self._fps)

@@ -30,6 +30,7 @@ from livestyle.ingest.audio import AudioAligner, audio_samples
 from livestyle.ingest.pacing import Pacer
 from livestyle.ingest.timeline import Timeline
 from livestyle.optional import require
+from livestyle.pipeline.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
 from livestyle.pipeline.frames import AudioCallback, AudioInfo, Frame, StreamInfo
 
 __all__ = ["MediaSource", "LIVE_SCHEMES", "low_latency_input_options"]
@@ -57,6 +58,8 @@ class MediaSource:
     Args:
         target: a file path or URL.
         size: ``(width, height)`` of the frames handed out; None keeps the probed size.
+        fit: how a picture of another shape becomes ``size``: ``crop`` (default), ``pad`` or
+            ``stretch`` (:mod:`livestyle.pipeline.fit`).
         fps: highest frame rate handed out (frames of a faster source are skipped before any
             conversion); None keeps the source's rate.
         pace: files only: release frames in real time.
@@ -83,10 +86,12 @@ class MediaSource:
         open_timeout: float = 10.0,
         read_timeout: float = 5.0,
         audio: bool = True,
+        fit: FitMode = DEFAULT_FIT,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.name = target
+        self._fit = check_fit(fit)
         self._target = target
         self._scheme = _scheme(target)
         if live:
@@ -247,9 +252,10 @@ class MediaSource:
                         if seconds + 1e-6 < next_due:
                             continue  # faster than the requested fps: skip before converting
                         next_due = max(next_due + min_step, seconds) if min_step else 0.0
-                        image = vframe.to_ndarray(
-                            format="rgb24", width=info.width, height=info.height
-                        )
+                        if (vframe.width, vframe.height) == (info.width, info.height) or self._fit == "stretch":
+                            image = vframe.to_ndarray(format="rgb24", width=info.width, height=info.height)
+                        else:  # keep the picture's shape (crop or pad to the working aspect)
+                            image = fit_image(vframe.to_ndarray(format="rgb24"), (info.width, info.height), self._fit)
                     if pace:
                         pacer.wait(seconds)
                         if self._stop.is_set():

@@ -27,6 +27,7 @@ import numpy as np
 
 from livestyle.errors import SourceError
 from livestyle.ingest.audio import audio_samples
+from livestyle.pipeline.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
 from livestyle.pipeline.frames import (
     AudioCallback,
     AudioChunk,
@@ -51,12 +52,16 @@ AUDIO_RESYNC_S = 0.15
 class WebRTCSource:
     """Frames of the hub's active publisher, as ``uint8 [H, W, 3]`` RGB at ``size``.
 
+    A publisher of another shape is fitted to ``size`` by ``fit`` (:mod:`livestyle.pipeline.fit`:
+    ``crop`` by default, ``pad`` or ``stretch``), so a 4:3 camera keeps its proportions.
+
     ``size`` is ``(width, height)``; ``None`` takes the first frame's size (``open()`` then waits
     for a publisher). ``pts`` counts 1/90000 s from ``open()``; ``capture_time`` is the monotonic
     time the decoded frame arrived at the server.
     """
 
-    def __init__(self, hub: StreamHub, *, size: tuple[int, int] | None, fps: float, name: str = "webrtc") -> None:
+    def __init__(self, hub: StreamHub, *, size: tuple[int, int] | None, fps: float, name: str = "webrtc",
+                 fit: FitMode = DEFAULT_FIT) -> None:
         if size is not None and (size[0] <= 0 or size[1] <= 0 or size[0] % 2 or size[1] % 2):
             raise SourceError(f"WebRTC source size must be positive and even, got {size[0]}x{size[1]}")
         if fps <= 0:
@@ -65,6 +70,7 @@ class WebRTCSource:
         self.hub = hub
         self.size = size
         self.fps = float(fps)
+        self.fit = check_fit(fit)
         self._t0 = 0.0
         self._index = 0
         self._first: object | None = None
@@ -147,7 +153,10 @@ class WebRTCSource:
         assert self.size is not None
         width, height = self.size
         video = item.frame  # type: ignore[attr-defined]
-        image = video.reformat(width=width, height=height, format="rgb24").to_ndarray()
+        if (video.width, video.height) == (width, height) or self.fit == "stretch":
+            image = video.reformat(width=width, height=height, format="rgb24").to_ndarray()
+        else:  # keep the picture's shape: crop or pad to the working aspect
+            image = fit_image(video.to_ndarray(format="rgb24"), (width, height), self.fit)
         arrival = float(item.arrival)  # type: ignore[attr-defined]
         frame = Frame(
             image=np.ascontiguousarray(image),
@@ -185,7 +194,8 @@ class WebRTCSource:
 
 
 def open_webrtc_source(
-    spec: str, *, size: tuple[int, int] | None = None, fps: float | None = None, start_server: bool = True
+    spec: str, *, size: tuple[int, int] | None = None, fps: float | None = None, start_server: bool = True,
+    fit: FitMode = DEFAULT_FIT,
 ) -> WebRTCSource:
     """The source for ``webrtc`` (the page's camera) or ``whip`` (a WHIP publisher).
 
@@ -200,4 +210,4 @@ def open_webrtc_source(
         from livestyle.server.app import ensure_server
 
         ensure_server(hub=get_hub())
-    return WebRTCSource(get_hub(), size=size, fps=fps or 30.0, name=name)
+    return WebRTCSource(get_hub(), size=size, fps=fps or 30.0, name=name, fit=fit)

@@ -260,6 +260,9 @@ def load_profile(name: str, directory: Path | None = None) -> GpuProfile:
     sheet_ratio = bf16 / base.bf16_tflops
     factor = sheet_ratio
     notes = [f"datasheet bf16 ratio to {base.name}: {sheet_ratio:.3f}"]
+    if base.bandwidth_tbs > 0 and bandwidth / base.bandwidth_tbs < factor:
+        factor = bandwidth / base.bandwidth_tbs  # a memory-bound card: the conservative of the two
+        notes.append(f"memory bandwidth ratio to {base.name}: {factor:.3f} (smaller, used)")
     anchor = data.get("anchor")
     if anchor is not None:
         cand = Candidate(

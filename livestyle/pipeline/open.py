@@ -110,9 +110,9 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
         else:
             codecs["tiny-decoder"] = (wan_encoder, lambda: StreamingTAEHV(taehv))
             codecs["tiny"] = (lambda: StreamingTAEHV(taehv, normalize_latents=normalized), lambda: StreamingTAEHV(taehv))
-    decoder = "wan" if m.vae == "full" else "tiny-decoder"
+    decoder = "wan" if m.vae == "full" else m.vae  # one vocabulary with budget and bench; full: the old name
     if decoder not in codecs:
-        raise ConfigError(f"model.vae is {m.vae!r} but model {name!r} has no tiny decoder (TAEHV) file; run `livestyle weights pull {name}` or use model.vae=full")
+        raise ConfigError(f"model.vae is {m.vae!r} but model {name!r} has no tiny decoder (TAEHV) file; run `livestyle weights pull {name}` or use model.vae=wan")
 
     def encode_image(pixels: torch.Tensor) -> torch.Tensor:
         return vae.encode(pixels, normalize=normalized)
