@@ -70,7 +70,7 @@ def pipeline(rec: Recorded, family: str = "sdv2", steps: int = 2) -> StreamPipel
             rec.decoded.append(latents.clone())
             return super().decode(latents)
 
-    models = StreamModels(dit=dit.eval(), prompt_encoder=lambda text: embeds,
+    models = StreamModels(dit=dit.eval(), prompt_encoder=lambda text: embeds, prompt_cached=lambda text: True,
                           codecs={"wan": (lambda: Encoder(vae, normalize_latents=False), lambda: Decoder(vae))})
     controls = Controls(prompt="p", strength=0.8, steps=steps, seed=0, width=W, height=H)
     return StreamPipeline(models, FAMILY_PRESETS[family], controls)

@@ -74,7 +74,7 @@ def build(family: str | FamilyConfig = "sdv2", *, steps: int = 2, strength: floa
                   "tiny": taehv_pair}
     else:
         codecs = {"wan": taehv_pair}
-    models = StreamModels(dit=_dit(), prompt_encoder=_prompt, codecs=codecs,  # type: ignore[arg-type]
+    models = StreamModels(dit=_dit(), prompt_encoder=_prompt, codecs=codecs, prompt_cached=lambda t: True,  # type: ignore[arg-type]
                           encode_image=lambda x: StreamingTAEHV(tae, normalize_latents=normalized).encode(x))
     controls = Controls(prompt="a watercolor", strength=strength, steps=steps, seed=seed, width=size, height=size,
                         decoder="wan")

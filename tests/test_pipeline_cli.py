@@ -72,6 +72,7 @@ def test_open_tiny_through_the_registry_and_real_loaders(tmp_path: Path, monkeyp
     out = pipe.process(chunk(0, pipe.frames_needed()))
     assert [f.image.shape for f in out] == [(64, 96, 3)] * 5  # back at the source size
     pipe.apply(SetPrompt("a charcoal sketch", transition_chunks=1))
+    assert pipe.wait_for_prompts(30)  # encoded off the generator thread; applied at the next chunk
     pipe.process(chunk(5, 4))
     pipe.apply(SetDecoder("tiny-decoder"))  # TAEHV decoder: the stream restarts with it
     out = pipe.process(chunk(9, pipe.frames_needed()))

@@ -240,6 +240,7 @@ def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float, si
     models = StreamModels(
         dit=dit,
         prompt_encoder=lambda text: embeds,
+        prompt_cached=lambda text: True,
         codecs={"wan": (lambda: StreamingWanVAE(vae_model, normalize_latents=False), lambda: StreamingWanVAE(vae_model))},
     )
     family = FAMILY_PRESETS["sdv2"].with_overrides(adapt_sink_threshold=float(adapt_sink), stream_batch=stream_batch,

@@ -15,7 +15,8 @@ from livestyle.control.commands import Reset, SetBypass, SetPrompt, SetSize, Set
 from livestyle.errors import ConfigError, PipelineError, SinkError, SourceError
 from livestyle.pipeline.frames import Frame, StreamInfo
 from livestyle.pipeline.passthrough import PassthroughGenerator
-from livestyle.pipeline.runner import Inbox, Runner, SinkChannel, spread_due_times
+from livestyle.pipeline.channels import Inbox, SinkChannel
+from livestyle.pipeline.runner import Runner
 
 TB = Fraction(1, 30)
 SIZE = (32, 16)
@@ -129,37 +130,44 @@ def indices(sink: ListSink) -> list[int]:
 # ------------------------------------------------------------------ pure parts
 
 
-def test_spread_due_times_is_exact() -> None:
-    # single frames are never delayed, whatever came before
-    assert spread_due_times(1, 5.0, 30.0) == [5.0]
-    assert spread_due_times(1, 5.0, 30.0, last_due=5.02) == [5.0]
-    # a first chunk starts now, one period apart
-    assert spread_due_times(4, 10.0, 25.0) == pytest.approx([10.0, 10.04, 10.08, 10.12])
-    # the next chunk, arriving while the previous one is still being shown, joins on evenly
-    assert spread_due_times(4, 10.10, 25.0, last_due=10.12) == pytest.approx([10.16, 10.20, 10.24, 10.28])
-    # ...but starts at most one chunk's duration after its arrival (no build-up with a fast source)
-    assert spread_due_times(2, 10.0, 25.0, last_due=10.5) == pytest.approx([10.08, 10.12])
-    # a late chunk goes at once
-    assert spread_due_times(2, 11.0, 25.0, last_due=10.12) == pytest.approx([11.0, 11.04])
-
-
-def test_inbox_newest_frame_wins() -> None:
-    inbox = Inbox()
-    assert inbox.put_frame(make_frame(0)) is False
-    assert inbox.put_frame(make_frame(1)) is True  # frame 0 was never taken: dropped
-    inbox.put_command(SetPrompt("x"))
-    commands, frame, done = inbox.take()
-    assert frame is not None and frame.index == 1
-    assert commands == [] and done is False  # SetPrompt came after frame 1: it applies after it
-    assert inbox.take() == ([SetPrompt("x")], None, False)
-    inbox.put_command(Reset())
+def test_inbox_hands_out_whole_chunks_and_commands_in_order() -> None:
+    inbox = Inbox(chunk=2)
+    assert inbox.put_frame(make_frame(0)) == 0
+    inbox.put_command(SetPrompt("x"))  # after frame 0, before frame 1: applies before the chunk [0, 1]
+    assert inbox.put_frame(make_frame(1)) == 0
+    inbox.put_command(Reset())  # after the chunk's last frame: applies after it
+    assert inbox.take() == ([SetPrompt("x")], [], False)
+    commands, frames, done = inbox.take()
+    assert commands == [] and [f.index for f in frames] == [0, 1] and done is False
+    assert inbox.take() == ([Reset()], [], False)
     inbox.put_frame(make_frame(2))
-    commands, frame, done = inbox.take()
-    assert commands == [Reset()] and frame is not None and frame.index == 2
     inbox.end()
-    assert inbox.take() == ([], None, True)
+    commands, frames, done = inbox.take()  # the source ended mid-chunk: what is left, and done
+    assert [f.index for f in frames] == [2] and done is True
     inbox.stop()
-    assert inbox.put_frame(make_frame(2)) is None
+    assert inbox.put_frame(make_frame(3)) is None
+
+
+def test_inbox_holds_two_chunks_then_drops_the_oldest_whole_chunk() -> None:
+    inbox = Inbox(chunk=4)
+    drops = [inbox.put_frame(make_frame(i)) for i in range(10)]
+    # 8 frames fit (two chunks: one long generator call loses nothing); the 9th drops 0..3 at once
+    assert drops == [0] * 8 + [4, 0]
+    assert [f.index for f in inbox.take()[1]] == [4, 5, 6, 7]
+    assert len(inbox) == 2
+
+
+def test_inbox_coalesces_settings_newest_wins_and_keeps_toggles() -> None:
+    inbox = Inbox(chunk=1)
+    for i in range(300):
+        inbox.put_command(SetPrompt(f"prompt {i}"))
+    inbox.put_command(SetStrength(0.2))
+    inbox.put_command(SetBypass(None))
+    inbox.put_command(SetBypass(None))
+    inbox.put_command(SetStrength(0.4))
+    commands, frames, _ = inbox.take()
+    assert commands == [SetPrompt("prompt 299"), SetBypass(None), SetBypass(None), SetStrength(0.4)]
+    assert inbox.coalesced == 300
 
 
 def test_sink_channel_drops_oldest_and_keeps_whole_chunks() -> None:
@@ -202,7 +210,7 @@ def test_passthrough_keeps_every_frame_pts_and_order_with_backpressure() -> None
     assert sink_a.closed and sink_b.closed and src.closed
 
 
-def test_input_slot_drops_older_frames_while_the_generator_is_busy() -> None:
+def test_input_waits_two_chunks_deep_while_the_generator_is_busy() -> None:
     gen = GatedGenerator()
 
     def before(i: int) -> None:
@@ -213,40 +221,32 @@ def test_input_slot_drops_older_frames_while_the_generator_is_busy() -> None:
     sink = ListSink()
     runner = Runner(src, gen, [sink], size=SIZE, fps=30)
     runner.start()
-    assert src.finished.wait(10)  # frames 1..9 went into the slot; 1..8 were replaced
+    assert src.finished.wait(10)  # frames 1..9 arrived; two (8, 9) wait, 1..7 were dropped
     gen.gate.set()
     assert runner.wait(10)
-    assert indices(sink) == [0, 9]
-    assert runner.stats()["drops"] == {"input": 8}
+    assert indices(sink) == [0, 8, 9]
+    assert runner.stats()["drops"] == {"input": 7}
     assert runner.report().frames_in == 10
 
 
-def test_inbox_keeps_the_newest_chunk_of_frames() -> None:
-    inbox = Inbox(capacity=4)
-    drops = [inbox.put_frame(make_frame(i)) for i in range(6)]
-    assert drops == [False, False, False, False, True, True]  # 0 and 1 made room for 4 and 5
-    assert inbox.set_capacity(2) == 2  # 2 and 3 go; the newest two stay
-    assert [inbox.take()[1].index for _ in range(2)] == [4, 5]  # type: ignore[union-attr]
-
-
-def test_a_busy_chunked_generator_finds_a_whole_chunk_of_the_newest_frames() -> None:
-    """While a 4-frame chunk is inside the generator, the newest 4 frames wait for the next one:
-    the generator never idles waiting for frames in real time after it was busy."""
+def test_a_busy_chunked_generator_loses_whole_chunks_and_keeps_the_newest() -> None:
+    """While a 4-frame chunk is inside the generator, the next two chunks wait; a third arriving
+    drops the oldest waiting chunk whole, so the generator only ever sees consecutive chunks."""
     gen = GatedGenerator(chunk_frames=4)
 
     def before(i: int) -> None:
         if i == 4:
             assert gen.entered.wait(10)  # frames 0..3 are inside the generator
 
-    src = ListSource(14, before=before)
+    src = ListSource(16, before=before)
     sink = ListSink()
     runner = Runner(src, gen, [sink], size=SIZE, fps=30, sink_queue=8)
     runner.start()
-    assert src.finished.wait(10)  # frames 4..13 arrived while the generator was busy
+    assert src.finished.wait(10)  # frames 4..15 arrived while the generator was busy
     gen.gate.set()
     assert runner.wait(10)
-    assert gen.seen == [0, 1, 2, 3, 10, 11, 12, 13]  # the newest whole chunk, consecutive
-    assert runner.stats()["drops"] == {"input": 6}
+    assert gen.seen == [0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15]  # 4..7 went as one chunk
+    assert runner.stats()["drops"] == {"input": 4}
 
 
 def test_slow_sink_drops_its_oldest_frames_and_the_fast_one_gets_all() -> None:

@@ -1,4 +1,10 @@
-"""Live stream metrics: per-stage timers, fps in and out, drops per stage, glass-to-glass latency.
+"""Live stream metrics: what the viewer sees, and the per-stage timers that explain it.
+
+Viewer-side (what counts): frames *written* by each sink per second, frames lost between the
+source and each sink (input drops + that sink's drops), the gaps between consecutive writes at
+each sink (judder: p95 and max), stalls (a gap longer than two frame periods) and glass-to-glass
+latency p50/p95/p99 (sink write done minus the frame's capture time). Producer-side: fps in/out of
+the generator, drops per stage, per-stage milliseconds.
 
 Everything lives in fixed-size ring buffers, so a stream that runs for days uses the same memory
 as one that runs for a second. All methods are thread-safe (one short lock); the clock is a
@@ -14,7 +20,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["Ring", "RateMeter", "Metrics", "percentile"]
+__all__ = ["LOST_STAGES", "Metrics", "RateMeter", "Ring", "SinkMeter", "percentile"]
+
+LOST_STAGES = ("input",)
+"""Drop stages that are frames a viewer never sees (besides each sink's own ``sink:<name>``).
+``warmup`` (frames that arrived before the generator was warm) and ``chunk_tail`` (the half chunk
+at the end of a stream) are counted but are not losses of a running stream."""
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -45,16 +56,20 @@ class Ring:
         return len(self._values)
 
     def summary(self, scale: float = 1.0) -> dict[str, float]:
-        """``{"p50", "p95", "mean", "max"}`` of the kept samples, multiplied by ``scale``."""
+        """``{"p50", "p95", "p99", "mean", "max"}`` of the kept samples, multiplied by ``scale``."""
         values = sorted(self._values)
         if not values:
-            return {"p50": 0.0, "p95": 0.0, "mean": 0.0, "max": 0.0}
+            return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
         return {
             "p50": round(percentile(values, 50) * scale, 3),
             "p95": round(percentile(values, 95) * scale, 3),
+            "p99": round(percentile(values, 99) * scale, 3),
             "mean": round(sum(values) / len(values) * scale, 3),
             "max": round(values[-1] * scale, 3),
         }
+
+    def clear(self) -> None:
+        self._values.clear()
 
 
 class RateMeter:
@@ -79,6 +94,48 @@ class RateMeter:
         return (len(times) - 1) / span if span > 0 else 0.0
 
 
+class SinkMeter:
+    """What one sink's viewer gets: writes per second, gaps between writes (judder), stalls.
+
+    ``period`` is the nominal frame period in seconds; a gap longer than ``2 * period`` is a stall.
+    Not thread-safe on its own: :class:`Metrics` calls it under its lock.
+    """
+
+    def __init__(self, period: float, capacity: int) -> None:
+        self.period = period
+        self.written = 0
+        self.stalls = 0
+        self.rate = RateMeter(window=2.0, capacity=256)
+        self.gaps = Ring(capacity)
+        self.last: float | None = None
+
+    def wrote(self, now: float) -> None:
+        if self.last is not None:
+            gap = now - self.last
+            self.gaps.add(gap)
+            if gap > 2.0 * self.period:
+                self.stalls += 1
+        self.last = now
+        self.written += 1
+        self.rate.tick(now)
+
+    def restart(self) -> None:
+        """Forget the gap history (after warm-up, or when measuring starts)."""
+        self.gaps.clear()
+        self.stalls = 0
+        self.last = None
+
+    def summary(self, now: float, elapsed: float) -> dict[str, Any]:
+        gaps = self.gaps.summary(1000.0)
+        return {
+            "written": self.written,
+            "fps_written": round(self.rate.rate(now), 2),
+            "fps_written_avg": round(self.written / elapsed, 2) if elapsed > 0 else 0.0,
+            "gap_ms": {"p95": gaps["p95"], "max": gaps["max"]},
+            "stalls": self.stalls,
+        }
+
+
 class Metrics:
     """What the runner measures while it streams.
 
@@ -88,9 +145,14 @@ class Metrics:
     * ``drop(stage)``: a frame thrown away at ``stage`` (``"input"``, ``"chunk_tail"``,
       ``"sink:<name>"``).
     * ``latency(seconds)``: glass to glass, sink time minus the frame's capture time.
+    * ``written(sink)``: a sink finished writing a frame (written fps, gaps, stalls per sink).
+
+    ``capacity`` samples are kept per ring (4096: over two minutes at 30 fps, so a one-minute
+    measurement's percentiles cover the whole minute); ``fps`` is the nominal frame rate used to
+    call a gap a stall.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, capacity: int = 512) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, capacity: int = 4096, fps: float = 30.0) -> None:
         self._clock = clock
         self._capacity = capacity
         self._lock = threading.Lock()
@@ -100,6 +162,8 @@ class Metrics:
         self._stages: dict[str, Ring] = {}
         self._drops: dict[str, int] = {}
         self._latency = Ring(capacity)
+        self._period = 1.0 / fps
+        self._sinks: dict[str, SinkMeter] = {}
 
     def frame_in(self, n: int = 1) -> None:
         now = self._clock()
@@ -134,6 +198,25 @@ class Metrics:
         with self._lock:
             self._latency.add(seconds)
 
+    def written(self, sink: str, now: float | None = None) -> None:
+        """``sink`` finished writing one frame at ``now`` (default: the clock)."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            meter = self._sinks.get(sink)
+            if meter is None:
+                meter = self._sinks[sink] = SinkMeter(self._period, self._latency_capacity())
+            meter.wrote(now)
+
+    def restart_viewer(self) -> None:
+        """Start the viewer-side figures afresh (gaps, stalls, latency), e.g. once warm-up is over."""
+        with self._lock:
+            self._latency.clear()
+            for meter in self._sinks.values():
+                meter.restart()
+
+    def _latency_capacity(self) -> int:
+        return self._capacity
+
     @property
     def frames_in(self) -> int:
         with self._lock:
@@ -148,17 +231,41 @@ class Metrics:
         with self._lock:
             return dict(self._drops)
 
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-able dict: counts, fps, drops, stage milliseconds and latency milliseconds."""
+    def snapshot(self, sinks: list[str] | None = None) -> dict[str, Any]:
+        """A JSON-able dict: counts, fps, drops, stage ms, latency ms and the viewer's figures.
+
+        ``sinks``: the sinks whose viewers count (default: every sink that wrote). The top-level
+        viewer figures are the worst over them: ``fps_written`` (lowest), ``frames_lost`` (input
+        drops + the most any of them dropped), ``gap_ms`` (largest), ``stalls`` (most).
+        """
         now = self._clock()
         with self._lock:
+            elapsed = now - self._start
+            drops = dict(self._drops)
+            names = list(self._sinks) if sinks is None else sinks
+            per_sink = {
+                n: self._sinks[n].summary(now, elapsed) if n in self._sinks else SinkMeter(self._period, 1).summary(now, elapsed)
+                for n in names
+            }
+            lost_in = sum(drops.get(k, 0) for k in LOST_STAGES)
+            for n, summary in per_sink.items():
+                summary["lost"] = lost_in + drops.get(f"sink:{n}", 0)
+            viewer = list(per_sink.values())
             return {
-                "elapsed_s": round(now - self._start, 3),
+                "elapsed_s": round(elapsed, 3),
                 "frames_in": self._in.count,
                 "frames_out": self._out.count,
                 "fps_in": round(self._in.rate(now), 2),
                 "fps_out": round(self._out.rate(now), 2),
-                "drops": dict(self._drops),
+                "fps_written": min((v["fps_written"] for v in viewer), default=0.0),
+                "frames_lost": max((v["lost"] for v in viewer), default=lost_in),
+                "gap_ms": {
+                    "p95": max((v["gap_ms"]["p95"] for v in viewer), default=0.0),
+                    "max": max((v["gap_ms"]["max"] for v in viewer), default=0.0),
+                },
+                "stalls": max((v["stalls"] for v in viewer), default=0),
+                "drops": drops,
                 "stage_ms": {k: v.summary(1000.0) for k, v in self._stages.items()},
                 "latency_ms": self._latency.summary(1000.0),
+                "viewer": per_sink,
             }

@@ -123,6 +123,7 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
     models = StreamModels(
         dit=dit,
         prompt_encoder=lambda t: text.encode(t, device=device),
+        prompt_cached=lambda t: text.cache.get(t) is not None,
         codecs=codecs,  # type: ignore[arg-type]
         encode_image=encode_image,
         label=f"{name}: {spec.title}",

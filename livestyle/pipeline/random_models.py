@@ -161,6 +161,7 @@ def random_stream_models(model: str, device: torch.device | str, dtype: torch.dt
     return StreamModels(
         dit=net,  # type: ignore[arg-type]  # OptimizedModule forwards .config and calls like the model
         prompt_encoder=random_prompt_encoder(dit.config.text_dim, dev, dtype, seed=options.seed + 2),
+        prompt_cached=lambda text: True,  # one fixed embedding: every prompt is "cached"
         codecs={
             "wan": (wan_encoder, wan_decoder),
             "tiny-decoder": (wan_encoder, tiny_decoder),

@@ -2,30 +2,36 @@
 
 ::
 
-    source thread --latest-frame slot--> worker (generator) --per-sink queue--> sink thread(s)
-                                            ^
-                                 commands (submit from any thread)
+    source thread --inbox (newest 2 chunks)--> worker (generator) --due times--> per-sink queues --> sink threads
+                                                  ^
+                                   commands (submit from any thread; coalesced)
 
 * The source thread reads frames, resizes any frame whose size differs from the pipeline size and
-  puts it in the worker's inbox, where the newest frame wins: a frame the worker has not taken yet
-  is replaced and counted as dropped (``drops["input"]``).
-* The worker assembles chunks of ``generator.frames_needed()`` frames, applies commands between
-  chunks (``SetBypass`` and ``Stop`` itself, the rest through ``generator.apply``), runs the
-  generator and hands each output frame to every sink. In bypass the generator is not touched and
-  frames go straight to the sinks: the panic button.
-* Each sink has its own thread and short queue; when a slow sink's queue is full its oldest frame
-  is dropped (``drops["sink:<name>"]``), so a slow sink never holds up the others or the worker.
-  A sink whose ``write`` fails is reported and closed; the others go on.
-* Frames of one chunk are released to the sinks ``1/fps`` apart (output pacing, see
-  :func:`spread_due_times`), so a model that produces 4 frames at once still shows a steady
-  picture; single frames (bypass) go at once.
+  puts it in the worker's :class:`~livestyle.pipeline.channels.Inbox`, which holds the newest two
+  chunks: one generator call up to two chunk periods long loses no input; a generator slower
+  than real time loses whole chunks, evenly (``drops["input"]``).
+* The worker is one long-lived thread. Before the first live chunk it warms the generator *on
+  itself* (``generator.warmup(size)`` when the generator has one: cuDNN autotuning, CUDA graphs
+  and compiled code are per-thread or per-shape state); frames that arrive meanwhile are
+  discarded and counted as ``drops["warmup"]``, not as losses. Then it takes whole chunks,
+  applies commands between them (``SetBypass`` and ``Stop`` itself, the rest through
+  ``generator.apply``; a command that fails is a command error in the stats, never the end of
+  the stream), runs the generator and hands each output frame to every sink with a due time.
+* Due times come from capture times, not from the previous chunk
+  (:class:`~livestyle.pipeline.delivery.DeliveryScheduler`): each frame is shown at
+  ``capture_time + D``, D learned from recent chunk delays.
+* Each sink has its own thread and :class:`~livestyle.pipeline.channels.SinkChannel`, which never
+  evicts a frame that is still due; a sink slower than real time drops its own late frames
+  (``drops["sink:<name>"]``). A sink whose ``write`` fails, or blocks longer than
+  ``sink_timeout``, is reported, closed and abandoned; the others go on.
 * ``backpressure=True`` (``--no-pace``: offline, as fast as possible) drops nothing: the source
   waits for the worker and the worker waits for every sink, and output is not paced.
 
-Metrics (:meth:`Runner.stats`): ``stage_ms`` holds ``inbox_wait`` (capture to the worker taking
-the frame), ``resize``, ``generate`` (per chunk) and ``sink:<name>`` (per write); ``drops`` holds
-``input``, ``chunk_tail`` (a half-built chunk at the end) and ``sink:<name>``; ``latency_ms`` is
-glass to glass (sink write done minus ``Frame.capture_time``).
+Metrics (:meth:`Runner.stats`, :mod:`livestyle.pipeline.metrics`): viewer-side ``fps_written``,
+``frames_lost``, ``gap_ms`` (judder), ``stalls``, ``latency_ms`` (glass to glass, p50/p95/p99)
+and ``viewer`` per sink; producer-side ``stage_ms`` (``inbox_wait``, ``resize``, ``generate``,
+``sink:<name>``), ``drops`` (``input``, ``warmup``, ``chunk_tail``, ``sink:<name>``, ``audio``) and
+``delivery`` (the current offset D and late frames).
 
 Audio (optional, :mod:`livestyle.pipeline.audio`): when the source offers audio
 (``audio_info()`` / ``set_audio_callback``) and a sink takes it (``open_audio`` / ``write_audio``),
@@ -44,7 +50,6 @@ import logging
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
@@ -55,10 +60,12 @@ import numpy as np
 from livestyle.control.commands import SetBypass, SetSize, Stop
 from livestyle.errors import ConfigError, LivestyleError, PipelineError, SinkError
 from livestyle.pipeline.audio import AudioPath
+from livestyle.pipeline.channels import Inbox, SinkChannel
+from livestyle.pipeline.delivery import DeliveryScheduler
 from livestyle.pipeline.frames import Frame, Generator, Sink, Source, StreamInfo
 from livestyle.pipeline.metrics import Metrics
 
-__all__ = ["Runner", "RunReport", "Inbox", "SinkChannel", "spread_due_times", "resize_frame"]
+__all__ = ["SHUTDOWN_S", "RunReport", "Runner", "resize_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +76,10 @@ AUDIO_DRAIN_S = 3.0
 """Seconds a sink waits at the source's end for its remaining audio before it closes anyway."""
 AUDIO_STOP_GRACE_S = 0.3
 """Seconds a sink waits after a stop for audio still on its way (a live source's audio lags a little)."""
-
-
-def spread_due_times(n: int, now: float, fps: float, last_due: float | None = None) -> list[float]:
-    """Release times for ``n`` frames that the generator produced together at ``now``.
-
-    One frame (bypass, single-frame chunks) goes at once: pacing it could only add latency,
-    and a camera slightly faster than ``fps`` would make that latency grow. Several frames go
-    one period (``1 / fps``) apart, starting one period after the previous chunk's last frame
-    (``last_due``) so chunks join up evenly, but never later than one chunk's duration
-    (``n / fps``) after ``now``, so a source faster than ``fps`` cannot build up delay.
-    """
-    period = 1.0 / fps
-    if n <= 1:
-        return [now] * n
-    start = now if last_due is None else max(now, min(last_due + period, now + n * period))
-    return [start + i * period for i in range(n)]
+SHUTDOWN_S = 1.5
+"""Seconds a stop waits for the sinks to write what is queued and close; a sink still busy then
+is marked failed and abandoned (its thread is a daemon), so a stalled network receiver can never
+hold the process."""
 
 
 def resize_frame(frame: Frame, size: tuple[int, int]) -> Frame:
@@ -103,175 +98,6 @@ def resize_frame(frame: Frame, size: tuple[int, int]) -> Frame:
     return frame.with_image(np.ascontiguousarray(image))
 
 
-class Inbox:
-    """The worker's mailbox: the newest ``capacity`` frames, a command queue and the end/stop flags.
-
-    ``put_frame`` never blocks unless ``backpressure`` is set: when ``capacity`` frames wait
-    untaken, the oldest is dropped for the newest, and the caller is told so it can count the
-    drop. The worker sets ``capacity`` to the frames its next chunk needs, so a chunked generator
-    that was busy finds a whole chunk of the newest consecutive frames waiting (with room for one
-    frame it would find one, wait for the rest in real time, then drop again while it works).
-    Commands keep their order relative to frames: a command submitted after a frame was put
-    applies after that frame, one submitted before it applies before it.
-    """
-
-    def __init__(self, *, backpressure: bool = False, capacity: int = 1) -> None:
-        self._cv = threading.Condition()
-        self._frames: deque[tuple[int, Frame]] = deque()
-        self._capacity = max(1, capacity)
-        self._puts = 0
-        self._commands: deque[tuple[int, object]] = deque()
-        self._ended = False
-        self._stopped = False
-        self._backpressure = backpressure
-
-    def set_capacity(self, capacity: int) -> int:
-        """Keep at most ``capacity`` (>= 1) untaken frames; returns how many older ones were dropped."""
-        with self._cv:
-            self._capacity = max(1, int(capacity))
-            dropped = 0
-            while len(self._frames) > self._capacity:
-                self._frames.popleft()
-                dropped += 1
-            self._cv.notify_all()
-            return dropped
-
-    def put_frame(self, frame: Frame) -> bool | None:
-        """Offer a frame. Returns True if an untaken frame was dropped for it, False if not,
-        None if the inbox is stopped (the frame was not taken; the producer should end)."""
-        with self._cv:
-            if self._backpressure:
-                while len(self._frames) >= self._capacity and not self._stopped:
-                    self._cv.wait()
-            if self._stopped:
-                return None
-            dropped = len(self._frames) >= self._capacity
-            if dropped:
-                self._frames.popleft()
-            self._puts += 1
-            self._frames.append((self._puts, frame))
-            self._cv.notify_all()
-            return dropped
-
-    def put_command(self, command: object) -> None:
-        with self._cv:
-            self._commands.append((self._puts, command))
-            self._cv.notify_all()
-
-    def end(self) -> None:
-        """The source has no more frames."""
-        with self._cv:
-            self._ended = True
-            self._cv.notify_all()
-
-    def stop(self) -> None:
-        """Stop now: wake everyone, refuse further frames."""
-        with self._cv:
-            self._stopped = True
-            self._cv.notify_all()
-
-    @property
-    def stopped(self) -> bool:
-        with self._cv:
-            return self._stopped
-
-    def take(self) -> tuple[list[object], Frame | None, bool]:
-        """Block until there is a frame, a command, or the end; return ``(commands, frame, done)``.
-
-        ``frame`` is the oldest waiting one; ``commands`` are the ones to apply before it (those
-        submitted after it stay for the next call, which then returns at once). ``done`` is True
-        when the inbox was stopped, or the source ended and nothing is left.
-        """
-        with self._cv:
-            while not self._frames and not self._commands and not self._ended and not self._stopped:
-                self._cv.wait()
-            commands: list[object] = []
-            frame: Frame | None = None
-            if self._frames:
-                seq, frame = self._frames.popleft()
-                while self._commands and self._commands[0][0] < seq:
-                    commands.append(self._commands.popleft()[1])
-            else:
-                commands = [c for _, c in self._commands]
-                self._commands.clear()
-            done = self._stopped or (self._ended and frame is None and not commands)
-            self._cv.notify_all()
-            return commands, frame, done
-
-
-class SinkChannel:
-    """One sink's queue: at most ``max(capacity, len(batch))`` frames; the oldest go first.
-
-    Items are ``(due_time or None, frame)``. With ``backpressure`` a full queue makes ``put``
-    wait instead of dropping.
-    """
-
-    def __init__(self, capacity: int, *, backpressure: bool = False) -> None:
-        if capacity < 1:
-            raise ConfigError(f"runner.sink_queue must be at least 1, got {capacity}")
-        self.capacity = capacity
-        self._cv = threading.Condition()
-        self._items: deque[tuple[float | None, Frame]] = deque()
-        self._closed = False
-        self._dead = False
-        self._backpressure = backpressure
-
-    def put(self, items: Sequence[tuple[float | None, Frame]]) -> int:
-        """Queue ``items``; return how many queued frames were dropped to make room."""
-        limit = max(self.capacity, len(items))
-        dropped = 0
-        with self._cv:
-            if self._dead:
-                return 0
-            if self._backpressure:
-                while len(self._items) + len(items) > limit and not self._dead:
-                    self._cv.wait()
-                if self._dead:
-                    return 0
-            while self._items and len(self._items) + len(items) > limit:
-                self._items.popleft()
-                dropped += 1
-            self._items.extend(items)
-            self._cv.notify_all()
-        return dropped
-
-    def get(self) -> tuple[float | None, Frame] | None:
-        """The next item; blocks while empty; None once closed and drained."""
-        with self._cv:
-            while not self._items and not self._closed:
-                self._cv.wait()
-            if not self._items:
-                return None
-            item = self._items.popleft()
-            self._cv.notify_all()
-            return item
-
-    def close(self) -> None:
-        """No more items will come; ``get`` drains what is queued, then returns None."""
-        with self._cv:
-            self._closed = True
-            self._cv.notify_all()
-
-    def kill(self) -> int:
-        """The sink died: forget queued frames (returned count) and refuse new ones."""
-        with self._cv:
-            self._dead = True
-            self._closed = True
-            n = len(self._items)
-            self._items.clear()
-            self._cv.notify_all()
-            return n
-
-    @property
-    def alive(self) -> bool:
-        with self._cv:
-            return not self._dead
-
-    def __len__(self) -> int:
-        with self._cv:
-            return len(self._items)
-
-
 @dataclass
 class _SinkSlot:
     name: str
@@ -281,6 +107,7 @@ class _SinkSlot:
     state: str = "open"  # open | running | closed | failed
     written: int = 0
     error: str | None = None
+    writing_since: float | None = None  # time.monotonic() when the current write began
 
 
 @dataclass(frozen=True)
@@ -288,7 +115,8 @@ class RunReport:
     """How a run ended.
 
     ``stop_reason`` is one of ``"max_frames"``, ``"source_ended"``, ``"stopped"`` (``stop()`` or a
-    ``Stop`` command), ``"signal"`` (Ctrl-C / SIGTERM), ``"sinks_failed"`` or ``"error"``.
+    ``Stop`` command), ``"signal"`` (Ctrl-C, SIGTERM or SIGHUP; ``signal`` says which),
+    ``"sinks_failed"`` or ``"error"``.
     """
 
     frames_in: int
@@ -299,6 +127,7 @@ class RunReport:
     sink_errors: dict[str, str]
     latency_ms: dict[str, float]
     stats: dict[str, Any] = field(default_factory=dict)
+    signal: int | None = None
 
 
 class Runner:
@@ -312,12 +141,18 @@ class Runner:
         size: pipeline picture size ``(width, height)``; other input sizes are resized to it.
         fps: nominal frame rate, given to the sinks and used for output pacing.
         max_frames: stop after this many output frames (None: run until stopped / source end).
-        sink_queue: frames each sink may hold before it drops its oldest.
+        sink_queue: frames each sink may hold before it drops late ones (at least two chunks are
+            always kept; frames still due are never dropped).
         clock: monotonic seconds; the same clock sources use for ``Frame.capture_time``.
         backpressure: drop nothing and do not pace (offline use, ``--no-pace``).
         status_interval: seconds between calls of the stats listeners.
         bypass_filter: applied to each frame shown in bypass (e.g. the effect wrapper's mask
             preview, :meth:`~livestyle.pipeline.effects.EffectGenerator.bypassed`); None: the raw input.
+        inbox_chunks: input chunks that may wait for the generator (2: one long call loses nothing).
+        warmup: warm the generator on the worker thread before the first live chunk (when it has
+            a ``warmup(size)`` method).
+        sink_timeout: seconds one ``write`` may block before its sink is failed and abandoned.
+        delivery: the scheduler of due times (default: :class:`DeliveryScheduler` at ``fps``).
     """
 
     def __init__(
@@ -334,6 +169,10 @@ class Runner:
         backpressure: bool = False,
         status_interval: float = 1.0,
         bypass_filter: Callable[[Frame], Frame] | None = None,
+        inbox_chunks: int = 2,
+        warmup: bool = True,
+        sink_timeout: float = 5.0,
+        delivery: DeliveryScheduler | None = None,
     ) -> None:
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max_frames must be at least 1 (or None to run until stopped), got {max_frames}")
@@ -353,15 +192,23 @@ class Runner:
         self._backpressure = backpressure
         self._status_interval = status_interval
         self._bypass_filter = bypass_filter
-        self._metrics = Metrics(clock)
-        self._inbox = Inbox(backpressure=backpressure)
+        self._metrics = Metrics(clock, fps=self._fps)
+        self._inbox = Inbox(backpressure=backpressure, depth=inbox_chunks)
+        self._delivery = delivery or DeliveryScheduler(self._fps)
+        self._warmup = warmup
+        self._warming = False
+        self._warmup_s: float | None = None
+        self._sink_timeout = float(sink_timeout)
+        self._signal: int | None = None
+        self._stop_at: float | None = None  # time.monotonic() of the first stop request
         self._sinks: list[_SinkSlot] = []
         seen: dict[str, int] = {}
         for sink in sinks:
             base = str(getattr(sink, "name", type(sink).__name__))
             seen[base] = seen.get(base, 0) + 1
             name = base if seen[base] == 1 else f"{base}#{seen[base]}"
-            self._sinks.append(_SinkSlot(name, sink, SinkChannel(sink_queue, backpressure=backpressure)))
+            channel = SinkChannel(sink_queue, backpressure=backpressure, clock=clock)
+            self._sinks.append(_SinkSlot(name, sink, channel))
         self._listeners: list[StatsListener] = []
         self._lock = threading.Lock()
         self._bypass = False
@@ -372,7 +219,6 @@ class Runner:
         self._finished = False
         self._hurry = threading.Event()  # set on stop: skip pacing waits while draining
         self._frames_out = 0
-        self._last_due: float | None = None
         self._commands_applied = 0
         self._command_errors = 0
         self._last_command_error: str | None = None
@@ -443,7 +289,7 @@ class Runner:
         worker = threading.Thread(target=self._worker_loop, name="livestyle-worker", daemon=True)
         status = threading.Thread(target=self._status_loop, name="livestyle-status", daemon=True)
         self._threads = [s.thread for s in self._sinks if s.thread] + [worker, status]
-        self._inbox.set_capacity(max(1, int(self._generator.frames_needed())))
+        self._inbox.set_chunk(max(1, int(self._generator.frames_needed())))
         # The source first: a stop (a signal) arriving while the threads start makes the worker
         # finish at once, and it joins the source thread, which must have been started by then.
         self._source_thread.start()
@@ -466,8 +312,12 @@ class Runner:
         return taken
 
     def stop(self, reason: str = "stopped") -> None:
-        """Stop cleanly (any thread; returns at once). Queued frames are still written."""
+        """Stop cleanly (any thread; returns at once). Queued frames are still written, for at
+        most ``SHUTDOWN_S`` seconds."""
         self._set_reason(reason)
+        with self._lock:
+            if self._stop_at is None:
+                self._stop_at = time.monotonic()
         self._hurry.set()
         self._inbox.stop()
 
@@ -483,8 +333,9 @@ class Runner:
         # generator's tensors, and the status thread may be reading generator stats. Let them
         # finish: a daemon thread touching torch while the interpreter shuts down aborts the
         # process ("terminate called without an active exception").
+        sink_threads = {s.thread for s in self._sinks}
         for thread in self._threads:
-            if thread is not threading.current_thread():
+            if thread is not threading.current_thread() and thread not in sink_threads:
                 thread.join(timeout=10.0)
 
     def run(self) -> RunReport:
@@ -525,11 +376,12 @@ class Runner:
             sink_errors={s.name: s.error for s in self._sinks if s.error},
             latency_ms=stats["latency_ms"],
             stats=stats,
+            signal=self._signal,
         )
 
     def stats(self) -> dict[str, Any]:
         """A JSON-able snapshot: counts, fps in/out, drops, stage ms, latency ms, sinks, generator."""
-        snap = self._metrics.snapshot()
+        snap = self._metrics.snapshot([s.name for s in self._sinks])
         if self._t_end is not None:
             snap["elapsed_s"] = round(self._t_end - self._t_start, 3)
         elif self._started:
@@ -544,10 +396,19 @@ class Runner:
                     "work_size": list(self._work_size),
                     "fps": self._fps,
                     "commands_applied": self._commands_applied,
+                    "commands_coalesced": self._inbox.coalesced,
                     "command_errors": self._command_errors,
                     "last_command_error": self._last_command_error,
+                    "warming": self._warming,
+                    "warmup_s": self._warmup_s,
+                    "inbox": len(self._inbox),
                 }
             )
+        offset = self._delivery.offset
+        snap["delivery"] = {
+            "offset_ms": round(1000.0 * offset, 1) if offset is not None else None,
+            "late_frames": self._delivery.late_frames,
+        }
         snap["sinks"] = {
             s.name: {
                 "state": s.state,
@@ -588,11 +449,11 @@ class Runner:
                         )
                     with self._metrics.time("resize"):
                         frame = resize_frame(frame, self._size)
-                replaced = self._inbox.put_frame(frame)
-                if replaced is None:
+                dropped = self._inbox.put_frame(frame)
+                if dropped is None:
                     break
-                if replaced:
-                    self._metrics.drop("input")
+                if dropped:
+                    self._metrics.drop("warmup" if self._warming else "input", dropped)
             else:
                 self._set_reason("source_ended")
         except Exception as exc:  # noqa: BLE001 - reported through run() after a clean stop
@@ -608,41 +469,33 @@ class Runner:
                 self._audio.end()
 
     def _worker_loop(self) -> None:
-        pending: list[Frame] = []
         try:
+            self._warm_generator()
             while True:
-                commands, frame, done = self._inbox.take()
+                self._inbox.set_chunk(1 if self.bypass else max(1, int(self._generator.frames_needed())))
+                commands, frames, done = self._inbox.take()
                 for command in commands:
-                    self._apply(command, pending)
+                    self._apply(command)
                 if self._inbox.stopped:
                     break
-                if frame is not None:
-                    self._metrics.stage("inbox_wait", max(0.0, self._clock() - frame.capture_time))
+                if frames:
+                    now = self._clock()
+                    for frame in frames:
+                        self._metrics.stage("inbox_wait", max(0.0, now - frame.capture_time))
                     if self.bypass:
-                        self._emit(self._bypassed([frame]))
+                        self._emit(self._bypassed(frames))
+                    elif len(frames) < max(1, int(self._generator.frames_needed())):
+                        self._metrics.drop("chunk_tail", len(frames))  # the source ended mid-chunk
                     else:
-                        pending.append(frame)
-                        needed = max(1, int(self._generator.frames_needed()))
-                        if len(pending) >= needed:
-                            chunk, pending = pending[:needed], pending[needed:]
-                            self._emit(self._generate(chunk))
-                dropped = self._inbox.set_capacity(1 if self.bypass else self._generator.frames_needed())
-                if dropped:
-                    self._metrics.drop("input", dropped)
+                        self._emit(self._generate(frames))
                 if done or self._inbox.stopped:
                     break
         except Exception as exc:  # noqa: BLE001 - reported through run() after a clean stop
             log.error("generator %s failed: %s", getattr(self._generator, "name", "?"), exc)
             self._fail(exc)
         finally:
-            if pending:
-                self._metrics.drop("chunk_tail", len(pending))
             self._inbox.stop()
-            for slot in self._sinks:
-                slot.channel.close()
-            for slot in self._sinks:
-                if slot.thread is not None:
-                    slot.thread.join()
+            self._finish_sinks()
             if self._source_thread is not None and self._source_thread.ident is not None:
                 # The sinks are closed (their audio drained), so wake a source still blocked waiting
                 # for its next frame (a camera, a publisher that left); close() is thread-safe,
@@ -651,9 +504,10 @@ class Runner:
                     self._source.close()
                 except Exception as exc:  # noqa: BLE001 - the stream is over; report and go on
                     log.warning("closing source %s: %s", self._source.name, exc)
-                self._source_thread.join(timeout=2.0)
+                wait = 0.5 if self._stop_at is not None else 2.0
+                self._source_thread.join(timeout=wait)
                 if self._source_thread.is_alive():
-                    log.warning("source %s did not stop within 2 s; leaving it", self._source.name)
+                    log.warning("source %s did not stop within %g s; leaving it", self._source.name, wait)
             if self._audio is not None:
                 self._audio.join(timeout=2.0)
             self._t_end = self._clock()
@@ -661,6 +515,64 @@ class Runner:
             self._finished = True
             self._notify(self.stats())
             self._done.set()
+
+    def _warm_generator(self) -> None:
+        """Run the generator's warm-up on this thread, then start the live stream afresh.
+
+        cuDNN's autotuner cache and the current CUDA stream are per thread, so a generator warmed
+        on another thread pays its first-call cost (0.8-1.4 s measured on an H200) again here.
+        Frames that arrive meanwhile are counted as ``drops["warmup"]``.
+        """
+        warm = getattr(self._generator, "warmup", None)
+        if not self._warmup or not callable(warm) or self._backpressure:
+            return
+        with self._lock:
+            self._warming = True
+        t0 = self._clock()
+        try:
+            warm(self._work_size)
+        finally:
+            flushed = self._inbox.flush()
+            with self._lock:
+                self._warming = False
+                self._warmup_s = round(self._clock() - t0, 3)
+            if flushed:
+                self._metrics.drop("warmup", flushed)
+            self._metrics.restart_viewer()
+        log.info("generator %s warm in %.2f s", getattr(self._generator, "name", "?"), self._warmup_s)
+
+    def _finish_sinks(self) -> None:
+        """Close every sink channel and wait for the sinks to drain and close. Once a stop was
+        asked for, a sink gets at most ``SHUTDOWN_S`` from the stop; one still busy then is failed
+        and abandoned (a stalled network receiver must not hold the process)."""
+        for slot in self._sinks:
+            slot.channel.close()
+        for slot in self._sinks:
+            thread = slot.thread
+            while thread is not None and thread.is_alive():
+                stop_at = self._stop_at
+                if stop_at is None:
+                    thread.join(0.1)
+                    continue
+                remaining = stop_at + SHUTDOWN_S - time.monotonic()
+                if remaining <= 0:
+                    self._abandon(slot, f"still writing {SHUTDOWN_S:g} s after the stop")
+                    break
+                thread.join(min(remaining, 0.1))
+
+    def _abandon(self, slot: _SinkSlot, why: str) -> None:
+        """Mark a stuck sink failed, forget its queue and close it on a throwaway thread."""
+        with self._lock:
+            if slot.state == "failed":
+                return
+            slot.state = "failed"
+            slot.error = f"sink {slot.name} {why}; abandoned"
+        lost = slot.channel.kill()
+        if lost:
+            self._metrics.drop(f"sink:{slot.name}", lost)
+        log.error("%s", slot.error)
+        threading.Thread(target=self._close_quietly, args=(slot,), name=f"livestyle-close-{slot.name}",
+                         daemon=True).start()
 
     def _sink_loop(self, slot: _SinkSlot) -> None:
         stage = f"sink:{slot.name}"
@@ -675,12 +587,20 @@ class Runner:
                     if delay > 0:
                         self._hurry.wait(min(delay, 1.0))
                 t0 = self._clock()
+                slot.writing_since = time.monotonic()
                 slot.sink.write(frame)
+                slot.writing_since = None
                 t1 = self._clock()
+                if slot.state == "failed":
+                    return  # abandoned while this write hung; it was closed elsewhere
                 self._metrics.stage(stage, t1 - t0)
                 self._metrics.latency(t1 - frame.capture_time)
+                self._metrics.written(slot.name, t1)
                 slot.written += 1
         except Exception as exc:  # noqa: BLE001 - one sink failing must not stop the others
+            slot.writing_since = None
+            if slot.state == "failed":
+                return
             slot.error = _one_line(exc)
             slot.state = "failed"
             lost = slot.channel.kill()
@@ -706,8 +626,19 @@ class Runner:
             slot.state = "closed"
 
     def _status_loop(self) -> None:
-        while not self._done.wait(self._status_interval):
-            if not self._finished:
+        """Call the stats listeners every ``status_interval``; watch for sink writes that hang."""
+        tick = min(self._status_interval, 0.25)
+        next_status = time.monotonic() + self._status_interval
+        while not self._done.wait(tick):
+            now = time.monotonic()
+            for slot in self._sinks:
+                since = slot.writing_since
+                if since is not None and now - since > self._sink_timeout and slot.state != "failed":
+                    self._abandon(slot, f"blocked in write for more than {self._sink_timeout:g} s")
+                    if all(s.state == "failed" for s in self._sinks):
+                        self._fail(SinkError(f"every sink failed; last: {slot.name}: {slot.error}"), "sinks_failed")
+            if now >= next_status and not self._finished:
+                next_status = now + self._status_interval
                 self._notify(self.stats())
 
     # ---------------------------------------------------------------- helpers
@@ -739,8 +670,7 @@ class Runner:
         if self._backpressure:
             items: list[tuple[float | None, Frame]] = [(None, f) for f in frames]
         else:
-            dues = spread_due_times(len(frames), self._clock(), self._fps, self._last_due)
-            self._last_due = dues[-1]
+            dues = self._delivery.schedule([f.capture_time for f in frames], self._clock())
             items = list(zip(dues, frames))
         for slot in self._sinks:
             if slot.channel.alive:
@@ -753,7 +683,9 @@ class Runner:
             self._set_reason("max_frames")
             self._inbox.stop()
 
-    def _apply(self, command: object, pending: list[Frame]) -> None:
+    def _apply(self, command: object) -> None:
+        """Apply one command between chunks. Nothing a command does can end the stream: a refused
+        or failing command is counted in ``command_errors`` with its reason, and the stream goes on."""
         with self._lock:
             self._commands_applied += 1
         if isinstance(command, Stop):
@@ -764,10 +696,6 @@ class Runner:
                 self._bypass = (not self._bypass) if command.value is None else bool(command.value)
                 on = self._bypass
             log.info("bypass %s", "on" if on else "off")
-            if on and pending:
-                frames = list(pending)
-                pending.clear()
-                self._emit(self._bypassed(frames))
             return
         if isinstance(command, SetSize):
             size = (int(command.width), int(command.height))
@@ -778,6 +706,10 @@ class Runner:
             self._generator.apply(command)
         except LivestyleError as exc:
             self._command_failed(f"{type(command).__name__}: {exc}")
+            return
+        except Exception as exc:
+            log.exception("applying %s failed", type(command).__name__)
+            self._command_failed(f"{type(command).__name__}: {_one_line(exc)}")
             return
         if isinstance(command, SetSize):
             self._work_size = (int(command.width), int(command.height))
@@ -824,12 +756,15 @@ class Runner:
         if threading.current_thread() is not threading.main_thread():
             return _noop
         count = 0
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP (the terminal closed) finishes the recordings like SIGTERM does
+        sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        previous = {s: signal.getsignal(s) for s in sigs}
 
         def handler(signum: int, frame: FrameType | None) -> None:
             nonlocal count
             count += 1
             if count == 1:
+                self._signal = signum
                 log.warning("stopping (finishing the recordings; signal again to hurry)")
                 self.stop("signal")
             else:
