@@ -225,8 +225,35 @@ class FakeHub:
         self._loop.run_until_complete(runner.cleanup())
 
 
-BIG = bytes(range(256)) * 4096 * 16  # 16 MiB: more than huggingface_hub's 10 MiB download chunk, so a cut leaves a partial file
-SMALL = b"tiny vae weights"
+def _tiny_training_save() -> bytes:
+    """A real tiny StreamDiffusionV2-layout save whose 16 MiB critic makes it larger than huggingface_hub's
+    10 MiB download chunk, so a cut leaves a partial file; `weights verify` checks its structure."""
+    import io
+
+    import torch
+
+    from livestyle.models.testing.dit import random_dit_state_dict
+
+    buf = io.BytesIO()
+    weights = {f"model.{k}": v for k, v in random_dit_state_dict("tiny", 0).items()}
+    torch.save({"generator": weights, "critic": {"model.blob": torch.zeros(4 << 20)}}, buf)
+    return buf.getvalue()
+
+
+def _tiny_vae_pth() -> bytes:
+    import io
+
+    import torch
+
+    from livestyle.models.testing.stack import random_wan_vae
+
+    buf = io.BytesIO()
+    torch.save(random_wan_vae("tiny").state_dict(), buf)
+    return buf.getvalue()
+
+
+BIG = _tiny_training_save()
+SMALL = _tiny_vae_pth()
 
 
 def _registry(folder: Path, *, dit_size: int | None = len(BIG), dit_sha: str | None = None) -> Path:
@@ -236,6 +263,7 @@ def _registry(folder: Path, *, dit_size: int | None = len(BIG), dit_sha: str | N
         "title": "Fake model",
         "family": "sdv2",
         "dit": "tiny",
+        "container": "generator",
         "files": {
             "dit": {"repo": "org/dit-repo", "file": "ckpt/model.pt", "size": dit_size, "sha256": dit_sha},
             "vae": {"repo": "org/base", "file": "Wan2.1_VAE.pth", "size": len(SMALL), "sha256": hashlib.sha256(SMALL).hexdigest()},
@@ -317,11 +345,12 @@ def test_pull_into_a_weights_dir_and_verify_catches_bad_files(hub: FakeHub, tmp_
     bad = _cli(["weights", "verify", "fake", "--weights-dir", str(wd)], env)
     assert bad.returncode == 1
     assert bad.stderr.strip() == (
-        "error: 1 of 3 files of 'fake' failed verification (vae: size 5 bytes, expected 16 (truncated or wrong file)); "
+        f"error: 1 of 3 files of 'fake' failed verification (vae: size 5 bytes, expected {len(SMALL)} (truncated or wrong file)); "
         "run `livestyle weights pull fake`"
     )
     (wd / "fake" / "Wan2.1_VAE.pth").write_bytes(SMALL)
-    (wd / "fake" / "ckpt" / "model.pt").write_bytes(BIG[:-1] + b"\x00")
+    middle = len(BIG) - (2 << 20)  # inside the critic's zeros: the structure still reads, the content differs
+    (wd / "fake" / "ckpt" / "model.pt").write_bytes(BIG[:middle] + b"\x01" + BIG[middle + 1:])
     bad = _cli(["weights", "verify", "fake"], {**env, "LIVESTYLE_WEIGHTS_DIR": str(wd)})
     assert "(dit: sha256 " in bad.stderr and bad.returncode == 1
 

@@ -10,6 +10,11 @@ Self-Forcing/CausVid, StreamDiffusionV2, Krea, LongLive base + LoRA) into a ``Ca
 ``dit_state_dict`` unwraps and renames to original Wan keys, ``infer_dit_config`` reads the size
 off the tensors, the model is built on the meta device and the tensors assigned. Every failure is
 a one-line ``ModelLoadError``.
+
+Training saves hold several weight sets (``generator``, ``generator_ema``, ``critic``). Which one
+a model streams is the registry's ``container:`` (what that model's upstream inference loader takes,
+docs/models.md); without one, ``generator`` is taken. A file holding both ``generator`` and
+``generator_ema`` always logs which one was taken and why.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ __all__ = [
     "DiTFormat",
     "detect_dit_format",
     "dit_state_dict",
+    "dit_state_dict_from",
     "infer_dit_config",
     "load_dit",
     "read_lora",
@@ -144,9 +150,13 @@ def read_state_dict(path: str | Path) -> dict:
 #: (pickles with ``model``/``state_dict`` containers or bare tensor dicts, e.g. SDV2 variants).
 DiTFormat = Literal["wan", "comfy", "diffusers", "krea", "pt_generator_ema", "pt_generator", "pt_state_dict"]
 
-#: Container keys of pickled training saves, in order of preference (EMA weights first: that is
-#: what Self-Forcing's demo and inference use).
-_CONTAINERS = ("generator_ema", "generator", "model", "state_dict")
+#: Container keys of pickled training saves, in the order taken when the caller names none:
+#: ``generator`` first, as StreamDiffusionV2's ``load_generator_state_dict``, LongLive's inference
+#: (``use_ema: false``) and CausVid load it; Self-Forcing's demo takes ``generator_ema``, which its
+#: registry entry names (``container: generator_ema``).
+_CONTAINERS = ("generator", "generator_ema", "model", "state_dict")
+#: The keys that hold alternative weight sets of one generator; a file with two of them is ambiguous.
+_GENERATOR_SETS = ("generator", "generator_ema")
 _WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
 _DIFFUSERS_MARKERS = ("condition_embedder.", "scale_shift_table", ".attn1.", "proj_out.")
 # diffusers -> original, applied in order to each key (inverse of MODEL_SPEC §2.2)
@@ -179,20 +189,41 @@ def _first_keys(keys: object, n: int = 4) -> str:
     return ", ".join(items[:n]) + more
 
 
-def _unwrap_container(obj: dict, source: Path) -> tuple[str | None, dict]:
-    """Pick the weights out of a training-save dict; returns (container name or None, flat dict)."""
+def _weight_sets(obj: dict) -> list[str]:
+    return [name for name in _CONTAINERS if isinstance(obj.get(name), dict) and obj[name]]
+
+
+def _unwrap_container(obj: dict, source: Path, container: str | None = None) -> tuple[str | None, dict]:
+    """Pick the weights out of a training-save dict; returns (container name or None, flat dict).
+
+    ``container``: the key the model's upstream loader takes (the registry's ``container:``); when
+    the file lacks it, the first of ``_CONTAINERS`` present is taken and a warning says so.
+    """
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        if container is not None:
+            log.warning("%s is a bare state dict, not a training save with '%s'; loading it as is", source, container)
         return None, obj
-    for name in _CONTAINERS:
-        inner = obj.get(name)
-        if isinstance(inner, dict) and inner:
-            if not all(isinstance(v, torch.Tensor) for v in inner.values()):
-                raise ModelLoadError(f"{source}: '{name}' holds non-tensor entries; expected a state dict of tensors")
-            return name, inner
-    raise ModelLoadError(
-        f"{source} holds a dict with keys [{_first_keys(obj.keys())}] but no weights; "
-        f"expected tensors or one of {', '.join(_CONTAINERS)}"
-    )
+    present = _weight_sets(obj)
+    if not present:
+        raise ModelLoadError(
+            f"{source} holds a dict with keys [{_first_keys(obj.keys())}] but no weights; "
+            f"expected tensors or one of {', '.join(_CONTAINERS)}"
+        )
+    if container is not None and container in present:
+        name, why = container, "the registry names it: the model's upstream loader takes it"
+    else:
+        name = present[0]
+        why = (f"the file has no '{container}', which the registry names" if container is not None
+               else "no container was named and 'generator' is what StreamDiffusionV2, LongLive and CausVid load")
+        if container is not None:
+            log.warning("%s: took '%s' because %s", source, name, why)
+    others = [c for c in present if c != name and c in _GENERATOR_SETS]
+    if name in _GENERATOR_SETS and others:
+        log.info("%s holds both %s; took '%s' because %s", source, " and ".join(f"'{c}'" for c in sorted({name, *others})), name, why)
+    inner = obj[name]
+    if not all(isinstance(v, torch.Tensor) for v in inner.values()):
+        raise ModelLoadError(f"{source}: '{name}' holds non-tensor entries; expected a state dict of tensors")
+    return name, inner
 
 
 def _clean_key(key: str) -> str:
@@ -234,18 +265,24 @@ def detect_dit_format(raw: dict, container: str | None, path: Path) -> DiTFormat
     return "wan"
 
 
-def dit_state_dict(path: str | Path) -> tuple[DiTFormat, StateDict]:
+def dit_state_dict(path: str | Path, container: str | None = None) -> tuple[DiTFormat, StateDict]:
     """Read any supported DiT checkpoint into original Wan key names.
 
-    Handles training-save containers (``generator_ema`` > ``generator`` > ``model`` >
-    ``state_dict``), wrapper prefixes (``model.``, ``model.diffusion_model.``, FSDP /
-    checkpoint / compile wrappers) and diffusers naming (inverse of MODEL_SPEC §2.2). Tensors are
-    returned as read (memory-mapped where the reader allows).
+    Handles training-save containers (``container`` when the file has it, else ``generator`` >
+    ``generator_ema`` > ``model`` > ``state_dict``), wrapper prefixes (``model.``,
+    ``model.diffusion_model.``, FSDP / checkpoint / compile wrappers) and diffusers naming (inverse
+    of MODEL_SPEC §2.2). Tensors are returned as read (memory-mapped where the reader allows).
     """
     path = _resolve_dit_path(Path(path))
-    obj = read_state_dict(path)
-    container, raw = _unwrap_container(obj, path)
-    fmt = detect_dit_format(raw, container, path)
+    return dit_state_dict_from(read_state_dict(path), path, container)
+
+
+def dit_state_dict_from(obj: dict, path: str | Path, container: str | None = None) -> tuple[DiTFormat, StateDict]:
+    """:func:`dit_state_dict` on a dict already read (``read_state_dict`` output, or meta tensors
+    built from a file's header, as ``livestyle weights verify`` does)."""
+    path = Path(path)
+    used, raw = _unwrap_container(obj, path, container)
+    fmt = detect_dit_format(raw, used, path)
     state: StateDict = {}
     for key, value in raw.items():
         new = _clean_key(key)
@@ -327,7 +364,9 @@ _LORA_KEY = re.compile(r"^(?P<module>.+?)\.lora_(?P<ab>[AB])(?:\.[A-Za-z0-9_]+)?
 def read_lora(path: str | Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], float | None]:
     """Read a PEFT LoRA file into ``{module: (A [r, in], B [out, r])}`` plus alpha if the file says.
 
-    Accepts LongLive's ``{"generator_lora": ...}`` dicts, raw PEFT state dicts, PEFT adapter folders
+    Accepts LongLive's trainer save ``{"generator_lora": ..., "critic_lora": ..., "step": n}`` (the
+    generator's LoRA is taken, the critic's ignored; the file carries no rank or alpha), raw PEFT
+    state dicts, PEFT adapter folders
     (``adapter_model.safetensors`` + ``adapter_config.json``), ``{"lora_config": {"r", "lora_alpha"}}``
     beside the weights, and kohya-style per-module ``.alpha`` tensors. Module names are
     normalised like DiT keys (``base_model.model.``, ``model.``, wrapper parts stripped).
@@ -393,22 +432,34 @@ def merge_lora(state: StateDict, lora: dict[str, tuple[torch.Tensor, torch.Tenso
     return merged
 
 
+def _check_lora_rank(pairs: dict[str, tuple[torch.Tensor, torch.Tensor]], rank: int | None, source: str) -> None:
+    if rank is None:
+        return
+    wrong = sorted({int(a.shape[0]) for a, _ in pairs.values()} - {rank})
+    if wrong:
+        raise ModelLoadError(f"{source} has rank {wrong[0]}, but the model's adapter config says rank {rank}; "
+                             "it is another LoRA, or fix the registry's adapter.rank")
+
+
 def load_dit(path_or_dir: str | Path, *, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
-             config: "str | DiTConfig | None" = None, lora: str | Path | None = None,
-             lora_alpha: float | None = None) -> "CausalWanDiT":
+             config: "str | DiTConfig | None" = None, container: str | None = None, lora: str | Path | None = None,
+             lora_alpha: float | None = None, lora_rank: int | None = None) -> "CausalWanDiT":
     """Load any supported Wan DiT checkpoint into a ``CausalWanDiT`` (eval mode, no grads).
 
     ``path_or_dir``: a ``.safetensors`` file, a sharded index or its folder, a diffusers pipeline
-    folder or its ``transformer/``, or a ``.pt`` training save. The size comes from the tensors;
-    ``config`` (a ``DIT_CONFIGS`` name or a ``DiTConfig``) only asserts it. ``dtype``: cast every
-    floating tensor (default: the checkpoint's ``patch_embedding`` dtype). ``lora``: a PEFT LoRA
-    merged into the weights (alpha from the file, else ``lora_alpha``, else rank, i.e. scale 1 —
-    LongLive's rank 256 / alpha 256). The model is built on the meta device and the tensors are
-    assigned, not copied (mmap-backed until moved to ``device``).
+    folder or its ``transformer/``, or a ``.pt`` training save. ``container``: which weight set of
+    a training save to take (the registry's ``container:``; see :func:`dit_state_dict`). The size
+    comes from the tensors; ``config`` (a ``DIT_CONFIGS`` name or a ``DiTConfig``) only asserts
+    it. ``dtype``: cast every floating tensor (default: the checkpoint's ``patch_embedding``
+    dtype). ``lora``: a PEFT LoRA merged into the weights; its scale is alpha / rank with alpha from
+    the file if it says, else ``lora_alpha`` (LongLive's file does not: its config says rank 256,
+    alpha 256), else the rank (scale 1). ``lora_rank``: the rank the file must have. The model is
+    built on the meta device and the tensors are assigned, not copied (mmap-backed until moved to
+    ``device``).
     """
     from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
 
-    fmt, state = dit_state_dict(path_or_dir)
+    fmt, state = dit_state_dict(path_or_dir, container)
     found = infer_dit_config(state)
     if config is not None:
         if isinstance(config, str):
@@ -428,7 +479,11 @@ def load_dit(path_or_dir: str | Path, *, device: torch.device | str = "cpu", dty
     _check_keys(state, model.state_dict(), f"{path_or_dir} ({fmt} layout)")
     if lora is not None:
         pairs, file_alpha = read_lora(lora)
-        state = merge_lora(state, pairs, file_alpha if file_alpha is not None else lora_alpha, source=f"LoRA {lora}")
+        _check_lora_rank(pairs, lora_rank, f"LoRA {lora}")
+        alpha = file_alpha if file_alpha is not None else lora_alpha
+        if file_alpha is not None and lora_alpha is not None and file_alpha != lora_alpha:
+            log.warning("LoRA %s says alpha %g; using it instead of the configured %g", lora, file_alpha, lora_alpha)
+        state = merge_lora(state, pairs, alpha, source=f"LoRA {lora}")
     target = dtype or state["patch_embedding.weight"].dtype
     state = {k: (v.to(target) if v.is_floating_point() else v) for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)

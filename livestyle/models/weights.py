@@ -14,14 +14,22 @@ Resolution order for a file (:func:`resolve`):
 
 A missing file raises :class:`WeightsError` naming the file and the ``livestyle weights pull``
 command. :func:`pull` downloads through ``huggingface_hub`` (progress bars, resumable, the standard
-cache), failing fast without network and checking free disk space first; :func:`verify` checks
-sizes and SHA-256 where the registry knows them.
+cache), failing fast without network and checking free disk space first. :func:`verify` checks
+what it can — the exact size and SHA-256 or git blob id where the registry knows them, the file's
+format header, its tensor names and shapes against the model config (``livestyle.models.filecheck``)
+— and lists what it could not check as unverified.
+
+Model-level keys besides ``files``: ``container`` (which weight set of a training save the model
+streams: what its upstream inference loader takes) and ``adapter`` (``rank``/``alpha`` of a LoRA
+whose file does not carry them). File-level: ``license`` (as the upstream card or repository says,
+or ``unverified``) and ``git_sha1`` (the git blob id of a file pinned from a GitHub repository).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable
@@ -33,12 +41,15 @@ import yaml
 
 from livestyle.errors import WeightsError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "FileSpec",
     "FileStatus",
     "ModelSpec",
     "generated_dir",
     "get_model",
+    "git_blob_sha1",
     "human_size",
     "list_models",
     "locate",
@@ -61,7 +72,9 @@ class FileSpec:
     (checked by :func:`verify`); ``approx_size``: bytes for disk-space planning when the exact size
     is unknown; ``generate``: ``"module:function"`` writing the file locally instead of downloading;
     ``url``: an alternative public source, for the error message; ``optional``: the model runs
-    without it (e.g. the TAEHV fast decoder).
+    without it (e.g. the TAEHV fast decoder); ``license``: the file's licence as its upstream card
+    or repository states it (``"unverified"`` when not read); ``git_sha1``: the git blob id of the
+    pinned upstream file (checked by :func:`verify`).
     """
 
     role: str
@@ -75,6 +88,8 @@ class FileSpec:
     generate: str | None = None
     url: str | None = None
     optional: bool = False
+    license: str = "unverified"
+    git_sha1: str | None = None
 
     @property
     def path(self) -> str:
@@ -96,7 +111,11 @@ class FileSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registry entry. ``pipeline`` is the family-defaults mapping, read by ``livestyle.pipeline``."""
+    """A registry entry. ``pipeline`` is the family-defaults mapping, read by ``livestyle.pipeline``.
+
+    ``container``: the key of a training-save ``.pt`` whose weights the model streams (``None``: a
+    flat file); ``adapter``: ``{"rank", "alpha"}`` of the model's LoRA when the file lacks them.
+    """
 
     name: str
     title: str
@@ -107,6 +126,8 @@ class ModelSpec:
     description: str = ""
     source: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    container: str | None = None
+    adapter: dict[str, float] = field(default_factory=dict)
 
     def file(self, role: str) -> FileSpec:
         if role not in self.files:
@@ -133,7 +154,9 @@ def generated_dir() -> Path:
     return Path(root) / "weights"
 
 
-_FILE_KEYS = {"repo", "file", "folder", "revision", "size", "sha256", "approx_size", "generate", "url", "optional"}
+_FILE_KEYS = {"repo", "file", "folder", "revision", "size", "sha256", "approx_size", "generate", "url", "optional",
+              "license", "git_sha1"}
+_CONTAINER_KEYS = ("generator", "generator_ema", "model", "state_dict")
 
 
 def _int_or_none(value: Any, where: str) -> int | None:
@@ -160,6 +183,9 @@ def _parse_file(role: str, raw: Any, top: dict[str, Any], where: str) -> FileSpe
     sha = raw.get("sha256")
     if sha is not None and (not isinstance(sha, str) or len(sha) != 64):
         raise WeightsError(f"{where}: files.{role}.sha256 must be 64 hex digits or null")
+    git = raw.get("git_sha1")
+    if git is not None and (not isinstance(git, str) or len(git) != 40):
+        raise WeightsError(f"{where}: files.{role}.git_sha1 must be 40 hex digits or null")
     return FileSpec(
         role=role,
         repo=raw.get("repo"),
@@ -172,6 +198,8 @@ def _parse_file(role: str, raw: Any, top: dict[str, Any], where: str) -> FileSpe
         generate=raw.get("generate"),
         url=raw.get("url"),
         optional=bool(raw.get("optional", False)),
+        license=str(raw.get("license") or "unverified"),
+        git_sha1=git.lower() if git else None,
     )
 
 
@@ -186,7 +214,15 @@ def _parse_model(path: Path) -> ModelSpec:
     if name != path.stem:
         raise WeightsError(f"{path}: name {name!r} must match the file name {path.stem!r}")
     files = {role: _parse_file(str(role), raw, data, str(path)) for role, raw in data["files"].items()}
-    known = {"name", "title", "family", "dit", "files", "pipeline", "description", "repo", "revision", "sha256"}
+    container = data.get("container")
+    if container is not None and container not in _CONTAINER_KEYS:
+        raise WeightsError(f"{path}: container must be one of {', '.join(_CONTAINER_KEYS)} or null, got {container!r}")
+    adapter = data.get("adapter") or {}
+    if not isinstance(adapter, dict) or set(adapter) - {"rank", "alpha"} or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in adapter.values()):
+        raise WeightsError(f"{path}: adapter must be a mapping with a positive rank and alpha, got {adapter!r}")
+    known = {"name", "title", "family", "dit", "files", "pipeline", "description", "repo", "revision", "sha256",
+             "container", "adapter"}
     return ModelSpec(
         name=name,
         title=str(data.get("title") or data.get("description") or name),
@@ -197,6 +233,8 @@ def _parse_model(path: Path) -> ModelSpec:
         description=str(data.get("description") or ""),
         source=path,
         extra={k: v for k, v in data.items() if k not in known},
+        container=container,
+        adapter=dict(adapter),
     )
 
 
@@ -523,13 +561,29 @@ def _download(
 
 @dataclass(frozen=True)
 class FileStatus:
-    """Result of checking one file: ``ok`` False with ``problem`` set when missing or wrong."""
+    """Result of checking one file.
+
+    ``ok`` False with ``problem`` set when missing or wrong. ``checked``: the checks it passed;
+    ``unverified``: what could not be checked (no published hash, no exact size, ...). ``state``
+    sums it up: ``verified`` (content hash matched), ``checked`` (everything checkable passed, the
+    rest is listed as unverified), ``FAIL``, ``missing`` or ``optional, absent``.
+    """
 
     spec: FileSpec
     path: Path | None
     ok: bool
     size: int | None
     problem: str = ""
+    checked: tuple[str, ...] = ()
+    unverified: tuple[str, ...] = ()
+
+    @property
+    def state(self) -> str:
+        if self.path is None:
+            return "optional, absent" if self.ok else "missing"
+        if not self.ok:
+            return "FAIL"
+        return "verified" if any(c.startswith(("sha256", "git blob")) for c in self.checked) else "checked"
 
 
 def _sha256(path: Path) -> str:
@@ -540,12 +594,65 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def git_blob_sha1(path: Path) -> str:
+    """The id git gives the file's content (``sha1("blob <size>\\0" + bytes)``), as ``git ls-tree`` shows it."""
+    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _check_file(model: ModelSpec, spec: FileSpec, path: Path, check_hashes: bool) -> FileStatus:
+    from livestyle.models.filecheck import STRUCTURE_ROLES, check_structure
+
+    size = _folder_size(path) if spec.is_folder else path.stat().st_size
+    checked: list[str] = []
+    unverified: list[str] = []
+
+    def fail(problem: str) -> FileStatus:
+        return FileStatus(spec, path, False, size, problem, tuple(checked), tuple(unverified))
+
+    if spec.is_folder:
+        unverified.append("folder contents (no sizes or hashes published per file)")
+    elif spec.size is not None:
+        if size != spec.size:
+            return fail(f"size {size} bytes, expected {spec.size} (truncated or wrong file)")
+        checked.append(f"size {size} bytes")
+    else:
+        unverified.append("exact size (registry has none)")
+    try:
+        checked += check_structure(spec.role, path, model)
+    except WeightsError as exc:
+        return fail(str(exc))
+    if spec.role not in STRUCTURE_ROLES:
+        unverified.append(f"tensor names and shapes (no check for role {spec.role!r})")
+    if spec.is_folder:
+        return FileStatus(spec, path, True, size, "", tuple(checked), tuple(unverified))
+    if spec.sha256 and check_hashes:
+        digest = _sha256(path)
+        if digest != spec.sha256:
+            return fail(f"sha256 {digest[:12]}..., expected {spec.sha256[:12]}...")
+        checked.append("sha256 matches the registry")
+    elif spec.git_sha1 and check_hashes:
+        blob = git_blob_sha1(path)
+        if blob != spec.git_sha1:
+            where = f"; get the pinned file from {spec.url}" if spec.url else ""
+            return fail(f"git blob {blob[:12]} is not the pinned upstream file {spec.git_sha1[:12]}{where}")
+        checked.append(f"git blob {blob[:12]} = the pinned upstream file")
+    else:
+        unverified.append("content hash (skipped: --no-hash)" if (spec.sha256 or spec.git_sha1) else "content hash (none published)")
+    return FileStatus(spec, path, True, size, "", tuple(checked), tuple(unverified))
+
+
 def verify(name: str | ModelSpec, *, weights_dir: str | Path | None = None, check_hashes: bool = True) -> list[FileStatus]:
-    """Check each file of ``name``: present, expected size, expected SHA-256 (where the registry knows them)."""
+    """Check each file of ``name``: present; exact size, SHA-256 or git blob id where the registry
+    knows them; format header, tensor names and shapes against the model config. Each result lists
+    what was checked and what stayed unverified; nothing is reported as plainly "ok"."""
     model = name if isinstance(name, ModelSpec) else get_model(name)
     results: list[FileStatus] = []
     for role, spec in model.files.items():
@@ -554,14 +661,5 @@ def verify(name: str | ModelSpec, *, weights_dir: str | Path | None = None, chec
             problem = "optional, not downloaded" if spec.optional else "missing"
             results.append(FileStatus(spec, None, spec.optional, None, problem))
             continue
-        size = _folder_size(path) if spec.is_folder else path.stat().st_size
-        if spec.size is not None and not spec.is_folder and size != spec.size:
-            results.append(FileStatus(spec, path, False, size, f"size {size} bytes, expected {spec.size} (truncated or wrong file)"))
-            continue
-        if check_hashes and spec.sha256 and not spec.is_folder:
-            digest = _sha256(path)
-            if digest != spec.sha256:
-                results.append(FileStatus(spec, path, False, size, f"sha256 {digest[:12]}..., expected {spec.sha256[:12]}..."))
-                continue
-        results.append(FileStatus(spec, path, True, size))
+        results.append(_check_file(model, spec, path, check_hashes))
     return results

@@ -10,11 +10,14 @@ non-zero so the model's output is not identically zero.
 | ``write_wan_checkpoint(path)`` | original ``.safetensors``; ``prefix="model.diffusion_model."`` = ComfyUI |
 | ``write_wan_checkpoint(dir, shards=3)`` | ``diffusion_pytorch_model-0000i-of-0000n.safetensors`` + index |
 | ``write_diffusers_checkpoint(dir)`` | ``dir/transformer/{config.json, diffusion_pytorch_model.safetensors}`` (diffusers keys) |
-| ``write_self_forcing_checkpoint(path)`` | ``.pt`` ``{"generator", "generator_ema", "critic"}``, keys ``model.<orig>`` |
-| ``write_causvid_checkpoint(path)`` | ``.pt`` ``{"generator": {model.<orig>}}`` |
+| ``write_self_forcing_checkpoint(path)`` | ``.pt`` ``{"generator", "critic", "generator_ema" (fp32)}``, keys ``model.<orig>`` |
+| ``write_causvid_checkpoint(path)`` | ``.pt`` ``{"generator", "critic"}``, keys ``model.<orig>`` |
 | ``write_sdv2_checkpoint(path)`` | ``model.pt``: ``{"generator"|"state_dict": ...}`` or a bare dict; with or without ``model.`` |
-| ``write_krea_checkpoint(path)`` | flat safetensors, keys ``model.<orig>`` |
-| ``write_longlive_checkpoint(base, lora)`` | base ``.pt`` ``{"generator": {model.<orig>}}`` + PEFT LoRA ``{"generator_lora": ...}`` |
+| ``write_krea_checkpoint(path)`` | flat bf16 safetensors, keys ``model.<orig>`` |
+| ``write_longlive_checkpoint(base, lora)`` | base ``{"generator", "critic", "generator_ema", "step"}`` + ``lora.pt`` ``{"generator_lora", "critic_lora", "step"}`` (no alpha) |
+
+Every layout is written from the upstream loader and trainer code as read (docs/models.md names
+the files and commits); the tests check that ``load_dit`` takes the tensors upstream takes.
 """
 
 from __future__ import annotations
@@ -150,41 +153,61 @@ def write_diffusers_checkpoint(root: str | Path, config_name: str | DiTConfig = 
     return state
 
 
+def _fsdp_block_keys(state: StateDict) -> StateDict:
+    """``model.blocks.N.<rest>`` → ``model.blocks.N._fsdp_wrapped_module.<rest>``: the parameter names an
+    EMA copy taken under ``FSDP.summon_full_params`` carries when each block is its own FSDP unit."""
+    out: StateDict = {}
+    for key, value in state.items():
+        if key.startswith("blocks."):
+            index, rest = key[len("blocks."):].split(".", 1)
+            key = f"blocks.{index}._fsdp_wrapped_module.{rest}"
+        out[f"model.{key}"] = value
+    return out
+
+
 def write_self_forcing_checkpoint(path: str | Path, config_name: str | DiTConfig = "tiny", seed: int = 0, *,
                                   ema: bool = True) -> StateDict:
-    """Self-Forcing training save: ``{"generator", "critic"[, "generator_ema"]}``, ``model.`` keys.
-
-    The EMA weights (returned) differ from ``generator`` (seed + 1) so a loader that picks the
-    wrong one is caught. ``_fsdp_wrapped_module.`` appears in the EMA keys as in upstream saves.
+    """Self-Forcing ``checkpoints/self_forcing_dmd.pt`` as its trainer saves it (guandeh17/Self-Forcing
+    ``trainer/distillation.py`` ``save``): ``{"generator", "critic", "generator_ema"}``, each a
+    ``WanDiffusionWrapper`` state dict (``model.<orig>``). ``generator_ema`` is the EMA shadow, fp32
+    (``EMA_FSDP`` keeps ``.float()`` copies), with plain keys: the demo loads it strictly into the
+    wrapper. Returns what the demo loads (``generator_ema``; ``generator`` with ``ema=False``).
+    The three sets hold different values (seeds +0/+1/+2) so a loader taking the wrong one is caught.
     """
     gen = random_dit_state_dict(config_name, seed + 1 if ema else seed)
     obj: dict[str, StateDict] = {
         "generator": _prefixed(gen, "model."),
-        "critic": {"model.head.head.weight": torch.zeros(4, 4)},
+        "critic": _prefixed(random_dit_state_dict(config_name, seed + 2), "model."),
     }
     if not ema:
         torch.save(obj, str(path))
         return gen
-    ema_state = random_dit_state_dict(config_name, seed)
-    obj["generator_ema"] = {f"model._fsdp_wrapped_module.{k}": v for k, v in ema_state.items()}
+    ema_state = random_dit_state_dict(config_name, seed, dtype=torch.float32)
+    obj["generator_ema"] = _prefixed(ema_state, "model.")
     torch.save(obj, str(path))
     return ema_state
 
 
 def write_causvid_checkpoint(path: str | Path, config_name: str | DiTConfig = "tiny", seed: int = 0) -> StateDict:
-    """CausVid ``autoregressive_checkpoint/model.pt``: ``{"generator": {model.<orig>}}``."""
+    """CausVid ``autoregressive_checkpoint/model.pt``: ``{"generator", "critic"}`` with ``model.`` keys, no EMA."""
     return write_self_forcing_checkpoint(path, config_name, seed, ema=False)
 
 
 def write_sdv2_checkpoint(path: str | Path, config_name: str | DiTConfig = "tiny", seed: int = 0, *,
-                          prefix: bool = True, container: str | None = "generator") -> StateDict:
+                          prefix: bool = True, container: str | None = "generator", ema_too: bool = False) -> StateDict:
     """StreamDiffusionV2 ``model.pt``: weights under ``container`` (``"generator"``,
-    ``"generator_ema"``, ``"state_dict"`` or ``None`` for a bare dict), keys with or without ``model.``."""
+    ``"generator_ema"``, ``"state_dict"`` or ``None`` for a bare dict), keys with or without ``model.``
+    (upstream's ``load_generator_state_dict`` adds the prefix where it is missing). ``ema_too``: also
+    write a different ``generator_ema`` beside ``generator``; upstream takes ``generator`` first.
+    Returns the weights upstream loads."""
     state = random_dit_state_dict(config_name, seed)
     weights = _prefixed(state, "model.") if prefix else dict(state)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({container: weights} if container else weights, str(path))
+    obj: dict = {container: weights} if container else weights
+    if ema_too:
+        obj["generator_ema"] = _prefixed(random_dit_state_dict(config_name, seed + 1), "model.")
+    torch.save(obj, str(path))
     return state
 
 
@@ -196,26 +219,50 @@ def write_krea_checkpoint(path: str | Path, config_name: str | DiTConfig = "tiny
     return state
 
 
-def write_longlive_checkpoint(base_path: str | Path, lora_path: str | Path, config_name: str | DiTConfig = "tiny",
-                              seed: int = 0, *, rank: int = 4, alpha: float = 8.0) -> StateDict:
-    """LongLive 1.0: ``longlive_base.pt`` ``{"generator": {model.<orig>}}`` and ``lora.pt``
-    ``{"generator_lora": {base_model.model.<module>.lora_A/B.weight}, "lora_config": {"r", "lora_alpha"}}``
-    on every Linear of every block. Returns the *merged* original-named state dict
-    (``W + alpha/rank · B @ A``)."""
-    cfg = _config(config_name)
-    base = random_dit_state_dict(cfg, seed)
-    torch.save({"generator": _prefixed(base, "model.")}, str(base_path))
-    gen = torch.Generator().manual_seed(seed + 1000)
+def _random_lora(base: StateDict, cfg: DiTConfig, rank: int, gen: torch.Generator) -> StateDict:
+    """PEFT keys ``base_model.model.blocks.N.<linear>.lora_A/B.weight`` on every Linear of every block."""
     lora: StateDict = {}
-    merged = dict(base)
     for i in range(cfg.num_layers):
         for target in LORA_TARGETS:
             name = f"blocks.{i}.{target}"
             w = base[f"{name}.weight"]
-            a = torch.randn(rank, w.shape[1], generator=gen) / w.shape[1] ** 0.5
-            b = 0.1 * torch.randn(w.shape[0], rank, generator=gen)
-            lora[f"base_model.model.{name}.lora_A.weight"] = a
-            lora[f"base_model.model.{name}.lora_B.weight"] = b
-            merged[f"{name}.weight"] = w + (alpha / rank) * (b @ a)
-    torch.save({"generator_lora": lora, "lora_config": {"r": rank, "lora_alpha": alpha}}, str(lora_path))
+            lora[f"base_model.model.{name}.lora_A.weight"] = torch.randn(rank, w.shape[1], generator=gen) / w.shape[1] ** 0.5
+            lora[f"base_model.model.{name}.lora_B.weight"] = 0.1 * torch.randn(w.shape[0], rank, generator=gen)
+    return lora
+
+
+def write_longlive_checkpoint(base_path: str | Path, lora_path: str | Path, config_name: str | DiTConfig = "tiny",
+                              seed: int = 0, *, rank: int = 4, alpha: float = 8.0, step: int = 3000) -> StateDict:
+    """LongLive 1.0 (NVlabs/LongLive, branch v1.0) as its trainer saves the two files.
+
+    ``longlive_base.pt``: ``{"generator", "critic", "generator_ema", "step"}`` — wrapper keys
+    ``model.<orig>``; the EMA copy (fp32, FSDP block names ``model.blocks.N._fsdp_wrapped_module.…``,
+    written after the trainer's ``ema_start_step``) differs from ``generator``, which the inference
+    configs load (``use_ema: false``).
+    ``lora.pt``: ``{"generator_lora", "critic_lora", "step"}`` (``trainer/distillation.py`` ``save``),
+    PEFT keys ``base_model.model.blocks.N.<linear>.lora_A.weight`` / ``.lora_B.weight`` on every
+    Linear of every block (``utils/lora_utils.py``: self_attn q/k/v/o, cross_attn q/k/v/o, ffn.0,
+    ffn.2). Rank and alpha live in the config (``adapter: {rank: 256, alpha: 256}``), not the file:
+    ``alpha`` here only sets the returned merge. Returns the *merged* original-named state dict
+    (``generator + alpha/rank · B @ A``).
+    """
+    cfg = _config(config_name)
+    base = random_dit_state_dict(cfg, seed)
+    torch.save({
+        "generator": _prefixed(base, "model."),
+        "critic": _prefixed(random_dit_state_dict(cfg, seed + 2), "model."),
+        "generator_ema": _fsdp_block_keys(random_dit_state_dict(cfg, seed + 1)),
+        "step": step,
+    }, str(base_path))
+    gen = torch.Generator().manual_seed(seed + 1000)
+    lora = _random_lora(base, cfg, rank, gen)
+    critic_lora = _random_lora(base, cfg, rank, gen)
+    torch.save({"generator_lora": lora, "critic_lora": critic_lora, "step": step}, str(lora_path))
+    merged = dict(base)
+    for i in range(cfg.num_layers):
+        for target in LORA_TARGETS:
+            name = f"blocks.{i}.{target}"
+            a = lora[f"base_model.model.{name}.lora_A.weight"]
+            b = lora[f"base_model.model.{name}.lora_B.weight"]
+            merged[f"{name}.weight"] = base[f"{name}.weight"] + (alpha / rank) * (b @ a)
     return merged
