@@ -83,7 +83,8 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
         family = family.with_overrides(stream_batch=m.stream_batch)  # other kv modes are sequential already
     device, dtype = resolve_device(m.device, m.dtype)
     lora = _path(spec, "lora", m.weights_dir) if "lora" in spec.files else None  # LongLive: base + LoRA merged on load
-    dit = load_dit(_path(spec, "dit", m.weights_dir), device=device, dtype=dtype, lora=lora)
+    dit = load_dit(_path(spec, "dit", m.weights_dir), device=device, dtype=dtype, container=spec.container, lora=lora,
+                   lora_alpha=spec.adapter.get("alpha"), lora_rank=spec.adapter.get("rank"))  # registry: upstream's weight set, LoRA scale
     if device.type == "cuda":
         dit.fuse_qkv()  # one GEMM for q/k/v and one for cross-attention k/v (same math)
         # steady-state steps replay from CUDA graphs (captured a few chunks into each stream; the
