@@ -40,6 +40,7 @@ __all__ = [
     "EffectsConfig",
     "ChromaKeyConfig",
     "PersonMaskConfig",
+    "SelfieMaskConfig",
     "setting",
     "load_config",
     "config_from_dict",
@@ -182,11 +183,25 @@ class PersonMaskConfig:
 
 
 @dataclass(frozen=True)
+class SelfieMaskConfig:
+    """MediaPipe selfie segmentation on LiteRT (``effects.selfie``; the fast ``person`` mask)."""
+
+    model: str = setting("mediapipe-selfie", doc="registry name of the selfie segmentation files")
+    variant: Literal["auto", "general", "landscape"] = setting("auto", doc="256x256 general, 256x144 landscape, or auto by aspect")
+    threads: int = setting(1, ge=1, le=16, doc="LiteRT CPU threads")
+    interval: int = setting(1, ge=1, le=30, doc="run the model every n-th frame, reuse in between")
+    face_gate: float = setting(0.7, ge=0.0, le=1.0, doc="face score below which the mask is empty (0 = no face check)")
+    gate_interval: int = setting(6, ge=1, le=300, doc="check for a face every n-th frame")
+
+
+@dataclass(frozen=True)
 class EffectsConfig:
     """Where the styled pixels go, and the mask that decides it (docs/effects.md)."""
 
     mode: Literal["full", "background", "person"] = setting("full", doc="region that is styled")
-    mask: Literal["chroma", "person"] = setting("person", doc="mask provider")
+    mask: Literal["chroma", "person", "selfie", "person-hq"] = setting("person", doc="mask provider (person: selfie when LiteRT is installed, else person-hq)")
+    fill: Literal["styled", "blur"] = setting("styled", doc="what the effect's region shows: the generator's frame, or the camera blurred")
+    blur: float = setting(12.0, gt=0.0, le=64.0, doc="Gaussian sigma of fill=blur, pixels")
     feather: float = setting(2.0, ge=0.0, le=64.0, doc="Gaussian sigma of the mask edge, pixels")
     smoothing: float = setting(0.5, ge=0.0, le=0.95, doc="weight of the past in the mask EMA (0 = off)")
     cut_threshold: float = setting(0.25, gt=0.0, le=1.0, doc="mean mask change that restarts the EMA")
@@ -196,6 +211,7 @@ class EffectsConfig:
     max_pending: int = setting(256, ge=1, le=4096, doc="most frames whose masks await their styled frame")
     chroma: ChromaKeyConfig = field(default_factory=ChromaKeyConfig)
     person: PersonMaskConfig = field(default_factory=PersonMaskConfig)
+    selfie: SelfieMaskConfig = field(default_factory=SelfieMaskConfig)
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ def test_set_effect_between_chunks_and_reset():
 def test_switching_to_an_effect_without_weights_is_rejected_cleanly(tmp_path):
     from livestyle.config import PersonMaskConfig
 
-    cfg = EffectsConfig(mode="full", mask="person", person=PersonMaskConfig(checkpoint=str(tmp_path / "none.ckpt")))
+    cfg = EffectsConfig(mode="full", mask="person-hq", person=PersonMaskConfig(checkpoint=str(tmp_path / "none.ckpt")))
     gen = EffectGenerator(PassthroughGenerator(), cfg)
     with pytest.raises(ControlError) as err:
         gen.apply(SetEffect("background"))

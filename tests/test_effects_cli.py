@@ -65,14 +65,23 @@ def test_unknown_effect_and_mask_are_one_line_errors(capsys: pytest.CaptureFixtu
     assert main(["run", "--source", "pattern", "--sink", "null", "--effect", "sky", "--quiet"]) == 2
     assert capsys.readouterr().err.strip() == "error: effects.mode: expected one of full, background, person, got 'sky'"
     assert main(["run", "--source", "pattern", "--sink", "null", "--effect", "background", "--mask", "depth", "--quiet"]) == 2
-    assert capsys.readouterr().err.strip() == "error: effects.mask: expected one of chroma, person, got 'depth'"
+    assert capsys.readouterr().err.strip() == "error: effects.mask: expected one of chroma, person, selfie, person-hq, got 'depth'"
 
 
-def test_missing_person_model_names_the_pull_command(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("mask", "model", "prefix"),
+    [("person-hq", "modnet-webcam", "person mask (person-hq, MODNet): model 'modnet-webcam' is missing its model file "),
+     ("selfie", "mediapipe-selfie", "person mask (selfie): model 'mediapipe-selfie' is missing its general file ")],
+)
+def test_missing_person_model_names_the_pull_command(
+    mask: str, model: str, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path / "weights"))
-    code = main(["run", "--source", "pattern", "--sink", "null", "--max-frames", "2", "--effect", "background", "--quiet"])
-    err = capsys.readouterr().err.strip()
+    monkeypatch.setenv("LIVESTYLE_CACHE_DIR", str(tmp_path / "cache"))
+    code = main(["run", "--source", "pattern", "--sink", "null", "--max-frames", "2", "--effect", "background", "--mask", mask, "--quiet"])
+    *warnings, err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
-    assert err.startswith("error: person mask (--mask person): model 'modnet-webcam' is missing its model file ")
-    assert "run `livestyle weights pull modnet-webcam`" in err and "\n" not in err
+    assert all(w.startswith("warning: ") for w in warnings)  # passthrough's "will do nothing"
+    assert err.startswith("error: " + prefix)
+    assert f"run `livestyle weights pull {model}`" in err

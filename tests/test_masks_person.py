@@ -82,8 +82,8 @@ def test_bad_checkpoints(tmp_path):
 
 def test_segmenter_runs_at_model_size_and_reuses_with_interval(tmp_path):
     path = write_official_ckpt(random_modnet(), tmp_path / "m.ckpt")
-    seg = open_mask_provider("person", person=PersonMaskConfig(checkpoint=str(path), input_size=64, interval=2))
-    assert isinstance(seg, PersonSegmenter) and seg.name == "person"
+    seg = open_mask_provider("person-hq", person=PersonMaskConfig(checkpoint=str(path), input_size=64, interval=2))
+    assert isinstance(seg, PersonSegmenter) and seg.name == "person-hq"
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
     masks = [seg.compute(f).subject for f in frames]
@@ -102,9 +102,9 @@ def test_missing_model_names_the_pull_command(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path / "weights"))
     with pytest.raises(WeightsError) as err:
-        open_mask_provider("person", person=PersonMaskConfig())
+        open_mask_provider("person-hq", person=PersonMaskConfig())
     message = str(err.value)
-    assert message.startswith("person mask (--mask person): model 'modnet-webcam' is missing its model file ")
+    assert message.startswith("person mask (person-hq, MODNet): model 'modnet-webcam' is missing its model file ")
     assert "run `livestyle weights pull modnet-webcam`" in message
 
 
@@ -116,5 +116,5 @@ def test_registry_file_is_found_and_loaded(tmp_path, monkeypatch):
     target.parent.mkdir(parents=True)
     write_official_ckpt(random_modnet(), target)
     assert resolve_person_checkpoint(PersonMaskConfig()) == target
-    seg = open_mask_provider("person", person=PersonMaskConfig(input_size=32))
+    seg = open_mask_provider("person-hq", person=PersonMaskConfig(input_size=32))
     assert seg.compute(np.zeros((48, 64, 3), np.uint8)).subject.shape == (48, 64)

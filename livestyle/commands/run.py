@@ -261,7 +261,7 @@ def _passthrough_warnings(config: Config) -> list[str]:
     return passthrough_warnings(
         prompt_given=config.model.prompt != ModelConfig().prompt,
         preset_given=config.presets.start is not None,
-        effect="full" if config.effects.preview else config.effects.mode,
+        effect="full" if config.effects.preview or config.effects.fill == "blur" else config.effects.mode,
     )
 
 
@@ -401,7 +401,7 @@ def run(
     bypass: BypassOption = False,
     quiet: QuietOption = False,
     effect: Annotated[Optional[str], typer.Option(help="Styled region: full, background or person (docs/effects.md)")] = None,
-    mask: Annotated[Optional[str], typer.Option(help="Mask for --effect: chroma (green/blue screen) or person (MODNet)")] = None,
+    mask: Annotated[Optional[str], typer.Option(help="Mask for --effect: chroma (green/blue screen), person (selfie if LiteRT is installed, else person-hq), selfie or person-hq (MODNet)")] = None,
     mask_preview: Annotated[bool, typer.Option("--mask-preview", help="Tint the background region to tune the mask (also in bypass)")] = False,
     preset: PresetOption = None,
     presets: PresetsOption = None,

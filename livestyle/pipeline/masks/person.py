@@ -1,4 +1,4 @@
-"""Person segmentation with MODNet (Apache-2.0), run on every frame, on the CPU by default.
+"""Mask provider ``person-hq``: person matting with MODNet (Apache-2.0), on the CPU by default.
 
 The model's weights are downloaded once through the weights registry
 (``livestyle weights pull modnet-webcam``, ``configs/models/modnet-webcam.yaml``) or read from a
@@ -38,9 +38,9 @@ def model_input_size(height: int, width: int, short_side: int) -> tuple[int, int
 
 
 class PersonSegmenter:
-    """Mask provider ``person``: a loaded MODNet plus the pre/post-processing around it."""
+    """Mask provider ``person-hq``: a loaded MODNet plus the pre/post-processing around it."""
 
-    name = "person"
+    name = "person-hq"
 
     def __init__(self, model: MODNet, settings: PersonMaskConfig | None = None) -> None:
         self.settings = settings or PersonMaskConfig()
@@ -93,7 +93,7 @@ def resolve_person_checkpoint(settings: PersonMaskConfig) -> Path:
     try:
         return Path(weights.resolve(settings.model, WEIGHTS_ROLE))
     except WeightsError as exc:  # its message names the `livestyle weights pull` command
-        raise WeightsError(f"person mask (--mask person): {exc}") from None
+        raise WeightsError(f"person mask (person-hq, MODNet): {exc}") from None
 
 
 def open_person_segmenter(settings: PersonMaskConfig | None = None) -> PersonSegmenter:
