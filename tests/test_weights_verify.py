@@ -15,7 +15,13 @@ from safetensors.torch import save_file
 
 from livestyle.models.testing import dit as W
 from livestyle.models.testing import stack
-from livestyle.models.weights import ModelSpec, get_model, git_blob_sha1, list_models, verify
+from livestyle.models.weights import (
+    ModelSpec,
+    get_model,
+    git_blob_sha1,
+    list_models,
+    verify,
+)
 
 FILES = {
     "dit": "ckpt/model.pt",
