@@ -8,8 +8,6 @@ commands work on machines without the I/O extras.
 from __future__ import annotations
 
 import importlib
-import logging
-import os
 import sys
 
 import typer
@@ -37,12 +35,24 @@ app = typer.Typer(
     help="Live video re-styling for streamers: webcam/OBS/browser in, styled video out.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from livestyle import __version__
+
+        print(f"livestyle {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                 help="Print the version and exit"),
+) -> None:
     """Live video re-styling for streamers: webcam/OBS/browser in, styled video out."""
 
 
@@ -51,8 +61,9 @@ for _module in COMMAND_MODULES:
 
 
 def _setup_logging() -> None:
-    level = os.environ.get("LIVESTYLE_LOG", "WARNING").upper()
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from livestyle.logs import setup_logging
+
+    setup_logging()  # "warning: text"; logger names only with LIVESTYLE_LOG=INFO or DEBUG
 
 
 def main(argv: list[str] | None = None) -> int:

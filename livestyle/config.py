@@ -123,6 +123,7 @@ class RunnerConfig:
 
     sink_queue: int = setting(4, ge=1, le=256, doc="frames each sink may hold before dropping")
     status_interval: float = setting(1.0, gt=0, le=60, doc="seconds between status updates")
+    log_interval: float = setting(10.0, gt=0, le=3600, doc="seconds between status lines when stderr is not a terminal")
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ def test_signal_finalizes_the_recording_to_the_last_frame(tmp_path: Path, sig: s
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "livestyle", "run", "--source", "pattern", "--sink", str(out),
-         "--size", "128x96", "--fps", "30", "--set", "runner.status_interval=0.1"],
+         "--size", "128x96", "--fps", "30", "--set", "runner.status_interval=0.1", "--set", "runner.log_interval=0.1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
     )
     assert proc.stderr is not None
@@ -226,8 +226,10 @@ def test_python_dash_m_is_the_same_cli() -> None:
         assert verb in result.stdout
 
 
-def test_status_line_redraws_in_place_on_a_terminal_only() -> None:
+def test_status_line_redraws_in_place_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
+
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: the full line (narrow: test_terminal.py)
 
     from livestyle.commands.run import StatusLine
 

@@ -54,13 +54,61 @@ Examples:
 """
 
 
+LOG_INTERVAL_S = 10.0
+"""Seconds between status lines when stderr is not a terminal (a log file, a service journal)."""
+
 def _brief(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def format_status(stats: dict[str, Any]) -> str:
+def _compact_status(stats: dict[str, Any], width: int) -> str:
+    """The status line for a narrow terminal: the most important fields that fit in ``width``.
+
+    Priority: warm-up/bypass/failed sinks, frames the viewer gets (``fps_written`` when the runner
+    reports it, else fps out), frames lost (``frames_lost``, else input drops), glass-to-glass p95
+    (``g2g_p95_ms``, else the latency p95), fps in, then the preset or prompt.
+    """
+    lat = stats.get("latency_ms", {})
+    lost = stats.get("frames_lost", stats.get("drops", {}).get("input", 0))
+    p95 = stats.get("g2g_p95_ms", lat.get("p95", 0.0)) or 0.0
+    parts: list[str] = []
+    if stats.get("warming"):
+        parts.append("warming up")
+    if stats.get("bypass"):
+        parts.append("BYPASS")
+    failed = [name for name, s in stats.get("sinks", {}).items() if s.get("state") == "failed"]
+    if failed:
+        parts.append("failed: " + ", ".join(failed))
+    parts += [f"out {stats.get('fps_written', stats.get('fps_out', 0.0)):.1f} fps", f"lost {lost}",
+              f"p95 {p95:.0f} ms", f"in {stats.get('fps_in', 0.0):.1f} fps"]
+    params = (stats.get("controls") or {}).get("params") or {}
+    if params.get("preset"):
+        parts.append(f"preset {params['preset']}")
+    elif params.get("prompt"):
+        parts.append(f"{_brief(params['prompt'], 16)!r}")
+    line = ""
+    for part in parts:
+        candidate = f"{line} | {part}" if line else part
+        if len(candidate) > width:
+            break
+        line = candidate
+    return line or parts[0][:width]
+
+
+def format_status(stats: dict[str, Any], width: int | None = None) -> str:
     """One status line from :meth:`Runner.stats`: fps in/out, drops, per-stage ms, latency, and
-    from ``stats["controls"]`` (when present) the preset or prompt and the OBS bridge state."""
+    from ``stats["controls"]`` (when present) the preset or prompt and the OBS bridge state.
+
+    ``width``: the terminal's columns; a line that would not fit is replaced by a shorter form
+    (:func:`_compact_status`), so it never wraps.
+    """
+    full = _full_status(stats)
+    if width is None or len(full) <= width:
+        return full
+    return _compact_status(stats, width)
+
+
+def _full_status(stats: dict[str, Any]) -> str:
     drops = stats.get("drops", {})
     d_in = drops.get("input", 0)
     d_out = sum(v for k, v in drops.items() if k.startswith("sink:"))
@@ -93,32 +141,57 @@ def format_status(stats: dict[str, Any]) -> str:
     failed = [name for name, s in stats.get("sinks", {}).items() if s.get("state") == "failed"]
     if failed:
         parts.append("failed: " + ", ".join(failed))
+    if stats.get("warming"):
+        parts.append("warming up the model (first frames follow)")
     return " | ".join(parts)
 
 
 class StatusLine:
-    """Writes status lines to a stream: redrawn in place on a terminal, one line each otherwise."""
+    """Writes status lines to a stream: redrawn in place on a terminal (cut to its width, so it
+    never wraps), otherwise one line at most every ``log_interval`` seconds plus the last one."""
 
-    def __init__(self, out: IO[str] | None = None) -> None:
+    def __init__(self, out: IO[str] | None = None, *, log_interval: float = LOG_INTERVAL_S,
+                 clock: Callable[[], float] | None = None) -> None:
+        import time
+
         self._out = out if out is not None else sys.stderr
         self._tty = bool(getattr(self._out, "isatty", lambda: False)())
         self._drawn = False
+        self._interval = log_interval
+        self._clock = clock or time.monotonic
+        self._last_write: float | None = None
+        self._pending: dict[str, Any] | None = None
+
+    def _width(self) -> int:
+        import shutil
+
+        return max(20, shutil.get_terminal_size((100, 24)).columns - 1)
 
     def __call__(self, stats: dict[str, Any]) -> None:
-        line = format_status(stats)
         if self._tty:
-            self._out.write("\r" + line + "\x1b[K")
+            self._out.write("\r" + format_status(stats, self._width()) + "\x1b[K")
             self._drawn = True
-        else:
-            self._out.write(line + "\n")
+            self._out.flush()
+            return
+        now = self._clock()
+        if self._last_write is not None and now - self._last_write < self._interval:
+            self._pending = stats
+            return
+        self._write(stats, now)
+
+    def _write(self, stats: dict[str, Any], now: float) -> None:
+        self._out.write(format_status(stats) + "\n")
         self._out.flush()
+        self._last_write, self._pending = now, None
 
     def finish(self) -> None:
-        """End the in-place line so later output starts on a fresh line."""
+        """End the in-place line (terminal) or log the last status held back (not a terminal)."""
         if self._drawn:
             self._out.write("\n")
             self._out.flush()
             self._drawn = False
+        if self._pending is not None:
+            self._write(self._pending, self._clock())
 
 
 PromptOption = Annotated[Optional[str], typer.Option(help="Style prompt (needs a model)")]
@@ -314,7 +387,8 @@ def stream(
     sources of ``controls`` and the config (OBS bridge), and ``serve`` (a server on the
     controller). Stats: the runner's plus ``"controls"`` (params, OBS bridge, hotkeys).
 
-    Status lines go to stderr every ``runner.status_interval`` seconds. Ctrl-C / SIGTERM (or ``q``)
+    Status lines go to stderr every ``runner.status_interval`` seconds (every
+    ``runner.log_interval`` when stderr is not a terminal). Ctrl-C / SIGTERM (or ``q``)
     stop the run cleanly and recordings are finalized.
     """
     from livestyle.control.commands import SetBypass
@@ -367,7 +441,7 @@ def stream(
     def stats() -> dict[str, Any]:
         return {**runner.stats(), "controls": control_stats(), "model": model_info}
 
-    line = StatusLine()
+    line = StatusLine(log_interval=config.runner.log_interval)
     if status:
         runner.add_stats_listener(lambda snapshot: line({**snapshot, "controls": control_stats()}))
     stop_server: Callable[[], None] | None = None

@@ -40,6 +40,7 @@ __all__ = [
     "TERMINAL_KEYS",
     "GLOBAL_BINDINGS",
     "TERMINAL_HELP",
+    "is_foreground",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,15 @@ GLOBAL_BINDINGS: dict[str, Command] = {
 }
 
 ErrorFn = Callable[[str], None]
+
+
+def is_foreground(fd: int) -> bool:
+    """Whether this process's group is the foreground group of terminal ``fd``. A terminal that is
+    not our controlling terminal has no job control over us, so it counts as foreground."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return True
 
 
 def _warn(message: str) -> None:
@@ -99,13 +109,15 @@ class TerminalHotkeys:
         return self._thread is not None and self._thread.is_alive()
 
     def available(self) -> bool:
-        """True when the stream is a TTY on a POSIX system (termios exists)."""
+        """True when the stream is a TTY on a POSIX system (termios exists) and this process is in
+        the terminal's foreground: a job started with ``&`` must not touch the terminal (changing
+        its mode from the background stops the job with "Stopped (tty output)")."""
         try:
             import termios  # noqa: F401
         except ImportError:
             return False
         try:
-            return self._stream.isatty()
+            return self._stream.isatty() and is_foreground(self._stream.fileno())
         except (AttributeError, ValueError):
             return False
 
