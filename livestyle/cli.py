@@ -8,6 +8,7 @@ commands work on machines without the I/O extras.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 import typer
@@ -17,6 +18,7 @@ try:  # typer >= 0.20 vendors click
 except ImportError:  # pragma: no cover - older typer on real click
     from click import ClickException
 
+from livestyle.commands.signals import SignalWatch, Terminated, signal_exit_code
 from livestyle.errors import LivestyleError
 
 __all__ = ["app", "main"]
@@ -67,8 +69,24 @@ def _setup_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the process exit code instead of raising."""
+    """Run the CLI; return the process exit code instead of raising.
+
+    Exit codes (docs/exit-codes.md): 0 done; 1 an error (a source that broke, a model that would
+    not load, ...); 2 a bad option or config value; 3 the run ended but a sink failed on the way;
+    128 + N when signal N stopped it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), recordings finalized.
+    An error outranks a failed sink, which outranks a signal.
+    """
     _setup_logging()
+    with SignalWatch() as signals:
+        code = _run_app(argv)
+        first = signals.first()
+    if code == 0 and first is not None:
+        print(f"stopped by {signal.Signals(first).name}", file=sys.stderr)
+        return signal_exit_code(first)
+    return code
+
+
+def _run_app(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="livestyle", standalone_mode=False)
     except LivestyleError as exc:
@@ -81,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         print("stopped", file=sys.stderr)
-        return 130
+        return signal_exit_code(signal.SIGINT)
+    except Terminated as exc:
+        print(f"stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return signal_exit_code(exc.signum)
     return 0
 
 

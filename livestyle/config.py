@@ -34,6 +34,7 @@ __all__ = [
     "StreamConfig",
     "ModelConfig",
     "RunnerConfig",
+    "RecordingConfig",
     "ServerConfig",
     "ObsConfig",
     "PresetsConfig",
@@ -124,6 +125,14 @@ class RunnerConfig:
     sink_queue: int = setting(4, ge=1, le=256, doc="frames each sink may hold before dropping")
     status_interval: float = setting(1.0, gt=0, le=60, doc="seconds between status updates")
     log_interval: float = setting(10.0, gt=0, le=3600, doc="seconds between status lines when stderr is not a terminal")
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    """How recordings are written (``livestyle.output.media``: crash safety)."""
+
+    mp4: Literal["fragmented", "faststart"] = setting("fragmented", doc="mp4/mov layout: fragmented (plays after a crash) or faststart (classic, index in front after a clean end)")
+    fragment_s: float = setting(1.0, ge=0.1, le=60.0, doc="seconds per MP4 fragment / Matroska cluster at most (what a crash can lose)")
 
 
 @dataclass(frozen=True)
@@ -222,6 +231,7 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     obs: ObsConfig = field(default_factory=ObsConfig)
     effects: EffectsConfig = field(default_factory=EffectsConfig)

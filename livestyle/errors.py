@@ -13,6 +13,7 @@ __all__ = [
     "WeightsError",
     "SourceError",
     "SinkError",
+    "SinkFailedError",
     "PipelineError",
     "ControlError",
     "CommandRefusedError",
@@ -46,6 +47,13 @@ class SourceError(LivestyleError):
 
 class SinkError(LivestyleError):
     """A video sink that cannot be opened or written (unwritable path, missing device)."""
+
+
+class SinkFailedError(SinkError):
+    """A run that went to its end but lost a sink on the way (exit code 3: the stream and the
+    other sinks went on, that sink's output is incomplete)."""
+
+    exit_code = 3
 
 
 class PipelineError(LivestyleError):

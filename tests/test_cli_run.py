@@ -171,7 +171,7 @@ def test_signal_finalizes_the_recording_to_the_last_frame(tmp_path: Path, sig: s
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, rest
+    assert proc.returncode == 128 + sig, rest  # 130 for SIGINT, 143 for SIGTERM (docs/exit-codes.md)
     done = re.search(r"done \(signal\): (\d+) frames out", rest)
     assert done, rest
     pts, w, h, _ = read_video(out)

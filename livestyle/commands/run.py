@@ -25,7 +25,7 @@ from typing import (
 import typer
 
 from livestyle.config import Config, ModelConfig, load_config
-from livestyle.errors import ConfigError
+from livestyle.errors import ConfigError, SinkFailedError
 
 if TYPE_CHECKING:
     from livestyle.control.controller import Controller
@@ -395,6 +395,7 @@ def stream(
     from livestyle.control.setup import Controls, build_controller, load_preset_book
     from livestyle.ingest import open_source
     from livestyle.output import open_sink
+    from livestyle.output.media import RecordingOptions
     from livestyle.pipeline.effects import EffectGenerator
     from livestyle.pipeline.runner import Runner
 
@@ -408,7 +409,8 @@ def stream(
     # SetEffect can switch the effect on mid-stream; in bypass it shows the mask preview.
     generator = EffectGenerator(inner, config.effects)
     src = open_source(source, size=s.size, fps=s.fps, pace=s.pace, loop=s.loop, fit=s.fit) if isinstance(source, str) else source
-    outs = [open_sink(spec, fps=s.fps) if isinstance(spec, str) else spec for spec in sinks]
+    recording = RecordingOptions.from_config(config.recording)
+    outs = [open_sink(spec, fps=s.fps, recording=recording) if isinstance(spec, str) else spec for spec in sinks]
     runner = Runner(
         src,
         generator,
@@ -525,6 +527,9 @@ def run(
         f"{total_drops} dropped, {report.duration_s:.1f} s",
         file=sys.stderr,
     )
+    if report.sink_errors:
+        names = ", ".join(report.sink_errors)
+        raise SinkFailedError(f"the stream went on without {names}: its output is incomplete (see the warning above)")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ are when ``fps`` is lowered.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -115,6 +116,7 @@ class MediaSource:
         self._resampler: Any = None
         self.live = self._scheme in LIVE_SCHEMES if live is None else live
         self.corrupt_packets = 0
+        self._file_id: tuple[int, int, int] | None = None
         if not self._scheme and not Path(target).exists():
             raise SourceError(f"file not found: {target}")
 
@@ -123,6 +125,7 @@ class MediaSource:
     def open(self) -> StreamInfo:
         av = require("av", SourceError)
         self._stop.clear()
+        self._file_id = _file_identity(self._target) if not self._scheme else None
         self._container = self._open_container(av)
         streams = self._container.streams.video
         if not streams:
@@ -233,9 +236,11 @@ class MediaSource:
         if self._audio_cb is not None and self._astream is not None:
             self._aligner = AudioAligner(info.time_base, self._audio_cb, self._clock)
             self._resampler = av.AudioResampler(format="fltp")
+        passes = 0
         try:
             while True:
                 emitted = False
+                passes += 1
                 decoded = self._decoded()
                 while True:
                     with self._lock:  # close() never frees the container under a read
@@ -264,7 +269,12 @@ class MediaSource:
                                 self._clock(), index)
                     index += 1
                     emitted = True
-                if self.live or not self._loop or not emitted or self._stop.is_set():
+                if self.live or not self._loop or self._stop.is_set():
+                    return
+                self._check_unchanged()
+                if not emitted:
+                    if passes > 1:  # it played before: the file broke since
+                        raise SourceError(f"{self._target}: no frames left to loop; the file was damaged while playing")
                     return
                 self._rewind(av)
                 if self._aligner is not None:
@@ -283,6 +293,16 @@ class MediaSource:
             ) from exc
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self._target}: read failed: {exc.strerror}") from exc
+
+    def _check_unchanged(self) -> None:
+        """SourceError when the looping file was deleted, truncated or replaced since it was opened."""
+        if self._file_id is None:
+            return
+        now = _file_identity(self._target)
+        if now is None:
+            raise SourceError(f"{self._target} was deleted while playing")
+        if now != self._file_id:
+            raise SourceError(f"{self._target} was truncated or replaced while playing (size {self._file_id[1]} -> {now[1]} bytes)")
 
     def _rewind(self, av: Any) -> None:
         with self._lock:
@@ -317,6 +337,15 @@ class MediaSource:
                     self._container = None
             finally:
                 self._lock.release()
+
+
+def _file_identity(path: str) -> tuple[int, int, int] | None:
+    """``(inode, size, mtime_ns)`` of a local file, None if it is gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _scheme(target: str) -> str:

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from livestyle.errors import SinkError
 from livestyle.pipeline.frames import Sink
+
+if TYPE_CHECKING:
+    from livestyle.output.media import RecordingOptions
 
 __all__ = ["open_sink", "SINK_SPECS"]
 
@@ -33,13 +37,14 @@ SINK_SPECS = (
 """What ``open_sink`` accepts, for error messages and ``--help``."""
 
 
-def open_sink(spec: str, *, fps: float | None = None) -> Sink:
+def open_sink(spec: str, *, fps: float | None = None, recording: RecordingOptions | None = None) -> Sink:
     """The sink named by ``spec`` (not yet opened).
 
     Args:
         spec: see the table in this module's docstring.
         fps: the rate announced to encoders and devices; None: the source's rate (from the
             StreamInfo given to ``open``).
+        recording: how recordings are written (fragmented MP4 by default; ``output.media``).
 
     Raises:
         SinkError: unknown scheme or file extension.
@@ -87,4 +92,4 @@ def open_sink(spec: str, *, fps: float | None = None) -> Sink:
     suffix = Path(spec).suffix.lower()
     if suffix not in RECORDING_FORMATS:
         raise SinkError(f"unknown sink '{spec}': use {SINK_SPECS}")
-    return MediaSink(spec, RECORDING_FORMATS[suffix], fps=fps)
+    return MediaSink(spec, RECORDING_FORMATS[suffix], fps=fps, recording=recording)

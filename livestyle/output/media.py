@@ -6,6 +6,16 @@ is its presentation time in the output, so dropped frames leave gaps rather than
 video up. ``close()`` drains the encoder and writes the trailer, so a recording plays up to its
 last frame.
 
+Crash safety (recordings): ``.mp4``/``.m4v``/``.mov`` are written as fragmented MP4 by default
+(``movflags=frag_keyframe+empty_moov+default_base_moof``, a fragment at each keyframe, i.e. about
+every second, ``frag_duration`` as a ceiling): what was written before a SIGKILL, an OOM kill, a
+power cut or a full disk plays, up to the last complete fragment. ``recording.mp4=faststart``
+(``--set recording.mp4=faststart``) writes a classic file instead, its index moved to the front
+when the recording ends cleanly — and lost if it does not. Every recording flushes each packet
+to the OS (``flush_packets``), and Matroska closes a cluster every ``fragment_s`` seconds, so
+mkv/ts/flv lose at most about a second too. A write error (disk full, file-size limit) fails this
+sink alone with one line; the runner closes it and the stream and other sinks go on.
+
 Audio (optional, :class:`~livestyle.output.audio.AudioTrack`): when the runner calls
 ``open_audio`` before ``open``, an AAC stream is added (every container in the tables takes AAC;
 a source's own codec is never copied, its decoded samples are re-encoded). Audio chunks carry pts
@@ -20,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -30,7 +41,8 @@ from livestyle.optional import require
 from livestyle.output.audio import AudioTrack
 from livestyle.pipeline.frames import AudioChunk, AudioInfo, Frame, StreamInfo
 
-__all__ = ["MediaSink", "RECORDING_FORMATS", "STREAM_FORMATS", "encoder_options"]
+__all__ = ["MP4_MODES", "RECORDING_FORMATS", "STREAM_FORMATS", "MediaSink", "RecordingOptions", "encoder_options",
+           "recording_container_options"]
 
 RECORDING_FORMATS = {
     ".mp4": "mp4",
@@ -44,6 +56,48 @@ RECORDING_FORMATS = {
 
 STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts"}
 """URL scheme -> FFmpeg muxer."""
+
+
+MP4_MODES: tuple[str, ...] = ("fragmented", "faststart")
+
+
+@dataclass(frozen=True)
+class RecordingOptions:
+    """How recordings are written (the ``recording`` config section).
+
+    Attributes:
+        mp4: ``fragmented`` (playable after a crash) or ``faststart`` (classic file, index at the
+            front after a clean end; nothing playable after a crash).
+        fragment_s: seconds per MP4 fragment / Matroska cluster at most.
+    """
+
+    mp4: str = "fragmented"
+    fragment_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mp4 not in MP4_MODES:
+            raise SinkError(f"recording.mp4 must be one of {', '.join(MP4_MODES)}, got {self.mp4!r}")
+        if not 0.1 <= self.fragment_s <= 60:
+            raise SinkError(f"recording.fragment_s must be in [0.1, 60] seconds, got {self.fragment_s}")
+
+    @classmethod
+    def from_config(cls, section: Any) -> RecordingOptions:
+        """From any object with ``mp4`` and ``fragment_s`` (``livestyle.config.RecordingConfig``)."""
+        return cls(mp4=section.mp4, fragment_s=float(section.fragment_s))
+
+
+def recording_container_options(container_format: str, options: RecordingOptions) -> dict[str, str]:
+    """Muxer options that keep a recording in ``container_format`` playable after a crash."""
+    out = {"flush_packets": "1"}
+    if container_format in ("mp4", "mov"):
+        if options.mp4 == "fragmented":
+            out["movflags"] = "+frag_keyframe+empty_moov+default_base_moof"
+            out["frag_duration"] = str(int(options.fragment_s * 1_000_000))
+        else:
+            out["movflags"] = "+faststart"
+    elif container_format == "matroska":
+        out["cluster_time_limit"] = str(int(options.fragment_s * 1000))
+    return out
 
 
 def encoder_options(fps: float) -> dict[str, str]:
@@ -66,16 +120,24 @@ class MediaSink:
         fps: nominal rate written into the stream (GOP length too); None: the source's rate.
         live: a stream rather than a file: packets are flushed at once and a failed write
             means the receiver went away.
+        recording: how a recording is made crash-safe (see the module docstring).
     """
 
     def __init__(
-        self, target: str, container_format: str, *, fps: float | None = None, live: bool = False
+        self,
+        target: str,
+        container_format: str,
+        *,
+        fps: float | None = None,
+        live: bool = False,
+        recording: RecordingOptions | None = None,
     ) -> None:
         self.name = target
         self._target = _with_udp_packet_size(target)
         self._format = container_format
         self._fps = fps
         self._live = live
+        self._recording = recording or RecordingOptions()
         self._lock = threading.Lock()
         self._container: Any = None
         self._stream: Any = None
@@ -101,7 +163,7 @@ class MediaSink:
         if not self._live:
             _check_writable(self._target)
         fps = self._fps or info.fps
-        container_options = {}
+        container_options = {} if self._live else recording_container_options(self._format, self._recording)
         if self._live:
             container_options["flush_packets"] = "1"
         if self._format == "mpegts":
