@@ -52,6 +52,10 @@ Role = Literal["publisher", "viewer"]
 MAX_SDP_BYTES = 64 * 1024
 CONNECT_TIMEOUT_S = 6.0
 """Seconds an answered offer may take to connect before its slot is freed (loopback ICE takes ~0.3 s)."""
+SILENCE_TIMEOUT_S = 4.0
+"""A connected publisher that sends no video for this long is dropped: its browser crashed, its
+network went away or it froze. ICE consent would notice only after ~30 s, and until then the
+publisher slot stays taken (409 for the reload that follows a crash)."""
 STATS_INTERVAL_S = 1.0
 
 
@@ -176,14 +180,18 @@ class Session:
     created: float = field(default_factory=time.monotonic)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     connected: bool = False
+    last_media: float = 0.0
+    """Monotonic time of the last video frame received (publishers), or of connecting."""
 
 
 class SessionManager:
     """Creates, tracks and closes the server's peer connections."""
 
-    def __init__(self, hub: StreamHub, *, connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
+    def __init__(self, hub: StreamHub, *, connect_timeout: float = CONNECT_TIMEOUT_S,
+                 silence_timeout: float = SILENCE_TIMEOUT_S) -> None:
         self.hub = hub
         self.connect_timeout = connect_timeout
+        self.silence_timeout = silence_timeout
         self.sessions: dict[str, Session] = {}
 
     def count(self, role: Role | None = None) -> int:
@@ -255,16 +263,23 @@ class SessionManager:
             state = pc.connectionState
             if state == "connected":
                 session.connected = True
+                session.last_media = time.monotonic()
+                if session.role == "publisher":
+                    session.tasks.add(asyncio.ensure_future(self._silence_watch(session)))
             elif state in ("failed", "closed"):
                 await self.close(session.id)
 
     async def _read(self, session: Session, track: Any) -> None:
         """Move one publisher track's decoded frames into the hub (latest wins for video)."""
-        put = self.hub.put_ingest if track.kind == "video" else self.hub.put_audio
+        video = track.kind == "video"
+        put = self.hub.put_ingest if video else self.hub.put_audio
         try:
             while True:
                 frame = await track.recv()
-                put(session.id, frame, time.monotonic())
+                now = time.monotonic()
+                if video:
+                    session.last_media = now
+                put(session.id, frame, now)
         except MediaStreamError:
             return
 
@@ -280,6 +295,16 @@ class SessionManager:
         if not session.connected:
             log.info("session %s never connected; closing it", session.id)
             await self.close(session.id)
+
+    async def _silence_watch(self, session: Session) -> None:
+        """Drop a connected publisher that sent no video for ``silence_timeout`` seconds."""
+        while session.id in self.sessions:
+            idle = time.monotonic() - session.last_media
+            if idle >= self.silence_timeout:
+                log.info("publisher %s sent no video for %.1f s; closing it", session.id, idle)
+                await self.close(session.id)
+                return
+            await asyncio.sleep(min(0.5, self.silence_timeout - idle + 0.01))
 
     async def close(self, sid: str) -> bool:
         """Close session ``sid``; False if there was none."""
