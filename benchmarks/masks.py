@@ -1,10 +1,18 @@
-"""CPU cost of background effects per frame: chroma key and person mask (MODNet), 640x480 and 1280x720.
+"""CPU cost of background effects per frame: chroma key, selfie and MODNet person masks, 640x480 and 1280x720.
 
 Stages timed per frame (median over ``--iters`` frames after a warm-up):
-  mask       the provider's ``compute`` (chroma key + despill, or MODNet at ``--input-size``)
+  mask       the provider's ``compute``: chroma key + despill; selfie (MediaPipe selfie segmentation
+             on LiteRT, one thread, with its face check every 6th frame, pre/post-processing
+             included); person-hq (MODNet at ``--input-size``, ``--threads`` torch threads)
   post       resize to frame size + temporal EMA + feathering (what EffectGenerator adds per mask)
   composite  blending the styled frame with the camera frame
   added      mask + post + composite: the CPU time one frame costs in total
+  blur       the camera blurred for ``effects.fill=blur`` (sigma 12), on top of ``added``
+
+The person masks run on 640x480 / 1280x720 views of scikit-image's ``astronaut`` photo (a real
+person; a synthetic frame would close the selfie mask's face gate and time nothing), panned 4 px
+per frame; chroma on a noisy green screen. The selfie files are pulled on first use
+(``livestyle weights pull mediapipe-selfie``).
 
 End to end (``--chunk`` frames per chunk through EffectGenerator around a generator that waits
 ``--gen-ms`` per chunk the way a GPU generator's host thread does): wall ms per chunk with no
@@ -13,7 +21,8 @@ the latency the effect adds to every frame of the chunk.
 
 Random MODNet weights (speed does not depend on weight values). Prints a table, then one JSON line.
 
-    python benchmarks/masks.py --iters 10 --threads 2
+    python benchmarks/masks.py                                  # chroma, selfie, person-hq
+    python benchmarks/masks.py --masks selfie --iters 200       # the selfie mask alone, more frames
 """
 
 from __future__ import annotations
@@ -24,12 +33,13 @@ import platform
 import statistics
 import time
 
+import cv2
 import numpy as np
 import torch
 
-from livestyle.config import ChromaKeyConfig, PersonMaskConfig
+from livestyle.config import ChromaKeyConfig, PersonMaskConfig, SelfieMaskConfig
 from livestyle.models.segmentation import MODNET_CONFIGS, MODNet
-from livestyle.pipeline.effects import composite
+from livestyle.pipeline.effects import blurred, composite
 from livestyle.pipeline.masks.base import fit_mask
 from livestyle.pipeline.masks.chroma import ChromaKeyer
 from livestyle.pipeline.masks.person import PersonSegmenter, model_input_size
@@ -46,11 +56,21 @@ def scene(width: int, height: int, seed: int) -> np.ndarray:
     return img
 
 
-def time_provider(provider, width: int, height: int, iters: int) -> dict[str, float]:
-    frames = [scene(width, height, i) for i in range(4)]
+def photo_views(width: int, height: int, n: int, step: int = 4) -> list[np.ndarray]:
+    """``n`` views of the astronaut photo (enlarged to cover ``width`` + pan), panned ``step`` px per frame."""
+    from skimage import data
+
+    side = max(2 * height, width + n * step)
+    big = cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_CUBIC)
+    top = (side - height) // 8
+    return [np.ascontiguousarray(big[top : top + height, i * step : i * step + width]) for i in range(n)]
+
+
+def time_provider(provider, frames: list[np.ndarray], iters: int) -> dict[str, float]:
+    height, width = frames[0].shape[:2]
     styled = 255 - frames[0]
     smoother = TemporalSmoother(0.5)
-    mask_ms, post_ms, comp_ms = [], [], []
+    mask_ms, post_ms, comp_ms, blur_ms, covered = [], [], [], [], []
     for i in range(iters + 2):
         img = frames[i % len(frames)]
         t0 = time.perf_counter()
@@ -60,12 +80,18 @@ def time_provider(provider, width: int, height: int, iters: int) -> dict[str, fl
         t2 = time.perf_counter()
         composite(styled, img, subject, "background")
         t3 = time.perf_counter()
+        blurred(img, 12.0)
+        t4 = time.perf_counter()
         if i >= 2:  # warm-up
             mask_ms.append(1000 * (t1 - t0))
             post_ms.append(1000 * (t2 - t1))
             comp_ms.append(1000 * (t3 - t2))
-    m, p, c = (statistics.median(v) for v in (mask_ms, post_ms, comp_ms))
-    return {"mask_ms": m, "post_ms": p, "composite_ms": c, "added_ms": m + p + c}
+            blur_ms.append(1000 * (t4 - t3))
+            covered.append(float(subject.mean()))
+    m, p, c, b = (statistics.median(v) for v in (mask_ms, post_ms, comp_ms, blur_ms))
+    total = [a + b + c for a, b, c in zip(mask_ms, post_ms, comp_ms)]
+    return {"mask_ms": m, "post_ms": p, "composite_ms": c, "added_ms": statistics.median(total),
+            "added_ms_best": min(total), "blur_ms": b, "subject_mean": statistics.mean(covered)}
 
 
 class WaitingGenerator:
@@ -93,7 +119,7 @@ class WaitingGenerator:
         return {}
 
 
-def chunk_latency(provider, width: int, height: int, chunk: int, gen_ms: float, iters: int) -> dict[str, float]:
+def chunk_latency(provider, imgs: list[np.ndarray], chunk: int, gen_ms: float, iters: int) -> dict[str, float]:
     """Median wall ms per chunk: no effect, masks beside the generator, masks before it."""
     from fractions import Fraction
 
@@ -101,13 +127,12 @@ def chunk_latency(provider, width: int, height: int, chunk: int, gen_ms: float, 
     from livestyle.pipeline.effects import EffectGenerator
     from livestyle.pipeline.frames import Frame
 
-    imgs = [scene(width, height, i) for i in range(4)]
     out = {}
     for label, mode, keep in (("none", "full", False), ("beside", "background", False), ("before", "background", True)):
         gen = EffectGenerator(WaitingGenerator(chunk, gen_ms), EffectsConfig(mode=mode, mask="chroma", keep_hint=keep), provider)
         times, idx = [], 0
         for i in range(iters + 1):
-            frames = [Frame(imgs[(idx + k) % 4], pts=idx + k, time_base=Fraction(1, 30), capture_time=0.0, index=idx + k) for k in range(chunk)]
+            frames = [Frame(imgs[(idx + k) % len(imgs)], pts=idx + k, time_base=Fraction(1, 30), capture_time=0.0, index=idx + k) for k in range(chunk)]
             idx += chunk
             t0 = time.perf_counter()
             gen.process(frames)
@@ -118,39 +143,60 @@ def chunk_latency(provider, width: int, height: int, chunk: int, gen_ms: float, 
             "added_ms_beside": out["beside"] - out["none"], "added_ms_before": out["before"] - out["none"]}
 
 
+def open_selfie():
+    from livestyle.models import weights
+    from livestyle.pipeline.masks.selfie import open_selfie_segmenter
+
+    weights.pull("mediapipe-selfie", progress=False)
+    return open_selfie_segmenter(SelfieMaskConfig())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads for MODNet")
+    ap.add_argument("--iters", type=int, default=60, help="frames timed per row (MODNet rows: a tenth, at least 2)")
+    ap.add_argument("--masks", default="chroma,selfie,person-hq", help="comma-separated: chroma, selfie, person-hq")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for MODNet")
     ap.add_argument("--input-size", type=int, default=256, help="short side MODNet sees (multiple of 32)")
     ap.add_argument("--chunk", type=int, default=4, help="frames per chunk for the end-to-end latency")
     ap.add_argument("--gen-ms", type=float, default=200.0, help="generator wait per chunk (stands for GPU time)")
     args = ap.parse_args()
+    masks = [m.strip() for m in args.masks.split(",") if m.strip()]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    modnet = MODNet(MODNET_CONFIGS["modnet"]).eval()
+    cv2.setNumThreads(1)
     rows = []
     for width, height in SIZES:
-        chroma = ChromaKeyer(ChromaKeyConfig())
-        rows.append({"mask": "chroma", "size": f"{width}x{height}", **time_provider(chroma, width, height, args.iters),
-                     **chunk_latency(chroma, width, height, args.chunk, args.gen_ms, args.iters)})
-        seg = PersonSegmenter(modnet, PersonMaskConfig(input_size=args.input_size))
-        mh, mw = model_input_size(height, width, args.input_size)
-        rows.append({"mask": f"person@{mw}x{mh}", "size": f"{width}x{height}", **time_provider(seg, width, height, args.iters),
-                     **chunk_latency(seg, width, height, args.chunk, args.gen_ms, max(2, args.iters // 2))})
-    print(f"per frame, CPU ({args.threads} torch threads); per {args.chunk}-frame chunk around a {args.gen_ms:.0f} ms generator wait")
-    print(f"{'mask':<18} {'frame':>10} {'mask ms':>9} {'post ms':>9} {'comp ms':>9} {'total ms':>9}"
-          f" {'+chunk beside':>14} {'+chunk before':>14}")
+        for kind in masks:
+            if kind == "chroma":
+                provider, label, iters = ChromaKeyer(ChromaKeyConfig()), "chroma", args.iters
+                frames = [scene(width, height, i) for i in range(4)]
+            elif kind == "selfie":
+                provider, iters = open_selfie(), args.iters
+                label = f"selfie@{provider.model_for(height, width).variant.role}"
+                frames = photo_views(width, height, 48)
+            elif kind == "person-hq":
+                modnet = MODNet(MODNET_CONFIGS["modnet"]).eval()
+                provider, iters = PersonSegmenter(modnet, PersonMaskConfig(input_size=args.input_size)), max(2, args.iters // 10)
+                mh, mw = model_input_size(height, width, args.input_size)
+                label, frames = f"person-hq@{mw}x{mh}", photo_views(width, height, 8)
+            else:
+                raise SystemExit(f"unknown mask {kind!r}; choose from chroma, selfie, person-hq")
+            rows.append({"mask": label, "size": f"{width}x{height}", **time_provider(provider, frames, iters),
+                         **chunk_latency(provider, frames, args.chunk, args.gen_ms, max(2, iters // 10))})
+    print(f"per frame, CPU (selfie: 1 LiteRT thread; MODNet: {args.threads} torch threads; OpenCV 1 thread); "
+          f"per {args.chunk}-frame chunk around a {args.gen_ms:.0f} ms generator wait")
+    print(f"{'mask':<20} {'frame':>9} {'mask ms':>8} {'post ms':>8} {'comp ms':>8} {'total ms':>9} {'best':>6}"
+          f" {'+blur':>6} {'+chunk beside':>14} {'+chunk before':>14}")
     for r in rows:
-        print(f"{r['mask']:<18} {r['size']:>10} {r['mask_ms']:9.1f} {r['post_ms']:9.1f} {r['composite_ms']:9.1f} {r['added_ms']:9.1f}"
-              f" {r['added_ms_beside']:14.1f} {r['added_ms_before']:14.1f}")
+        print(f"{r['mask']:<20} {r['size']:>9} {r['mask_ms']:8.2f} {r['post_ms']:8.2f} {r['composite_ms']:8.2f} {r['added_ms']:9.2f}"
+              f" {r['added_ms_best']:6.2f} {r['blur_ms']:6.2f} {r['added_ms_beside']:14.1f} {r['added_ms_before']:14.1f}")
     print(json.dumps({
         "benchmark": "masks",
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpu_threads": args.threads,
         "iters": args.iters,
         "input_size": args.input_size,
-        "rows": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+        "rows": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
     }))
 
 

@@ -165,3 +165,42 @@ def test_person_means_selfie_where_litert_is_installed(selfie_files) -> None:
         assert person_mask_kind() == "person-hq"
     finally:
         override_litert(None)
+
+
+def test_cli_blurs_the_background_of_a_real_clip_and_keeps_every_frame(selfie_files, tmp_path: Path) -> None:
+    """``livestyle run --effect background --mask person --set effects.fill=blur`` on a panned photo clip."""
+    av = pytest.importorskip("av")
+    from livestyle.cli import main
+
+    frames = panned(30, step=4, noise=0.0)
+    clip, out = tmp_path / "pan.mp4", tmp_path / "out.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"crf": "12"})
+        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    code = main(["run", "--source", str(clip), "--sink", str(out), "--model", "passthrough", "--effect", "background",
+                 "--mask", "person", "--set", "effects.fill=blur", "--no-loop", "--no-pace", "--size", "640x480", "--quiet"])
+    assert code == 0
+    with av.open(str(out)) as container:
+        written = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(written) == len(frames)
+
+    from livestyle.pipeline.effects import blurred
+
+    def dist(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> float:
+        return float(np.abs(a.astype(np.float32) - b)[region].mean())
+
+    face = np.zeros((480, 640), bool)
+    face[100:260, 300:460] = True  # her face in the first view (the photo enlarged 2x, from x=0, y=60)
+    flag = np.zeros((480, 640), bool)
+    flag[0:300, 0:120] = True  # the flag behind her
+    for k in (0, 15, 29):
+        out_k, source, blur = written[k], frames[k], blurred(frames[k], 12.0)
+        region = np.roll(face, -4 * k, axis=1)
+        print(k, [round(dist(out_k, x, r), 2) for r in (region, flag) for x in (source, blur)])
+        assert dist(out_k, source, region) < 0.5 * dist(out_k, blur, region)  # the face: camera, sharp
+        assert dist(out_k, blur, flag) < 0.5 * dist(out_k, source, flag)  # the flag: the blurred camera
