@@ -438,7 +438,7 @@ def stream(
         return {"params": controller.params.to_dict(), **ctl.stats()}
 
     model_info = {"name": config.model.name, "styles": config.model.name != "passthrough",
-                  "warnings": _passthrough_warnings(config)}
+                  "warnings": _passthrough_warnings(config), "max_steps": max_steps}
 
     def stats() -> dict[str, Any]:
         return {**runner.stats(), "controls": control_stats(), "model": model_info}

@@ -91,16 +91,51 @@ async function stop() {
 
 deleteOnExit(() => (session ? `/session/${session}` : null));
 
-// ---------------------------------------------------------------- overlay
+// ---------------------------------------------------------------- overlay and state badges
+let pipelineStats = {};  // GET /api/stats: the runner's view (what the viewer gets), model, warm-up
+
 async function refreshOverlay() {
   const rx = await receiveStats(pc);
-  $("ov-fps").textContent = `${outProbe.fps} fps`;
-  // Server: arrival → encoded output; browser: jitter buffer + half the round trip each way.
-  const latency = (serverStats.delay_ms || 0) + rx.jitterMs + rx.rttMs;
-  $("ov-latency").textContent = pc ? `≈${Math.round(latency)} ms` : "– ms";
-  $("ov-drops").textContent = `${(serverStats.ingest_dropped || 0) + rx.framesDropped} dropped`;
+  const ps = pipelineStats;
+  // Prefer the server's viewer-side numbers (frames written, lost, glass-to-glass) when it reports them.
+  const fps = ps.fps_written !== undefined ? Number(ps.fps_written).toFixed(1) : outProbe.fps;
+  $("ov-fps").textContent = `${fps} fps`;
+  if (ps.g2g_p95_ms !== undefined && ps.g2g_p95_ms !== null) {
+    $("ov-latency").textContent = `g2g p95 ${Math.round(ps.g2g_p95_ms)} ms`;
+  } else {
+    // Server: arrival → encoded output; browser: jitter buffer + half the round trip each way.
+    const latency = (serverStats.delay_ms || 0) + rx.jitterMs + rx.rttMs;
+    $("ov-latency").textContent = pc ? `≈${Math.round(latency)} ms` : "– ms";
+  }
+  const lost = ps.frames_lost !== undefined ? ps.frames_lost : (serverStats.ingest_dropped || 0) + rx.framesDropped;
+  $("ov-drops").textContent = `${lost} lost`;
 }
 setInterval(refreshOverlay, 1000);
+
+function showState(ps) {
+  const model = ps.model || {};
+  if (model.name) $("model-badge").textContent = `model ${model.name}`;
+  $("model-badge").classList.toggle("warn", model.styles === false);
+  if (model.max_steps) $("steps").max = model.max_steps;
+  const warnings = model.warnings || [];
+  $("notice").hidden = warnings.length === 0;
+  $("notice").textContent = warnings.join(" ");
+  const warming = Boolean(ps.warming);
+  $("warm-badge").hidden = !warming;
+  if (warming && ps.elapsed_s !== undefined) $("warm-badge").textContent = `warming up ${Math.round(ps.elapsed_s)} s`;
+  if (ps.bypass !== undefined) showBypass(ps.bypass);
+}
+
+async function refreshState() {
+  if (!controlsEnabled) return;
+  try {
+    const response = await fetch("/api/stats", { headers: authHeaders() });
+    if (!response.ok) return;
+    pipelineStats = await response.json();
+    showState(pipelineStats);
+  } catch (_) { /* server restarting: keep the last state */ }
+}
+setInterval(refreshState, 1000);
 
 // ---------------------------------------------------------------- controls (/api, when present)
 let controlsEnabled = true;
@@ -125,13 +160,21 @@ async function api(method, path, body) {
   return data;
 }
 
+let bypassOn = false;
+function showBypass(on) {
+  bypassOn = Boolean(on);
+  $("bypass").setAttribute("aria-pressed", String(bypassOn));
+  $("bypass-badge").hidden = !bypassOn;
+}
+
 function showParams(p) {
   if (!p) return;
   if (p.strength !== undefined) { $("strength").value = p.strength; $("strength-value").value = Number(p.strength).toFixed(2); }
   if (p.steps !== undefined) { $("steps").value = p.steps; $("steps-value").value = p.steps; }
   if (p.seed !== undefined) $("seed").value = p.seed;
-  if (p.bypass !== undefined) $("bypass").checked = p.bypass;
-  if (p.prompt && document.activeElement !== $("prompt")) $("prompt").placeholder = p.prompt;
+  if (p.bypass !== undefined) showBypass(p.bypass);
+  // the current prompt stays in the box, editable (unless the streamer is typing in it)
+  if (p.prompt && document.activeElement !== $("prompt")) $("prompt").value = p.prompt;
   document.querySelectorAll("#presets button").forEach((b) => b.classList.toggle("active", b.dataset.name === p.preset));
 }
 
@@ -181,13 +224,26 @@ function debounce(fn, ms) {
 }
 const patch = debounce(async (fields) => showParams(await api("PATCH", "/api/params", fields)), 150);
 
-$("prompt-form").onsubmit = (event) => { event.preventDefault(); sendPrompt($("prompt").value); $("prompt").value = ""; };
+$("prompt-form").onsubmit = (event) => { event.preventDefault(); sendPrompt($("prompt").value); };
 $("prompt").onkeydown = (event) => { if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("prompt-form").requestSubmit(); } };
 $("strength").oninput = () => { $("strength-value").value = Number($("strength").value).toFixed(2); patch({ strength: Number($("strength").value) }); };
 $("steps").oninput = () => { $("steps-value").value = $("steps").value; patch({ steps: Number($("steps").value) }); };
 $("seed").onchange = () => patch({ seed: Number($("seed").value) });
 $("seed-random").onclick = () => { $("seed").value = Math.floor(Math.random() * 2 ** 31); patch({ seed: Number($("seed").value) }); };
-$("bypass").onchange = () => patch({ bypass: $("bypass").checked });
+async function toggleBypass() {  // the panic button: no debounce
+  showBypass(!bypassOn);
+  showParams(await api("PATCH", "/api/params", { bypass: bypassOn }));
+}
+$("bypass").onclick = toggleBypass;
+
+// Keys, as in the terminal: B bypass, 1-9 presets, / the prompt box (not while typing in a field).
+document.addEventListener("keydown", (event) => {
+  const typing = event.target.closest && event.target.closest("textarea, input, select");
+  if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.key === "b" || event.key === "B") { event.preventDefault(); toggleBypass(); }
+  else if (/^[1-9]$/.test(event.key)) { event.preventDefault(); api("POST", `/api/presets/${event.key}`).then(showParams); }
+  else if (event.key === "/") { event.preventDefault(); $("prompt").focus(); $("prompt").select(); }
+});
 $("start").onclick = start;
 $("stop").onclick = stop;
 const viewLink = $("view-link");
@@ -209,7 +265,7 @@ function listenForParams() {
 renderHistory();
 (async () => {
   const params = await api("GET", "/api/params");
-  if (params) { showParams(params); loadPresets(); listenForParams(); }
+  if (params) { showParams(params); loadPresets(); listenForParams(); refreshState(); }
 })();
 navigator.mediaDevices.addEventListener("devicechange", listCameras);
 listCameras().catch(() => {});

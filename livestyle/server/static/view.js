@@ -3,6 +3,10 @@ import { FrameProbe, deleteOnExit, postWhep, query, receiveStats } from "/static
 
 const video = document.getElementById("output");
 const status = document.getElementById("status");
+const waiting = document.getElementById("waiting");
+// "waiting for livestyle…" covers the black video until a frame is on screen (again after a reconnect)
+video.addEventListener("playing", () => { waiting.hidden = true; });
+video.addEventListener("emptied", () => { waiting.hidden = false; });
 let pc = null;
 let resource = null;
 let probe = null;
@@ -39,7 +43,7 @@ window.livestyle = {
   async report() {
     return { outFrames: probe.frames, outWidth: probe.width, outHeight: probe.height, outFps: probe.fps,
              outProbe: probe.records, state: pc ? pc.connectionState : "new", resource,
-             receive: await receiveStats(pc), error: status.textContent };
+             receive: await receiveStats(pc), error: status.textContent, waiting: !waiting.hidden };
   },
 };
 restart();
