@@ -16,12 +16,14 @@ extra=all
 for arg in "$@"; do
   case "$arg" in
     --dev) extra=dev ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (use --dev or nothing)" >&2; exit 2 ;;
   esac
 done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=progress.sh
+source scripts/progress.sh
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
   echo "setup.sh: livestyle needs Python 3.10 or newer ($python is $("$python" -V 2>&1))" >&2
@@ -46,8 +48,8 @@ fi
 log=.venv/setup.log
 : > "$log"
 pip_install() {
-  # pip's own output goes to .venv/setup.log; shown only when it fails.
-  if ! "$venv_py" -m pip install --disable-pip-version-check "$@" >> "$log" 2>&1; then
+  # pip's own output goes to .venv/setup.log (its last line shown every 10 s); all of it on failure.
+  if ! with_progress "$log" "pip install" "$venv_py" -m pip install --disable-pip-version-check "$@"; then
     tail -n 25 "$log" >&2
     echo "setup.sh: pip install $* failed (full log: $log)" >&2
     exit 1
@@ -56,10 +58,10 @@ pip_install() {
 
 if ! "$venv_py" -c "import torch, sys; sys.exit(not torch.__version__.startswith('$TORCH_VERSION'))" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    echo "installing torch==$TORCH_VERSION (CUDA build: an NVIDIA GPU is present)"
+    echo "installing torch==$TORCH_VERSION (CUDA build: an NVIDIA GPU is present; a few GB, minutes)"
     pip_install "torch==$TORCH_VERSION"
   else
-    echo "installing torch==$TORCH_VERSION (CPU build: no NVIDIA GPU found)"
+    echo "installing torch==$TORCH_VERSION (CPU build: no NVIDIA GPU found; about 1-2 minutes)"
     # The CPU index as an extra index: its 2.13.0+cpu outranks PyPI's CUDA 2.13.0, and torch's
     # own dependencies still come from PyPI.
     pip_install --retries 1 --timeout 30 --extra-index-url "$TORCH_CPU_INDEX" "torch==$TORCH_VERSION"
