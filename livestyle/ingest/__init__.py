@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from livestyle.errors import SourceError
 from livestyle.pipeline.fit import DEFAULT_FIT, FitMode
 from livestyle.pipeline.frames import Source
+from livestyle.urls import check_url
 
 __all__ = ["open_source", "SOURCE_SPECS"]
 
@@ -59,6 +60,7 @@ def open_source(
         SourceError: unknown scheme, missing file, or a missing optional dependency.
     """
     spec = spec.strip()
+    check_url(spec, SourceError)
     if not spec:
         raise SourceError(f"empty source: use {SOURCE_SPECS}")
     if size is not None and (size[0] < 2 or size[1] < 2):

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from livestyle.errors import SinkError
 from livestyle.pipeline.frames import Sink
+from livestyle.urls import check_url
 
 if TYPE_CHECKING:
     from livestyle.output.media import RecordingOptions
@@ -52,6 +53,7 @@ def open_sink(spec: str, *, fps: float | None = None, recording: RecordingOption
     from livestyle.output.media import RECORDING_FORMATS, STREAM_FORMATS, MediaSink
 
     spec = spec.strip()
+    check_url(spec, SinkError)
     if not spec:
         raise SinkError(f"empty sink: use {SINK_SPECS}")
     if fps is not None and not fps > 0:
