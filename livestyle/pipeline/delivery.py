@@ -9,10 +9,12 @@ rest of the stream. Instead every frame is due at its own capture time plus one 
   chunk plus the wait for the generator plus the generator's time (plus, in a stream batch, the
   chunks the output lags behind the input);
 * ``D`` is a high percentile (``quantile``, default p95) of the last ``window`` chunk delays plus a
-  small ``margin``. It rises at once when the percentile does (the frames of that chunk would
-  otherwise be late) and falls by at most ``catchup`` frame periods per frame shown, so a one-off
-  stall stops counting once it leaves the percentile and the latency comes back down without a
-  visible jump;
+  small ``margin``. D moves toward that target by at most ``catchup`` frame periods per frame
+  shown, both ways, so while it adapts the output runs at most ``1 + catchup`` times faster (or
+  slower) than real time: no jump. A one-off stall stops counting once it leaves the percentile.
+  While the first ``start_chunks`` chunks come, the margin is larger (up to
+  ``start_margin_frames`` more): the first chunks say little about the spread, and a D set from
+  them alone would leave the next, slightly slower chunk late;
 * a frame already late goes at once, and the frames after it catch up on schedule at most
   ``1 + catchup`` times faster than real time, so motion stays smooth.
 
@@ -42,10 +44,13 @@ class DeliveryScheduler:
         margin_frames: frame periods added to the percentile (sink write and thread wake-up).
         catchup: how much faster than real time frames may be shown while ``D`` falls or late
             frames catch up (0.25: gaps of at least ``period / 1.25``).
+        start_margin_frames: extra margin (frame periods) with one delay seen, shrinking to 0
+            over the first ``start_chunks`` chunks.
     """
 
     def __init__(self, fps: float, *, window: int = 24, quantile: float = 95.0,
-                 margin_frames: float = 0.5, catchup: float = 0.25) -> None:
+                 margin_frames: float = 0.5, catchup: float = 0.25, start_margin_frames: float = 1.0,
+                 start_chunks: int = 8) -> None:
         if fps <= 0:
             raise ConfigError(f"fps must be positive, got {fps}")
         if window < 1 or not 0.0 <= quantile <= 100.0 or margin_frames < 0 or catchup <= 0:
@@ -54,6 +59,9 @@ class DeliveryScheduler:
         self.quantile = quantile
         self.margin = margin_frames * self.period
         self.catchup = catchup
+        self.start_margin = start_margin_frames * self.period
+        self.start_chunks = max(1, start_chunks)
+        self._seen = 0
         self._delays: deque[float] = deque(maxlen=window)
         self._offset: float | None = None
         self._last_due: float | None = None
@@ -65,8 +73,10 @@ class DeliveryScheduler:
         return self._offset
 
     def target(self) -> float:
-        """The offset the recent delays ask for: their percentile plus the margin."""
-        return percentile(sorted(self._delays), self.quantile) + self.margin
+        """The offset the recent delays ask for: their percentile plus the margin (plus the
+        start margin while the window fills)."""
+        filling = max(0.0, 1.0 - self._seen / self.start_chunks)
+        return percentile(sorted(self._delays), self.quantile) + self.margin + self.start_margin * filling
 
     def schedule(self, captures: Sequence[float], now: float) -> list[float]:
         """Due times for the frames of one chunk, ready at ``now``, captured at ``captures``.
@@ -78,17 +88,16 @@ class DeliveryScheduler:
         if not captures:
             return []
         self._delays.append(now - min(captures))
+        self._seen += 1
         target = self.target()
-        if self._offset is None or target > self._offset:
-            self._offset = target
-        else:
-            fall = self.catchup * self.period * len(captures)
-            self._offset = max(target, self._offset - fall)
+        step = self.catchup * self.period  # the most D may move per frame shown
+        offset = target if self._offset is None else self._offset
         min_gap = self.period / (1.0 + self.catchup)
         dues: list[float] = []
         prev = self._last_due
         for capture in captures:
-            due = capture + self._offset
+            offset = min(target, offset + step) if target > offset else max(target, offset - step)
+            due = capture + offset
             if due < now:
                 self.late_frames += 1
                 due = now
@@ -96,11 +105,13 @@ class DeliveryScheduler:
                 due = prev + min_gap
             dues.append(due)
             prev = due
+        self._offset = offset
         self._last_due = prev
         return dues
 
     def reset(self) -> None:
         """Forget the learned delays (a new stream: another model, size or mode)."""
         self._delays.clear()
+        self._seen = 0
         self._offset = None
         self._last_due = None

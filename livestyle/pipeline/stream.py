@@ -337,8 +337,10 @@ class StreamPipeline:
             self.models.prompt_encoder(text)
 
     def warmup(self, size: tuple[int, int], chunks: int | None = None) -> None:
-        """Run ``chunks`` (default ``steps + 2``) chunks of a synthetic picture of ``size`` =
-        ``(width, height)`` on the calling thread, then start a fresh stream.
+        """Run ``chunks`` chunks of a synthetic picture of ``size`` = ``(width, height)`` on the
+        calling thread, then start a fresh stream. The default runs until the KV cache is full and
+        the stream batch has cycled twice (every shape the live stream will meet: first chunk,
+        filling cache, full cache)
 
         The runner calls this on its worker thread before the first live chunk: cuDNN autotuning,
         the current CUDA stream and compiled code paths are per-thread or per-shape state, and the
@@ -349,7 +351,10 @@ class StreamPipeline:
         width, height = size
         ys, xs = np.mgrid[0:height, 0:width]
         counters = dict(self.counters)
-        n = self.controls.steps + 2 if chunks is None else chunks
+        if chunks is None:
+            fill = -(-self.family.kv_cache_frames // self.family.latents_per_chunk)
+            chunks = fill + self.controls.steps + 2
+        n = chunks
         for i in range(n):
             image = np.stack([(xs + 5 * i) % 256, (ys + 3 * i) % 256, (xs + ys) % 256], axis=-1).astype(np.uint8)
             k = self.frames_needed()

@@ -1,0 +1,255 @@
+"""What the viewer gets: every camera frame written, on time, evenly, through the real Runner.
+
+The pure scheduler is tested exactly with an injected clock; the whole path (a real paced
+pattern source at 30 fps, the real Runner and its threads, a synthetic chunked generator with a
+model's timing, a sink that stamps each write) is tested against the bounds a viewer cares about:
+0 frames lost after warm-up, the camera's rate written, glass-to-glass bounded by the gather time
+plus the generator's p95 plus two frame periods.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from livestyle.control.commands import SetPrompt
+from livestyle.ingest.pattern import PatternSource
+from livestyle.pipeline.delivery import DeliveryScheduler
+from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.pipeline.metrics import percentile
+from livestyle.pipeline.runner import Runner
+from livestyle.pipeline.synthetic import SyntheticGenerator
+
+FPS = 30.0
+PERIOD = 1.0 / FPS
+SIZE = (64, 48)
+
+
+class StampSink:
+    """Keeps (frame index, capture time, write time) of every frame it is given."""
+
+    name = "stamp"
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, float, float]] = []
+
+    def open(self, info: StreamInfo) -> None:
+        self.info = info
+
+    def write(self, frame: Frame) -> None:
+        self.rows.append((frame.index, frame.capture_time, time.monotonic()))
+
+    def close(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------ the pure scheduler
+
+
+def _chunk(first: int, n: int, t0: float = 0.0) -> list[float]:
+    return [t0 + (first + j) * PERIOD for j in range(n)]
+
+
+def test_steady_chunks_are_shown_at_capture_plus_a_fixed_offset_one_period_apart() -> None:
+    sched = DeliveryScheduler(FPS, start_margin_frames=0)
+    dues: list[float] = []
+    for k in range(30):
+        caps = _chunk(4 * k, 4)
+        dues += sched.schedule(caps, now=caps[-1] + 0.040)  # ready 40 ms after the last capture
+    offset = 3 * PERIOD + 0.040 + 0.5 * PERIOD  # gather + compute + half a period of margin
+    assert sched.offset == pytest.approx(offset)
+    assert np.diff(dues) == pytest.approx([PERIOD] * (len(dues) - 1))
+    assert dues[-1] - _chunk(116, 4)[-1] == pytest.approx(offset)
+    assert sched.late_frames == 0
+
+
+def test_one_late_chunk_goes_at_once_catches_up_smoothly_and_does_not_raise_the_latency() -> None:
+    sched = DeliveryScheduler(FPS, start_margin_frames=0)
+    dues: list[float] = []
+    for k in range(30):
+        caps = _chunk(4 * k, 4)
+        dues += sched.schedule(caps, now=caps[-1] + 0.040)
+    offset = sched.offset
+    late = _chunk(120, 4)
+    ready = late[-1] + 0.040 + 0.300  # a 300 ms stall
+    got = sched.schedule(late, now=ready)
+    assert got[0] == pytest.approx(ready)  # the late frame goes at once
+    assert sched.offset == pytest.approx(offset)  # one stall is outside the p95: D stays
+    assert sched.late_frames == 4
+    dues += got
+    for k in range(31, 60):
+        caps = _chunk(4 * k, 4)
+        dues += sched.schedule(caps, now=caps[-1] + 0.040)
+    gaps = np.diff(dues)
+    assert gaps.min() >= PERIOD / 1.25 - 1e-9  # catch-up never faster than 1.25x real time
+    # ...and the schedule is back at capture + D: the stall did not set the rest of the stream's latency
+    assert dues[-1] - _chunk(236, 4)[-1] == pytest.approx(offset)
+
+
+def test_the_first_chunks_get_a_wider_margin_so_early_jitter_makes_no_gap() -> None:
+    sched = DeliveryScheduler(FPS)
+    caps = _chunk(0, 4)
+    first = sched.schedule(caps, now=caps[-1] + 0.010)  # a lucky fast first chunk
+    assert sched.offset == pytest.approx(3 * PERIOD + 0.010 + 0.5 * PERIOD + PERIOD * (1 - 1 / 8))
+    caps = _chunk(4, 4)
+    second = sched.schedule(caps, now=caps[-1] + 0.035)  # then a slower one, 25 ms later
+    # no frame late, no stall: the margin covered it, and D rose by at most a quarter period per frame
+    assert sched.late_frames == 0
+    assert np.diff(first + second).max() <= 1.25 * PERIOD + 1e-9
+    for k in range(2, 40):
+        caps = _chunk(4 * k, 4)
+        sched.schedule(caps, now=caps[-1] + 0.010 + 0.025 * (k % 2))
+    assert sched.offset == pytest.approx(3 * PERIOD + 0.035 + 0.5 * PERIOD)  # p95 + margin once warm
+
+
+def test_offset_rises_at_once_and_falls_back_at_a_bounded_rate() -> None:
+    sched = DeliveryScheduler(FPS, window=8, start_margin_frames=0)
+    dues: list[float] = []
+    for k in range(10):  # a slow phase: 300 ms per chunk
+        caps = _chunk(4 * k, 4)
+        dues += sched.schedule(caps, now=caps[-1] + 0.300)
+    high = sched.offset
+    assert high == pytest.approx(3 * PERIOD + 0.300 + 0.5 * PERIOD)
+    offsets = []
+    for k in range(10, 40):  # fast again
+        caps = _chunk(4 * k, 4)
+        dues += sched.schedule(caps, now=caps[-1] + 0.040)
+        offsets.append(sched.offset)
+    falls = -np.diff([high, *offsets])
+    assert falls.max() <= 0.25 * PERIOD * 4 + 1e-9  # at most a quarter period per frame shown
+    assert offsets[-1] == pytest.approx(3 * PERIOD + 0.040 + 0.5 * PERIOD)
+    assert np.diff(dues).min() >= PERIOD / 1.25 - 1e-9
+
+
+def test_a_lagging_output_learns_its_own_offset() -> None:
+    """Stream-batch output is a chunk behind its input: the frames' own capture times carry that."""
+    sched = DeliveryScheduler(FPS, start_margin_frames=0)
+    dues: list[float] = []
+    for k in range(1, 30):
+        caps = _chunk(4 * (k - 1), 4)  # the previous chunk's frames come out now
+        ready = _chunk(4 * k, 4)[-1] + 0.040
+        dues += sched.schedule(caps, now=ready)
+    assert sched.offset == pytest.approx(7 * PERIOD + 0.040 + 0.5 * PERIOD)
+    assert np.diff(dues) == pytest.approx([PERIOD] * (len(dues) - 1))
+
+
+# ------------------------------------------------------------------ the real path
+
+
+def _run(gen: Any, seconds: float, *, fps: float = FPS) -> tuple[Runner, StampSink, dict[str, Any]]:
+    source = PatternSource(SIZE, fps, pace=True, max_frames=int(seconds * fps))
+    sink = StampSink()
+    runner = Runner(source, gen, [sink], size=SIZE, fps=fps, status_interval=0.5)
+    report = runner.run()
+    return runner, sink, report.stats
+
+
+def _written_rate(rows: list[tuple[int, float, float]], skip_s: float = 2.0) -> float:
+    t = [w for _, _, w in rows]
+    steady = [x for x in t if x >= t[0] + skip_s]
+    return (len(steady) - 1) / (steady[-1] - steady[0])
+
+
+CASES = {
+    "fixed 40 ms": dict(base_ms=40.0, ms_per_step=0.0),
+    "40 +- 30 ms": dict(base_ms=40.0, ms_per_step=0.0, jitter_ms=30.0),
+    "1 s cold first call": dict(base_ms=40.0, ms_per_step=0.0, cold_thread_s=1.0),
+    "one chunk late (stream batch)": dict(base_ms=40.0, ms_per_step=0.0, lag_chunks=1),
+    "5 then 4 frames": dict(base_ms=40.0, ms_per_step=0.0, first_chunk_frames=5),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_fast_generator_gets_every_camera_frame_to_the_sink_on_time(case: str) -> None:
+    gen = SyntheticGenerator(chunk_frames=4, seed=1, **CASES[case])  # type: ignore[arg-type]
+    runner, sink, stats = _run(gen, 5.0)
+    drops = stats["drops"]
+    assert stats["frames_lost"] == 0 and drops.get("input", 0) == 0 and drops.get("sink:stamp", 0) == 0, stats
+    in_flight = gen.lag_chunks * gen.chunk_frames  # still inside the stream batch when the source ended
+    expected = stats["frames_in"] - drops.get("warmup", 0) - drops.get("chunk_tail", 0) - in_flight
+    assert len(sink.rows) == expected
+    indices = [i for i, _, _ in sink.rows]
+    assert indices == list(range(indices[0], indices[0] + len(indices)))  # in order, none missing
+    assert _written_rate(sink.rows) == pytest.approx(FPS, rel=0.01)
+    # glass to glass once the stream has started (the first second adapts D; see the next check)
+    t_first = sink.rows[0][2]
+    g2g = sorted(w - c for _, c, w in sink.rows if w >= t_first + 1.0)
+    chunk_p95 = percentile(sorted(gen.calls_ms[1:]), 95) / 1000.0
+    bound = 3 * PERIOD + chunk_p95 + 2 * PERIOD + gen.lag_chunks * 4 * PERIOD
+    assert percentile(g2g, 95) <= bound, (percentile(g2g, 95), bound)
+    # start-up: at most the start margin (one period) and one more frame of gather above that
+    assert max(w - c for _, c, w in sink.rows) <= bound + 2 * PERIOD
+    gaps = np.diff([w for _, _, w in sink.rows])
+    assert stats["stalls"] == int((gaps > 2 * PERIOD).sum()) == 0
+    assert stats["fps_written"] == pytest.approx(FPS, rel=0.1)
+
+
+def test_a_generator_slower_than_real_time_drops_whole_chunks_evenly() -> None:
+    gen = SyntheticGenerator(chunk_frames=4, base_ms=200.0, ms_per_step=0.0)  # 1.5x the 133 ms period
+    runner, sink, stats = _run(gen, 5.0)
+    lost = stats["drops"]["input"]
+    assert lost > 0 and lost % 4 == 0 and stats["frames_lost"] == lost
+    written = [i for i, _, _ in sink.rows]
+    jumps = np.diff(written)
+    runs = np.split(np.array(written), np.nonzero(jumps != 1)[0] + 1)
+    assert len(runs) > 2 and all(len(r) % 4 == 0 for r in runs[:-1])  # whole chunks only
+    assert set(jumps[jumps != 1]) == {5}  # a gap is always exactly one chunk: the losses are spread out
+    assert stats["sinks"]["stamp"]["written"] == len(sink.rows)
+
+
+def test_a_sink_slower_than_real_time_drops_only_its_own_late_frames() -> None:
+    class SlowSink(StampSink):
+        name = "slow"
+
+        def write(self, frame: Frame) -> None:
+            time.sleep(1.5 * PERIOD)
+            super().write(frame)
+
+    gen = SyntheticGenerator(chunk_frames=4, base_ms=20.0, ms_per_step=0.0)
+    source = PatternSource(SIZE, FPS, pace=True, max_frames=120)
+    fast, slow = StampSink(), SlowSink()
+    report = Runner(source, gen, [fast, slow], size=SIZE, fps=FPS).run()
+    assert report.drops.get("input", 0) == 0
+    assert report.drops.get("sink:stamp", 0) == 0 and report.drops["sink:slow"] > 0
+    assert report.stats["viewer"]["stamp"]["lost"] == 0
+    assert report.stats["viewer"]["slow"]["lost"] == report.drops["sink:slow"]
+    assert len(fast.rows) == report.frames_out
+
+
+def test_a_free_text_prompt_with_a_slow_encoder_never_stalls_the_video() -> None:
+    """The real StreamPipeline (tiny random model, CPU): a prompt the encoder has not seen takes
+    1.5 s to encode; the video keeps going, and the new prompt lands once it is ready."""
+    from livestyle.pipeline.family import FAMILY_PRESETS
+    from livestyle.pipeline.random_models import random_stream_models
+    from livestyle.pipeline.stream import Controls, StreamPipeline
+
+    models = random_stream_models("tiny", "cpu", torch.float32)
+    fast = models.prompt_encoder
+    encoded: list[str] = []
+
+    def slow_encoder(text: str) -> torch.Tensor:
+        if text != "a watercolor":
+            time.sleep(1.5)  # umT5-XXL on a CPU, or loading it first
+        encoded.append(text)
+        return fast(text) + 0.5
+
+    models.prompt_encoder = slow_encoder
+    models.prompt_cached = lambda text: text == "a watercolor"
+    controls = Controls(prompt="a watercolor", strength=0.8, steps=1, seed=0, width=SIZE[0], height=SIZE[1],
+                        decoder="tiny")
+    pipe = StreamPipeline(models, FAMILY_PRESETS["sdv2"], controls)
+    fps = 15.0
+    source = PatternSource(SIZE, fps, pace=True, max_frames=int(5 * fps))
+    sink = StampSink()
+    runner = Runner(source, pipe, [sink], size=SIZE, fps=fps)
+    threading.Timer(1.5, lambda: runner.submit(SetPrompt("a neon city at night"))).start()
+    report = runner.run()
+    assert "a neon city at night" in encoded and report.stats["generator"]["prompt"] == "a neon city at night"
+    gaps = np.diff([w for _, _, w in sink.rows])
+    assert gaps.max() <= 2.0 / fps, gaps.max()
+    assert report.stats["frames_lost"] == 0
