@@ -4,7 +4,7 @@ Stages timed per frame (median over ``--iters`` frames after a warm-up):
   mask       the provider's ``compute``: chroma key + despill; selfie (MediaPipe selfie segmentation
              on LiteRT, one thread, with its face check every 6th frame, pre/post-processing
              included); person-hq (MODNet at ``--input-size``, ``--threads`` torch threads)
-  post       resize to frame size + temporal EMA + feathering (what EffectGenerator adds per mask)
+  post       temporal EMA + feathering + resize to frame size (effects.prepare_mask, as EffectGenerator)
   composite  blending the styled frame with the camera frame
   added      mask + post + composite: the CPU time one frame costs in total
   blur       the camera blurred for ``effects.fill=blur`` (sigma 12), on top of ``added``
@@ -39,11 +39,10 @@ import torch
 
 from livestyle.config import ChromaKeyConfig, PersonMaskConfig, SelfieMaskConfig
 from livestyle.models.segmentation import MODNET_CONFIGS, MODNet
-from livestyle.pipeline.effects import blurred, composite
-from livestyle.pipeline.masks.base import fit_mask
+from livestyle.pipeline.effects import blurred, composite, prepare_mask
 from livestyle.pipeline.masks.chroma import ChromaKeyer
 from livestyle.pipeline.masks.person import PersonSegmenter, model_input_size
-from livestyle.pipeline.masks.smoothing import TemporalSmoother, feather
+from livestyle.pipeline.masks.smoothing import TemporalSmoother
 
 SIZES = ((640, 480), (1280, 720))
 
@@ -76,7 +75,7 @@ def time_provider(provider, frames: list[np.ndarray], iters: int) -> dict[str, f
         t0 = time.perf_counter()
         result = provider.compute(img)
         t1 = time.perf_counter()
-        subject = feather(smoother.update(fit_mask(result.subject, height, width)), 2.0)
+        subject = prepare_mask(result.subject, smoother, 2.0, height, width)
         t2 = time.perf_counter()
         composite(styled, img, subject, "background")
         t3 = time.perf_counter()

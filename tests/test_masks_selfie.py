@@ -19,7 +19,7 @@ import pytest
 
 from livestyle.config import SelfieMaskConfig
 from livestyle.models.litert import litert_available
-from livestyle.pipeline.masks import open_mask_provider, person_mask_kind
+from livestyle.pipeline.masks import fit_mask, open_mask_provider, person_mask_kind
 from livestyle.pipeline.masks.selfie import SelfieSegmenter, open_selfie_segmenter
 from livestyle.pipeline.masks.smoothing import TemporalSmoother
 
@@ -82,7 +82,8 @@ def test_the_pulled_files_are_the_registry_s() -> None:
 def test_astronaut_mask_matches_the_hand_drawn_outline(selfie_files, variant: str) -> None:
     seg = open_selfie_segmenter(SelfieMaskConfig(variant=variant))
     person, care = reference()
-    mask = seg.compute(data.astronaut()).subject
+    assert seg.compute(data.astronaut()).subject.shape == (256, 256)  # MASK_SCALE of the frame
+    mask = seg.probability(data.astronaut())
     assert mask.shape == (512, 512) and mask.dtype == np.float32
     assert 0.0 <= mask.min() and mask.max() <= 1.0
     score = iou(mask, person, care)
@@ -95,7 +96,7 @@ def test_astronaut_mask_matches_the_hand_drawn_outline(selfie_files, variant: st
 def test_no_person_gives_an_empty_mask(segmenter: SelfieSegmenter, name: str) -> None:
     photo = getattr(data, name)()
     mask = segmenter.compute(photo).subject
-    assert mask.shape == photo.shape[:2]
+    assert mask.shape == (round(photo.shape[0] / 2), round(photo.shape[1] / 2))
     assert segmenter.gate is not None and segmenter.gate.last_score < 0.6
     assert mask.max() == 0.0
 
@@ -133,7 +134,7 @@ def test_gate_checks_only_every_nth_frame(selfie_files) -> None:
 def test_panned_photo_keeps_the_person_and_smoothing_cuts_edge_flicker(segmenter: SelfieSegmenter) -> None:
     step = 4
     frames = panned(40, step=step)
-    masks = [segmenter.compute(f).subject.copy() for f in frames]
+    masks = [fit_mask(segmenter.compute(f).subject, 480, 640) for f in frames]
     assert min(float(m.mean()) for m in masks) > 0.2  # the person is found in every view
     smoother = TemporalSmoother(history=0.5)
     smoothed = [smoother.update(m).copy() for m in masks]
@@ -152,7 +153,7 @@ def test_auto_variant_follows_the_aspect_ratio(segmenter: SelfieSegmenter) -> No
     assert segmenter.model_for(720, 1280).variant.role == "landscape"
     assert segmenter.model_for(1280, 720).variant.role == "general"
     wide = cv2.resize(data.astronaut(), (1280, 720))
-    assert segmenter.compute(wide).subject.shape == (720, 1280)
+    assert segmenter.compute(wide).subject.shape == (360, 640)
 
 
 def test_person_means_selfie_where_litert_is_installed(selfie_files) -> None:

@@ -13,9 +13,10 @@ With ``effects.fill = "blur"`` the effect's region shows the camera picture blur
 video-call background blur (run it with the ``passthrough`` model; the generator's pixels are not
 used), ``person`` blurs the person.
 
-Masks are resized to the frame size (:func:`~livestyle.pipeline.masks.base.fit_mask`: same aspect
-ratio → resized, different → :class:`PipelineError`), smoothed over time (EMA restarted on scene
-cuts) and feathered (Gaussian, ``feather`` px). ``full`` skips all of it.
+Masks are smoothed over time (EMA restarted on scene cuts), feathered (Gaussian, ``feather`` px of
+the frame) and resized to the frame size (:func:`~livestyle.pipeline.masks.base.fit_mask`: same
+aspect ratio → resized, different → :class:`PipelineError`); a mask smaller than the frame is
+smoothed and feathered at its own size and enlarged last, which is cheaper. ``full`` skips all of it.
 
 Empty masks are not errors: no person in frame (subject all 0) → ``background`` styles the whole
 frame, ``person`` keeps the whole camera frame; no key colour in frame (subject all 1) →
@@ -46,14 +47,19 @@ import numpy as np
 
 from livestyle.config import EffectsConfig
 from livestyle.control.commands import Reset, SetEffect
-from livestyle.errors import CommandRefusedError, ControlError, LivestyleError, PipelineError
+from livestyle.errors import (
+    CommandRefusedError,
+    ControlError,
+    LivestyleError,
+    PipelineError,
+)
 from livestyle.pipeline.frames import Frame, Generator
 from livestyle.pipeline.masks import MaskProvider, open_mask_provider
 from livestyle.pipeline.masks.base import fit_mask
 from livestyle.pipeline.masks.overlay import mask_overlay
 from livestyle.pipeline.masks.smoothing import TemporalSmoother, feather
 
-__all__ = ["EFFECTS", "Effect", "EffectGenerator", "blurred", "composite"]
+__all__ = ["EFFECTS", "Effect", "EffectGenerator", "blurred", "composite", "prepare_mask"]
 
 Effect = Literal["full", "background", "person"]
 EFFECTS: tuple[str, ...] = ("full", "background", "person")
@@ -75,6 +81,22 @@ def composite(styled: np.ndarray, camera: np.ndarray, subject: np.ndarray, effec
     assert styled.shape == camera.shape and subject.shape == styled.shape[:2], f"{styled.shape=} {camera.shape=} {subject.shape=}"
     w_styled = subject if effect == "person" else 1.0 - subject
     return cv2.blendLinear(styled, camera, w_styled, 1.0 - w_styled)
+
+
+def prepare_mask(
+    mask: np.ndarray, smoother: TemporalSmoother, feather_px: float, height: int, width: int, source: str = "mask provider"
+) -> np.ndarray:
+    """A provider's mask → the subject mask composited: ``float32`` ``[height, width]`` in ``[0, 1]``.
+
+    Validated (:func:`fit_mask`), smoothed over time (``smoother``), feathered by ``feather_px``
+    pixels of the frame and enlarged to the frame; a mask smaller than the frame is smoothed and
+    feathered at its own size (the feather scaled with it) and enlarged once, last.
+    """
+    subject = fit_mask(mask, height, width, source=source, keep_smaller=True)
+    subject = feather(smoother.update(subject), feather_px * subject.shape[1] / width)
+    if subject.shape != (height, width):
+        subject = cv2.resize(subject, (width, height), interpolation=cv2.INTER_LINEAR)
+    return subject
 
 
 def blurred(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -232,8 +254,8 @@ class EffectGenerator:
         """``frame``'s camera picture (``uint8`` ``[H, W, 3]``) and smoothed, feathered subject mask (``float32`` ``[H, W]``)."""
         assert self._provider is not None
         result = self._provider.compute(frame.image)
-        subject = fit_mask(result.subject, frame.height, frame.width, source=f"mask provider {self._provider.name!r}")
-        subject = feather(self._smoother.update(subject), self.config.feather)
+        source = f"mask provider {self._provider.name!r}"
+        subject = prepare_mask(result.subject, self._smoother, self.config.feather, frame.height, frame.width, source)
         camera = frame.image if result.camera is None else result.camera
         if camera.shape != frame.image.shape:
             raise PipelineError(

@@ -14,7 +14,7 @@ import numpy as np
 
 from livestyle.errors import PipelineError
 
-__all__ = ["MaskResult", "MaskProvider", "fit_mask"]
+__all__ = ["MaskProvider", "MaskResult", "fit_mask"]
 
 _ASPECT_TOLERANCE = 0.02
 
@@ -49,11 +49,15 @@ class MaskProvider(Protocol):
     def reset(self) -> None: ...
 
 
-def fit_mask(mask: np.ndarray, height: int, width: int, source: str = "mask provider") -> np.ndarray:
+def fit_mask(
+    mask: np.ndarray, height: int, width: int, source: str = "mask provider", *, keep_smaller: bool = False
+) -> np.ndarray:
     """Validate ``mask`` and resize it (bilinear) to ``[height, width]``; returns ``float32`` in ``[0, 1]``.
 
-    A mask of another size with the same aspect ratio (within 2%) is resized; a different aspect
-    ratio, a non-2-D array or a non-finite value is a :class:`PipelineError` naming ``source``.
+    A mask of another size with the same aspect ratio (within 2%) is resized — unless
+    ``keep_smaller`` and it is smaller on both sides: then it keeps its size (so smoothing and
+    feathering can run on fewer pixels before one enlargement). A different aspect ratio, a
+    non-2-D array or a non-finite value is a :class:`PipelineError` naming ``source``.
     ``uint8`` masks are read as ``0..255``; ``bool`` masks as 0/1.
     """
     if not isinstance(mask, np.ndarray):
@@ -76,6 +80,6 @@ def fit_mask(mask: np.ndarray, height: int, width: int, source: str = "mask prov
         out = mask.astype(np.float32, copy=False)
         if not np.isfinite(out).all():
             raise PipelineError(f"{source} returned a mask with NaN or infinite values")
-    if (h, w) != (height, width):
+    if (h, w) != (height, width) and not (keep_smaller and h < height and w < width):
         out = cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.clip(out, 0.0, 1.0)

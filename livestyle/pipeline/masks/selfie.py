@@ -4,8 +4,9 @@ Per frame, as MediaPipe's own CPU graph does it: the whole picture is resized (s
 padding) to the network's input — 256x256, or 256x144 for frames at least 1.55 times as wide as
 high (``effects.selfie.variant``) — bilinearly, as MediaPipe's ImageToTensorCalculator does, and
 scaled to ``[0, 1]``; the network's output is already a probability (sigmoid inside), so the mask
-is only resized back to the frame (bilinear). ``interval`` > 1 runs the network on every n-th
-frame and reuses its mask in between.
+is only resized (bilinear) to :data:`MASK_SCALE` of the frame: the frame's aspect ratio at about
+the network's resolution, where the effect smooths and feathers it before enlarging it to the frame.
+``interval`` > 1 runs the network on every n-th frame and reuses its mask in between.
 
 Face gate: the network marks the main foreground of *any* close-up as person (a cat's face
 filling the frame scores 0.9 over 90% of the picture). So every ``gate_interval``-th frame the
@@ -36,8 +37,10 @@ from livestyle.models.selfie import (
 )
 from livestyle.pipeline.masks.base import MaskResult
 
-__all__ = ["GATE_HOLD", "FaceGate", "SelfieSegmenter", "open_selfie_segmenter", "resolve_selfie_files"]
+__all__ = ["GATE_HOLD", "MASK_SCALE", "FaceGate", "SelfieSegmenter", "open_selfie_segmenter", "resolve_selfie_files"]
 
+MASK_SCALE = 0.5
+"""Mask size returned by ``compute``, as a fraction of the frame's sides (320x240 for 640x480)."""
 GATE_HOLD = 2
 """Face checks in a row without a face before the gate closes (a turned head, a blink of the detector)."""
 FACE_ROLE = "face"
@@ -87,24 +90,29 @@ class SelfieSegmenter:
         except KeyError:
             raise WeightsError(f"selfie mask: the {variant.role} network is not loaded (loaded: {', '.join(self.models)})") from None
 
-    def probability(self, image: np.ndarray) -> np.ndarray:
-        """``uint8`` ``[H, W, 3]`` RGB → the network's person probability ``float32`` ``[H, W]`` in ``[0, 1]`` (no gate)."""
+    def probability(self, image: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """``uint8`` ``[H, W, 3]`` RGB → the network's person probability ``float32`` in ``[0, 1]`` (no gate).
+
+        The result is ``[round(H * scale), round(W * scale)]`` (at least 1 px a side).
+        """
         height, width = image.shape[:2]
         model = self.model_for(height, width)
         v = model.variant
         x = cv2.resize(image, (v.width, v.height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
         x *= 1.0 / 255.0
         prob = model.run(x)
-        return cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+        out_h, out_w = max(1, round(height * scale)), max(1, round(width * scale))
+        return cv2.resize(prob, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
 
     def compute(self, image: np.ndarray) -> MaskResult:
         assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8, f"{image.shape=} {image.dtype=}"
         if self.gate is not None and not self.gate.update(image):
             self._last = None  # run the network again as soon as a face is back
             self._count = 0
-            return MaskResult(subject=np.zeros(image.shape[:2], np.float32))
+            h, w = image.shape[:2]
+            return MaskResult(subject=np.zeros((max(1, round(h * MASK_SCALE)), max(1, round(w * MASK_SCALE))), np.float32))
         if self._last is None or self._count % self.settings.interval == 0 or self._last_shape != image.shape:
-            self._last = self.probability(image)
+            self._last = self.probability(image, MASK_SCALE)
             self._last_shape = image.shape
         self._count += 1
         return MaskResult(subject=self._last)
