@@ -21,7 +21,7 @@ from livestyle.config import ChromaKeyConfig
 from livestyle.errors import ConfigError
 from livestyle.pipeline.masks.base import MaskResult
 
-__all__ = ["ChromaKeyer", "KEY_COLORS", "parse_key_color"]
+__all__ = ["KEY_COLORS", "ChromaKeyer", "parse_key_color"]
 
 KEY_COLORS: dict[str, tuple[int, int, int]] = {
     "green": (0, 177, 64),

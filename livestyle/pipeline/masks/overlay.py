@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mask_overlay", "PREVIEW_TINT"]
+__all__ = ["PREVIEW_TINT", "mask_overlay"]
 
 PREVIEW_TINT: tuple[int, int, int] = (255, 0, 255)
 """RGB colour laid over the background region in preview (magenta: never a key colour)."""

@@ -25,7 +25,7 @@ from livestyle.errors import ConfigError, WeightsError
 from livestyle.models.segmentation import MODNet, load_modnet
 from livestyle.pipeline.masks.base import MaskResult
 
-__all__ = ["PersonSegmenter", "resolve_person_checkpoint", "open_person_segmenter", "model_input_size"]
+__all__ = ["PersonSegmenter", "model_input_size", "open_person_segmenter", "resolve_person_checkpoint"]
 
 WEIGHTS_ROLE = "model"
 """Role of the checkpoint file in ``configs/models/modnet-webcam.yaml``."""

@@ -5,12 +5,14 @@ Both work on ``float32`` ``[H, W]`` masks in ``[0, 1]`` at frame size.
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 
 from livestyle.errors import ConfigError
 
-__all__ = ["TemporalSmoother", "feather", "edge_flicker"]
+__all__ = ["TemporalSmoother", "edge_flicker", "feather"]
 
 
 class TemporalSmoother:
@@ -60,4 +62,4 @@ def edge_flicker(masks: list[np.ndarray]) -> float:
     """Mean absolute frame-to-frame change of a mask sequence (the shimmer the smoother removes)."""
     if len(masks) < 2:
         return 0.0
-    return float(np.mean([np.abs(b - a).mean() for a, b in zip(masks, masks[1:])]))
+    return float(np.mean([np.abs(b - a).mean() for a, b in itertools.pairwise(masks)]))
