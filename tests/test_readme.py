@@ -1,0 +1,86 @@
+"""The README as a product page (issue 13): set-up first, what you need, a quick start, recipes,
+troubleshooting, licences; every example uses real verbs and options; no slow CPU example."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import typer
+
+from livestyle.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def commands_in(text: str) -> list[str]:
+    """Every `livestyle ...` command line in fenced blocks and inline code (continuations joined)."""
+    found = []
+    for block in re.findall(r"```(?:bash)?\n(.*?)```", text, re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" # ")[0].strip()
+            if line.startswith(("livestyle ", ".venv/bin/livestyle ")):
+                found.append(line)
+    found += [c for c in re.findall(r"`((?:\.venv/bin/)?livestyle [^`]+)`", text)]
+    return found
+
+
+def test_the_two_set_up_commands_come_first() -> None:
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.DOTALL)
+    assert blocks[0].strip() == "bash scripts/setup.sh && .venv/bin/livestyle demo"
+    assert blocks[1].strip() == "bash scripts/setup.sh --dev && .venv/bin/python -m pytest -n 2"
+
+
+def test_product_sections_come_before_the_reference() -> None:
+    heads = re.findall(r"^## (.+)$", README, re.MULTILINE)
+    order = ["Set up and run", "What you need", "Quick start with a GPU", "Troubleshooting", "Licences", "Commands"]
+    assert [h for h in heads if h in order] == order, heads
+    needs = README.split("## What you need")[1].split("## Quick start")[0]
+    for word in ("OS", "Python", "GPU memory, 1.3B", "GPU memory, 14B", "disk"):
+        assert word in needs, word
+    quick = README.split("## Quick start with a GPU")[1].split("## Troubleshooting")[0]
+    for step in ("weights pull", "livestyle budget", "--model sdv2-1.3b", "warming up", "### Recipes", "OBS", "Video calls"):
+        assert step in quick, step
+    assert "LIVESTYLE_LOG" in README and "LIVESTYLE_CACHE_DIR" in README
+
+
+def test_internals_moved_to_docs_and_every_local_link_exists() -> None:
+    assert (ROOT / "docs/benchmarks.md").is_file()
+    assert "python benchmarks/gpu_suite.py" not in README  # benchmark internals live in docs/benchmarks.md
+    for target in re.findall(r"\]\(((?:docs|configs|obs)/[^)#]+)\)", README):
+        assert (ROOT / target).exists(), target
+    assert "docs/images/page-1280x720.png" in README and "docs/images/background_blur.jpg" in README
+
+
+def _options(command: typer.core.TyperCommand) -> set[str]:  # type: ignore[name-defined]
+    return {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+
+
+@pytest.mark.parametrize("line", commands_in(README))
+def test_every_readme_example_uses_real_verbs_and_options(line: str) -> None:
+    group = typer.main.get_command(app)
+    argv = shlex.split(line)[1:]
+    verb = argv[0]
+    assert verb in group.commands, f"unknown verb in {line!r}"
+    command = group.commands[verb]
+    sub = getattr(command, "commands", None)
+    if sub and len(argv) > 1:  # `livestyle weights pull ...`
+        if argv[1] not in sub:
+            pytest.fail(f"unknown sub-command in {line!r}")
+        command = sub[argv[1]]
+    known = _options(command) | {"--help", "-h"}
+    for word in argv:
+        if word.startswith("-") and not re.fullmatch(r"-\d.*", word):
+            assert word.split("=")[0] in known, f"{word} is not an option of `livestyle {verb}` ({line!r})"
+
+
+def test_cpu_examples_are_quick_and_gpu_ones_are_marked() -> None:
+    """A `bench` example either is the ~5 s CPU form or says GPU only (the old CPU example ran >5 min)."""
+    for block in re.findall(r"```bash\n(.*?)```", README, re.DOTALL):
+        for line in block.splitlines():
+            if line.startswith("livestyle bench"):
+                quick = all(f in line for f in ("--device cpu", "--vae tiny", "--glass-seconds 0", "--size 64x48"))
+                assert quick or "GPU only" in line, line
