@@ -45,7 +45,10 @@ def test_bench_runs_tiny_on_cpu_and_prints_json_last(tmp_path: Path) -> None:
     assert result["model"] == "sdv2-tiny" and result["device"] == "cpu" and result["steps"] == 2
     assert result["frames"] > 0 and result["fps"] > 0 and result["first_frames_s"] > 0
     assert set(result["stages_ms"]) == {"encode", "denoise", "decode"}
-    assert result["glass_to_glass_ms"]["frames_out"] > 0
+    glass = result["glass_to_glass_ms"]
+    assert glass["frames_written"] > 0 and glass["fps_written"] > 0 and glass["warmup_s"] is not None
+    assert {"p50", "p95", "p99", "frames_lost", "gap_ms", "stalls"} <= set(glass)
+    assert "viewer (30 fps camera" in proc.stdout
     assert "stage medians ms" in proc.stdout
     data = yaml.safe_load(profile.read_text())
     assert data["stages"]["dit"]["tiny"][2] == result["stages_ms"]["denoise"]

@@ -13,6 +13,7 @@ parameter so tests are exact.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
@@ -269,3 +270,29 @@ class Metrics:
                 "latency_ms": self._latency.summary(1000.0),
                 "viewer": per_sink,
             }
+
+
+def viewer_summary(stamps: list[tuple[float, float]], fps: float, *, since: float | None = None) -> dict[str, Any]:
+    """What a viewer saw, from ``(capture_time, write_time)`` pairs (seconds) in write order.
+
+    ``since``: only writes at or after this time count (e.g. the end of warm-up). Returns frames
+    written, the written rate (frames over the span of the writes), inter-write gaps p95/max in
+    ms (judder), stalls (gaps over two frame periods) and glass to glass p50/p95/p99/max in ms.
+    """
+    rows = [r for r in stamps if since is None or r[1] >= since]
+    if len(rows) < 2:
+        return {"written": len(rows), "fps_written": 0.0, "seconds": 0.0, "gap_ms": {"p95": 0.0, "max": 0.0},
+                "stalls": 0, "g2g_ms": {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}}
+    writes = [w for _, w in rows]
+    span = writes[-1] - writes[0]
+    gaps = sorted(b - a for a, b in itertools.pairwise(writes))
+    g2g = sorted(w - c for c, w in rows)
+    return {
+        "written": len(rows),
+        "fps_written": round((len(rows) - 1) / span, 3) if span > 0 else 0.0,
+        "seconds": round(span, 3),
+        "gap_ms": {"p95": round(1000 * percentile(gaps, 95), 2), "max": round(1000 * gaps[-1], 2)},
+        "stalls": sum(1 for g in gaps if g > 2.0 / fps),
+        "g2g_ms": {q: round(1000 * percentile(g2g, v), 1) for q, v in (("p50", 50), ("p95", 95), ("p99", 99))}
+        | {"max": round(1000 * g2g[-1], 1)},
+    }
