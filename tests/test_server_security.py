@@ -170,7 +170,9 @@ def test_websocket_messages_past_the_cap_close_the_socket(stack: tuple[ServerThr
     before = len(sent)
     big = '{"command": "prompt", "text": "' + "x" * WS_MAX_MESSAGE_BYTES + '"}'
     code, _ = _ws(server, {"Origin": server.url}, [big])
-    assert code == 1009  # message too big
+    # closed: with 1009 (message too big), or 1006 when the unread rest of the message makes the
+    # kernel reset the connection before the client reads the close frame
+    assert code in (1009, 1006)
     assert len(sent) == before
 
 
