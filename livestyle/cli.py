@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     An error outranks a failed sink, which outranks a signal.
     """
     _setup_logging()
+    if not (sys.argv[1:] if argv is None else argv):
+        argv = ["--help"]  # bare `livestyle`: the help, exit 0 (not a usage error)
     with SignalWatch() as signals:
         code = _run_app(argv)
         first = signals.first()
