@@ -188,7 +188,7 @@ class PersonMaskConfig:
     model: str = setting("modnet-webcam", doc="registry name of the segmentation weights")
     checkpoint: str | None = setting(None, doc="local checkpoint file instead of the registry")
     input_size: int = setting(256, ge=32, le=2048, doc="short side the model sees, multiple of 32")
-    device: str = setting("cpu", pattern=r"cpu|mps|cuda(:\d+)?", doc="cpu, cuda, cuda:N or mps")
+    device: str = setting("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", doc="auto (cuda when present, else cpu), cpu, cuda, cuda:N or mps")
     interval: int = setting(1, ge=1, le=30, doc="run the model every n-th frame, reuse in between")
 
 

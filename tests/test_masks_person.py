@@ -117,4 +117,6 @@ def test_registry_file_is_found_and_loaded(tmp_path, monkeypatch):
     write_official_ckpt(random_modnet(), target)
     assert resolve_person_checkpoint(PersonMaskConfig()) == target
     seg = open_mask_provider("person-hq", person=PersonMaskConfig(input_size=32))
+    assert isinstance(seg, PersonSegmenter)  # device "auto": the GPU when torch sees one
+    assert next(seg.model.parameters()).device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert seg.compute(np.zeros((48, 64, 3), np.uint8)).subject.shape == (48, 64)

@@ -1,4 +1,4 @@
-"""Mask provider ``person-hq``: person matting with MODNet (Apache-2.0), on the CPU by default.
+"""Mask provider ``person-hq``: person matting with MODNet (Apache-2.0), on the GPU when one is present.
 
 The model's weights are downloaded once through the weights registry
 (``livestyle weights pull modnet-webcam``, ``configs/models/modnet-webcam.yaml``) or read from a
@@ -97,7 +97,13 @@ def resolve_person_checkpoint(settings: PersonMaskConfig) -> Path:
 
 
 def open_person_segmenter(settings: PersonMaskConfig | None = None) -> PersonSegmenter:
-    """Resolve, load and wrap the person-segmentation model (raises WeightsError / ModelLoadError)."""
+    """Resolve, load and wrap the person-segmentation model (raises WeightsError / ModelLoadError).
+
+    ``device: auto`` puts it on the GPU when torch sees one, else on the CPU.
+    """
     settings = settings or PersonMaskConfig()
-    model = load_modnet(resolve_person_checkpoint(settings), device=settings.device)
+    device = settings.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_modnet(resolve_person_checkpoint(settings), device=device)
     return PersonSegmenter(model, settings)
