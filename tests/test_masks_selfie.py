@@ -70,11 +70,11 @@ def panned(n: int, step: int = 4, noise: float = 3.0, seed: int = 0) -> list[np.
     return frames
 
 
-def test_the_pulled_files_are_the_registry_s() -> None:
+def test_the_pulled_files_are_the_registry_s(selfie_files: dict[str, Path]) -> None:
     from livestyle.models.weights import verify
 
     results = verify("mediapipe-selfie")
-    assert [r.spec.role for r in results] == ["general", "landscape", "face"]
+    assert [r.spec.role for r in results] == ["general", "landscape", "face"] == list(selfie_files)
     assert all(r.ok for r in results), [(r.spec.role, r.problem) for r in results]
 
 
