@@ -63,7 +63,8 @@ def list_cmd(weights_dir: WeightsDir = None) -> None:
     for col in ("name", "title", "family", "dit", "download", "status"):
         table.add_column(col)
     for model in list_models():
-        size = "local" if all(s.generate and not s.repo for s in model.files.values()) else f"~{human_size(model.planned_size)}"
+        # generated with nothing to fetch (the tiny test model) is "local"; a writer that fetches (url) has a size
+        size = "local" if all(s.generate and not s.repo and not s.url for s in model.files.values()) else f"~{human_size(model.planned_size)}"
         table.add_row(model.name, model.title, model.family, model.dit or "-", size, _status_text(model, weights_dir))
     Console().print(table)
 
