@@ -34,6 +34,7 @@ __all__ = [
     "StreamConfig",
     "ModelConfig",
     "RunnerConfig",
+    "GovernorSettings",
     "RecordingConfig",
     "ServerConfig",
     "ObsConfig",
@@ -125,6 +126,16 @@ class RunnerConfig:
     sink_queue: int = setting(4, ge=1, le=256, doc="frames each sink may hold before dropping")
     status_interval: float = setting(1.0, gt=0, le=60, doc="seconds between status updates")
     log_interval: float = setting(10.0, gt=0, le=3600, doc="seconds between status lines when stderr is not a terminal")
+
+
+@dataclass(frozen=True)
+class GovernorSettings:
+    """The runtime governor (``livestyle.pipeline.governor``): quality steps down before frames are lost."""
+
+    enabled: bool = setting(True, doc="step quality down (steps, tiny decoder, size, bypass) when the GPU falls behind; false pins the settings")
+    latency_ms: float = setting(1000.0, gt=0, le=60000, doc="glass-to-glass budget in ms; above it counts as overloaded")
+    up_after: int = setting(30, ge=1, le=10000, doc="chunks of headroom in a row before stepping back up")
+    cooldown_s: float = setting(2.0, ge=0, le=600, doc="seconds between two changes")
 
 
 @dataclass(frozen=True)
@@ -231,6 +242,7 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
+    governor: GovernorSettings = field(default_factory=GovernorSettings)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     obs: ObsConfig = field(default_factory=ObsConfig)

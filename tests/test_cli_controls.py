@@ -42,6 +42,8 @@ def free_port() -> int:
 def http(method: str, url: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = json.dumps(body).encode() if body is not None else None
+    if data is not None:
+        headers["Content-Type"] = "application/json"  # JSON bodies only as JSON (docs/malformed-input.md)
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
@@ -174,7 +176,7 @@ def test_control_api_of_run_answers_and_drives_the_stream(api_run: Callable[...,
     assert http("GET", base + "/health") == (200, {"ok": True})
     assert http("POST", base + "/offer", body={})[0] == 404  # the API only: no page, no WebRTC
     code, text = proc.finish()  # Ctrl-C
-    assert code == 0 and "done (signal)" in text, text
+    assert code == 130 and "done (signal)" in text, text  # 128 + SIGINT (docs/exit-codes.md)
 
 
 def _netns_reason() -> str | None:
@@ -231,7 +233,7 @@ def test_control_api_beyond_loopback_needs_the_printed_token() -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["token"] and len(result["token"]) >= 8, result
     assert (result["no_token"], result["wrong"], result["with_token"], result["health"]) == (401, 401, 200, 200), result
-    assert result["exit"] == 0, result
+    assert result["exit"] == 143, result  # 128 + SIGTERM (docs/exit-codes.md)
 
 
 def test_terminal_hotkeys_drive_a_running_stream(api_run: Callable[..., tuple[Proc, str]]) -> None:

@@ -118,15 +118,21 @@ def _full_status(stats: dict[str, Any]) -> str:
         (v.get("p50", 0.0) for k, v in stages.items() if k.startswith("sink:")), default=None
     )
     lat = stats.get("latency_ms", {})
+    gap = stats.get("gap_ms", {})
+    written = stats.get("fps_written", stats.get("fps_out", 0.0))
     parts = [
         f"in {stats.get('fps_in', 0.0):5.1f} fps",
-        f"out {stats.get('fps_out', 0.0):5.1f} fps",
+        f"written {written:5.1f} fps",
         f"frames {stats.get('frames_out', 0)}",
-        f"drops in {d_in} out {d_out}",
+        f"lost {stats.get('frames_lost', d_in + d_out)}",
+        f"judder p95 {gap.get('p95', 0.0):.0f} max {gap.get('max', 0.0):.0f} ms",
+        f"g2g p50 {lat.get('p50', 0.0):.0f} p95 {lat.get('p95', 0.0):.0f} ms",
         f"gen {gen:.1f} ms" if gen is not None else "gen -",
         f"sink {sink_ms:.1f} ms" if sink_ms is not None else "sink -",
-        f"latency p50 {lat.get('p50', 0.0):.0f} p95 {lat.get('p95', 0.0):.0f} ms",
     ]
+    governor = stats.get("governor") or {}
+    if governor.get("index"):
+        parts.append(f"governor: {governor.get('level')}")
     if stats.get("bypass"):
         parts.append("BYPASS")
     controls = stats.get("controls") or {}
@@ -199,6 +205,7 @@ ModelOption = Annotated[Optional[str], typer.Option(help="auto (default: the bes
 FitOption = Annotated[Optional[str], typer.Option(help="A source of another shape: crop (default, centre crop), pad (black bars) or stretch")]
 FpsOption = Annotated[Optional[float], typer.Option(help="Frame rate")]
 BypassOption = Annotated[bool, typer.Option("--bypass", help="Start in bypass: show the input unstyled")]
+NoGovernorOption = Annotated[bool, typer.Option("--no-governor", help="Pin steps, decoder and size: no stepping down when the GPU falls behind (sets governor.enabled=false)")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No live status line")]
 PresetOption = Annotated[Optional[str], typer.Option("--preset", help="Start with this preset (name from the presets; sets presets.start)")]
 PresetsOption = Annotated[Optional[list[Path]], typer.Option("--presets", help="Preset YAML file or folder (repeatable; default: presets.file, else the bundled set)")]
@@ -369,6 +376,18 @@ def _load_generator(config: Config) -> Any:
     return generator
 
 
+def _governor(config: Config) -> Any:
+    """The runtime governor of ``config.governor`` (None when disabled); its chunk budget is set
+    per chunk by the runner from the generator's chunk size and the frame rate."""
+    from livestyle.pipeline.governor import Governor, GovernorConfig
+
+    g = config.governor
+    if not g.enabled:
+        return None
+    return Governor(GovernorConfig(chunk_budget_ms=1000.0 * 4 / config.stream.fps, latency_budget_ms=g.latency_ms,
+                                   up_after=g.up_after, cooldown_s=g.cooldown_s))
+
+
 def stream(
     config: Config,
     source: Union[str, Source],
@@ -422,6 +441,8 @@ def stream(
         backpressure=not s.pace,
         status_interval=config.runner.status_interval,
         bypass_filter=generator.bypassed if config.effects.preview else None,
+        governor=_governor(config) if s.pace else None,
+        fit=s.fit,
     )
     is_model = isinstance(inner, _ModelLimits)
     max_steps = inner.max_steps if is_model else _config_max_steps()
@@ -475,6 +496,7 @@ def run(
     no_pace: Annotated[bool, typer.Option("--no-pace", help="Read files as fast as possible; drop nothing")] = False,
     no_loop: Annotated[bool, typer.Option("--no-loop", help="Stop at the end of a file instead of looping")] = False,
     bypass: BypassOption = False,
+    no_governor: NoGovernorOption = False,
     quiet: QuietOption = False,
     effect: Annotated[Optional[str], typer.Option(help="Styled region: full, background or person (docs/effects.md)")] = None,
     mask: Annotated[Optional[str], typer.Option(help="Mask for --effect: chroma (green/blue screen), person (selfie if LiteRT is installed, else person-hq), selfie or person-hq (MODNet)")] = None,
@@ -496,6 +518,8 @@ def run(
     if mask_preview:
         effect_overrides.append("effects.preview=true")
     server_overrides = [f"server.{k}={v}" for k, v in (("host", api_host), ("port", api_port)) if v is not None]
+    if no_governor:
+        server_overrides.append("governor.enabled=false")
     if server_overrides and not api:
         raise ConfigError("--api-host/--api-port need --api")
     cfg = build_config(
@@ -521,10 +545,12 @@ def run(
         hook = control_api_hook(ServerSettings.from_config(cfg.server).resolved())
     options = ControlOptions(preset_paths=tuple(presets or ()), keys=not no_keys, system_hotkeys=system_hotkeys)
     report = stream(cfg, source, sink, bypass=bypass, status=not quiet, controls=options, serve=hook)
-    total_drops = sum(report.drops.values())
+    st = report.stats
+    written = ", ".join(f"{n} {v['written']}" for n, v in st.get("viewer", {}).items())
     print(
-        f"done ({report.stop_reason}): {report.frames_out} frames out, {report.frames_in} in, "
-        f"{total_drops} dropped, {report.duration_s:.1f} s",
+        f"done ({report.stop_reason}): {report.frames_out} frames out, {report.frames_in} in; written: {written or '-'}; "
+        f"{st.get('frames_lost', 0)} lost, glass-to-glass p95 {report.latency_ms.get('p95', 0.0):.0f} ms, "
+        f"{report.duration_s:.1f} s",
         file=sys.stderr,
     )
     if report.sink_errors:

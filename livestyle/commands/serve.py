@@ -20,6 +20,7 @@ from livestyle.commands.run import (
     FitOption,
     FpsOption,
     ModelOption,
+    NoGovernorOption,
     NoKeysOption,
     ObsOption,
     ObsPasswordOption,
@@ -80,6 +81,7 @@ def serve(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value")] = None,
     bypass: BypassOption = False,
+    no_governor: NoGovernorOption = False,
     quiet: QuietOption = False,
     fit: FitOption = None,
 ) -> None:
@@ -97,7 +99,8 @@ def serve(
     if host is not None and not is_loopback(host) and token is None:
         print("note: --host is not loopback: a token is required (generated below)", file=sys.stderr)
     overrides = [*(set_ or ()), *_server_overrides(host=host, port=port, codec=codec, bitrate=bitrate,
-                                                   max_publishers=max_publishers)]
+                                                   max_publishers=max_publishers),
+                 *(["governor.enabled=false"] if no_governor else [])]
     cfg = build_config(config, overrides, model=model, prompt=prompt, size=size, fps=fps, preset=preset,
                        weights_dir=weights_dir, obs=True if obs else None, obs_password=obs_password,
                        fit=fit)

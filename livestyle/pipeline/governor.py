@@ -18,12 +18,30 @@ Rules (``GovernorConfig`` holds the numbers):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from livestyle.control.commands import SetBypass, SetDecoder, SetSize, SetSteps, StreamCommand
+from livestyle.control.commands import (
+    SetBypass,
+    SetDecoder,
+    SetSize,
+    SetSteps,
+    StreamCommand,
+)
 
-__all__ = ["Level", "GovernorConfig", "GovernorState", "Observation", "Decision", "ladder_from", "step"]
+__all__ = [
+    "Decision",
+    "Governor",
+    "GovernorConfig",
+    "GovernorState",
+    "Level",
+    "Observation",
+    "ladder_from",
+    "level_from_stats",
+    "step",
+]
 
 
 @dataclass(frozen=True)
@@ -147,3 +165,99 @@ def step(state: GovernorState, obs: Observation, config: GovernorConfig) -> tupl
     before, after = state.level, state.ladder[target]
     new_state = replace(state, index=target, over=0, under=0, last_change=obs.now)
     return new_state, Decision(before, after, reason, _commands(before, after))
+
+
+def level_from_stats(stats: Mapping[str, Any]) -> Level | None:
+    """The level a generator runs at, from its ``stats()`` (``steps``, ``decoder``, ``size`` "WxH");
+    None for a generator without those (passthrough: nothing to govern)."""
+    try:
+        steps = int(stats["steps"])
+        decoder = str(stats["decoder"])
+        width, height = (int(v) for v in str(stats["size"]).lower().split("x"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Level(steps, decoder, (width, height))
+
+
+class Governor:
+    """The governor in a live loop: :func:`step` plus the ladder, the bypass probe and a history.
+
+    The runner calls :meth:`observe` after every chunk (on its worker thread) and applies the
+    commands of the decision it returns. The top of the ladder is the generator's level when the
+    governor first sees it, and again after a user changes steps, decoder or size
+    (:meth:`retop`): the user's choice is the ceiling.
+
+    Hysteresis: a level the governor stepped up to and then had to leave again for overload
+    needs twice as many chunks of headroom before the next try (per level, up to 64x).
+
+    At the bypass rung the generator does not run, so there is nothing to measure: after
+    ``probe_s`` seconds the governor steps up once to try again; each probe that falls back to
+    bypass within ``probe_s`` doubles the wait (up to ``max_probe_s``).
+    """
+
+    def __init__(self, config: GovernorConfig, *, probe_s: float = 10.0, max_probe_s: float = 120.0,
+                 history: int = 20) -> None:
+        self.config = config
+        self.state: GovernorState | None = None
+        self.probe_s = probe_s
+        self._base_probe_s = probe_s
+        self._max_probe_s = max_probe_s
+        self.decisions: deque[tuple[float, Decision]] = deque(maxlen=history)
+        self._up_after: dict[int, int] = {}  # per level index: chunks of headroom before stepping up to it
+
+    def retop(self, top: Level | None) -> None:
+        """Rebuild the ladder below ``top`` (None: nothing to govern)."""
+        self.state = None if top is None else GovernorState(ladder_from(top))
+        self.probe_s = self._base_probe_s
+        self._up_after.clear()
+
+    @property
+    def level(self) -> Level | None:
+        return None if self.state is None else self.state.level
+
+    def observe(self, obs: Observation, *, chunk_budget_ms: float | None = None) -> Decision | None:
+        """Fold in one chunk (or, at the bypass rung, one bypassed frame); the decision, if any."""
+        if self.state is None:
+            return None
+        config = self.config if chunk_budget_ms is None else replace(self.config, chunk_budget_ms=chunk_budget_ms)
+        up_to = self.state.index - 1
+        config = replace(config, up_after=self._up_after.get(up_to, config.up_after))
+        if self.state.level.bypass:
+            if obs.now - self.state.last_change < self.probe_s:
+                return None
+            before = self.state.level
+            self.state = replace(self.state, index=self.state.index - 1, over=0, under=0, last_change=obs.now)
+            decision = Decision(before, self.state.level, f"trying again after {self.probe_s:.0f} s in bypass",
+                                _commands(before, self.state.level))
+        else:
+            previous = self.state
+            self.state, decision = step(self.state, obs, config)
+            if decision is not None and self.state.index > previous.index and self.decisions:
+                _, last = self.decisions[-1]
+                if last.after == previous.level and last.before == self.state.level:
+                    # it went up to this level and could not hold it: be slower to try again
+                    base = self._up_after.get(previous.index, self.config.up_after)
+                    self._up_after[previous.index] = min(64 * self.config.up_after, 2 * base)
+            if decision is not None and decision.after.bypass:
+                # back in bypass soon after a probe: wait longer before the next one
+                recent = previous.index == len(previous.ladder) - 2 and obs.now - previous.last_change < self.probe_s
+                self.probe_s = min(self._max_probe_s, 2 * self.probe_s) if recent else self._base_probe_s
+        if decision is not None:
+            self.decisions.append((obs.now, decision))
+        return decision
+
+    def stats(self, since: float = 0.0) -> dict[str, Any]:
+        """A JSON-able summary: the current level, the ladder and the recent decisions with reasons."""
+        if self.state is None:
+            return {"enabled": True, "active": False, "level": None}
+        return {
+            "enabled": True,
+            "active": True,
+            "level": self.state.level.describe(),
+            "index": self.state.index,
+            "levels": [lvl.describe() for lvl in self.state.ladder],
+            "decisions": [
+                {"at_s": round(t - since, 2), "from": d.before.describe(), "to": d.after.describe(), "reason": d.reason}
+                for t, d in self.decisions
+            ],
+        }

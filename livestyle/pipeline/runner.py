@@ -57,12 +57,13 @@ from typing import Any
 
 import numpy as np
 
-from livestyle.control.commands import SetBypass, SetSize, Stop
+from livestyle.control.commands import SetBypass, SetDecoder, SetSize, SetSteps, Stop
 from livestyle.errors import ConfigError, LivestyleError, PipelineError, SinkError
 from livestyle.pipeline.audio import AudioPath
 from livestyle.pipeline.channels import Inbox, SinkChannel
 from livestyle.pipeline.delivery import DeliveryScheduler
 from livestyle.pipeline.frames import Frame, Generator, Sink, Source, StreamInfo
+from livestyle.pipeline.governor import Governor, Observation, level_from_stats
 from livestyle.pipeline.metrics import Metrics
 
 __all__ = ["SHUTDOWN_S", "RunReport", "Runner", "resize_frame"]
@@ -82,14 +83,20 @@ is marked failed and abandoned (its thread is a daemon), so a stalled network re
 hold the process."""
 
 
-def resize_frame(frame: Frame, size: tuple[int, int]) -> Frame:
+def resize_frame(frame: Frame, size: tuple[int, int], fit: str = "stretch") -> Frame:
     """``frame`` with its picture resized to ``size`` = ``(width, height)`` (area/linear filter).
 
-    The image stays ``uint8`` ``[H, W, 3]`` RGB; timing fields are kept.
+    ``fit``: ``stretch`` scales each axis on its own (the working-size round trip, whose aspect
+    barely changes); ``crop`` / ``pad`` keep the picture's aspect (:mod:`livestyle.pipeline.fit`),
+    for a source of another shape. The image stays ``uint8`` ``[H, W, 3]`` RGB; timing fields are kept.
     """
     width, height = size
     if frame.width == width and frame.height == height:
         return frame
+    if fit != "stretch":
+        from livestyle.pipeline.fit import check_fit, fit_image
+
+        return frame.with_image(np.ascontiguousarray(fit_image(frame.image, size, check_fit(fit))))
     import cv2
 
     shrink = width < frame.width and height < frame.height
@@ -153,6 +160,12 @@ class Runner:
             a ``warmup(size)`` method).
         sink_timeout: seconds one ``write`` may block before its sink is failed and abandoned.
         delivery: the scheduler of due times (default: :class:`DeliveryScheduler` at ``fps``).
+        fit: how a source frame of another shape is brought to ``size``: ``crop`` (default: centre
+            crop, aspect kept), ``pad`` or ``stretch``.
+        governor: steps quality down when the generator falls behind (None: settings pinned).
+            It sees each chunk's time against the chunk period, the delivery offset D as the
+            latency and the frames waiting as the backlog; its decisions are applied between
+            chunks and listed in ``stats()["governor"]`` with their reasons.
     """
 
     def __init__(
@@ -173,6 +186,8 @@ class Runner:
         warmup: bool = True,
         sink_timeout: float = 5.0,
         delivery: DeliveryScheduler | None = None,
+        governor: Governor | None = None,
+        fit: str = "crop",
     ) -> None:
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max_frames must be at least 1 (or None to run until stopped), got {max_frames}")
@@ -201,6 +216,10 @@ class Runner:
         self._sink_timeout = float(sink_timeout)
         self._signal: int | None = None
         self._stop_at: float | None = None  # time.monotonic() of the first stop request
+        self._governor = governor
+        self._fit = fit
+        self._governor_retop = True  # (re)build the ladder from the generator's settings at the next chunk
+        self._bypass_by_governor = False
         self._sinks: list[_SinkSlot] = []
         seen: dict[str, int] = {}
         for sink in sinks:
@@ -404,6 +423,8 @@ class Runner:
                     "inbox": len(self._inbox),
                 }
             )
+        snap["g2g_p95_ms"] = snap["latency_ms"]["p95"]
+        snap["governor"] = self._governor.stats(self._t_start) if self._governor is not None else {"enabled": False}
         offset = self._delivery.offset
         snap["delivery"] = {
             "offset_ms": round(1000.0 * offset, 1) if offset is not None else None,
@@ -448,7 +469,7 @@ class Runner:
                             self._source.name, frame.width, frame.height, *self._size,
                         )
                     with self._metrics.time("resize"):
-                        frame = resize_frame(frame, self._size)
+                        frame = resize_frame(frame, self._size, self._fit)
                 dropped = self._inbox.put_frame(frame)
                 if dropped is None:
                     break
@@ -484,10 +505,14 @@ class Runner:
                         self._metrics.stage("inbox_wait", max(0.0, now - frame.capture_time))
                     if self.bypass:
                         self._emit(self._bypassed(frames))
+                        if self._bypass_by_governor:
+                            self._govern(0.0, len(frames))
                     elif len(frames) < max(1, int(self._generator.frames_needed())):
                         self._metrics.drop("chunk_tail", len(frames))  # the source ended mid-chunk
                     else:
+                        t0 = self._clock()
                         self._emit(self._generate(frames))
+                        self._govern(1000.0 * (self._clock() - t0), len(frames))
                 if done or self._inbox.stopped:
                     break
         except Exception as exc:  # noqa: BLE001 - reported through run() after a clean stop
@@ -683,9 +708,37 @@ class Runner:
             self._set_reason("max_frames")
             self._inbox.stop()
 
-    def _apply(self, command: object) -> None:
+    def _govern(self, chunk_ms: float, frames: int) -> None:
+        """Show the governor one chunk (or bypassed frames at its bypass rung); apply its decision."""
+        gov = self._governor
+        if gov is None:
+            return
+        if self._governor_retop:
+            self._governor_retop = False
+            try:
+                gov.retop(level_from_stats(self._generator.stats()))
+            except Exception as exc:  # noqa: BLE001 - stats are advisory; the stream goes on ungoverned
+                log.warning("governor off: the generator's settings are unreadable (%s)", exc)
+                gov.retop(None)
+        with self._lock:
+            if self._bypass and not self._bypass_by_governor:
+                return  # the streamer's own bypass (the panic button): hands off
+        offset = self._delivery.offset
+        obs = Observation(chunk_ms=chunk_ms, latency_ms=None if offset is None else 1000.0 * offset,
+                          backlog=max(0, len(self._inbox) - frames), now=self._clock())
+        budget = 1000.0 * max(1, int(self._generator.frames_needed())) / self._fps
+        decision = gov.observe(obs, chunk_budget_ms=budget)
+        if decision is None:
+            return
+        log.warning("governor: %s -> %s (%s)", decision.before.describe(), decision.after.describe(), decision.reason)
+        for command in decision.commands:
+            self._apply(command, by_governor=True)
+
+    def _apply(self, command: object, *, by_governor: bool = False) -> None:
         """Apply one command between chunks. Nothing a command does can end the stream: a refused
-        or failing command is counted in ``command_errors`` with its reason, and the stream goes on."""
+        or failing command is counted in ``command_errors`` with its reason, and the stream goes on.
+        A streamer's own change of steps, decoder, size or bypass resets the governor's ladder
+        to the new settings (``by_governor``: the change is the governor's)."""
         with self._lock:
             self._commands_applied += 1
         if isinstance(command, Stop):
@@ -693,10 +746,17 @@ class Runner:
             return
         if isinstance(command, SetBypass):
             with self._lock:
-                self._bypass = (not self._bypass) if command.value is None else bool(command.value)
-                on = self._bypass
-            log.info("bypass %s", "on" if on else "off")
+                on = (not self._bypass) if command.value is None else bool(command.value)
+                if not by_governor and self._bypass_by_governor and on:
+                    on = True  # the streamer confirms bypass: it is theirs now
+                self._bypass = on
+                self._bypass_by_governor = on and by_governor
+            if not by_governor:
+                self._governor_retop = True
+            log.info("bypass %s%s", "on" if on else "off", " (governor)" if by_governor else "")
             return
+        if not by_governor and isinstance(command, (SetSteps, SetDecoder, SetSize)):
+            self._governor_retop = True
         if isinstance(command, SetSize):
             size = (int(command.width), int(command.height))
             if size[0] % 16 or size[1] % 16 or min(size) < 16:

@@ -89,6 +89,8 @@ class SyntheticGenerator:
         seconds += self.stalls.get(self.chunks, 0.0)
         self._sleep(max(0.0, seconds))
         self.calls_ms.append(1000.0 * seconds)
+        if frames and self.width is None:
+            self.width, self.height = frames[-1].width, frames[-1].height
         self.chunks += 1
         self.stream_chunks += 1
         self._in_flight.append(list(frames))
@@ -123,5 +125,8 @@ class SyntheticGenerator:
         self.stream_chunks = 0
 
     def stats(self) -> dict[str, Any]:
-        return {"name": self.name, "chunks": self.chunks, "steps": self.steps, "decoder": self.decoder,
-                "call_ms": round(self.call_ms(), 2), "latency_chunks": self.lag_chunks + 1}
+        out: dict[str, Any] = {"name": self.name, "chunks": self.chunks, "steps": self.steps, "decoder": self.decoder,
+                               "call_ms": round(self.call_ms(), 2), "latency_chunks": self.lag_chunks + 1}
+        if self.width is not None:
+            out["size"] = f"{self.width}x{self.height}"
+        return out
