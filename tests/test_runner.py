@@ -210,7 +210,7 @@ def test_passthrough_keeps_every_frame_pts_and_order_with_backpressure() -> None
     assert sink_a.closed and sink_b.closed and src.closed
 
 
-def test_input_waits_two_chunks_deep_while_the_generator_is_busy() -> None:
+def test_input_waits_at_least_six_frames_deep_while_the_generator_is_busy() -> None:
     gen = GatedGenerator()
 
     def before(i: int) -> None:
@@ -221,11 +221,11 @@ def test_input_waits_two_chunks_deep_while_the_generator_is_busy() -> None:
     sink = ListSink()
     runner = Runner(src, gen, [sink], size=SIZE, fps=30)
     runner.start()
-    assert src.finished.wait(10)  # frames 1..9 arrived; two (8, 9) wait, 1..7 were dropped
+    assert src.finished.wait(10)  # frames 1..9 arrived; six (4..9: MIN_FRAMES) wait, 1..3 were dropped
     gen.gate.set()
     assert runner.wait(10)
-    assert indices(sink) == [0, 8, 9]
-    assert runner.stats()["drops"] == {"input": 7}
+    assert indices(sink) == [0, 4, 5, 6, 7, 8, 9]
+    assert runner.stats()["drops"] == {"input": 3}
     assert runner.report().frames_in == 10
 
 

@@ -293,8 +293,14 @@ class KVCache:
         return sum(t.numel() * t.element_size() for t in (self.k, self.v, self.cross.k, self.cross.v))
 
     # ------------------------------------------------------------------ state changes
-    def reset(self) -> None:
-        """Forget every frame (positions restart at 0). The cross-attention cache is kept."""
+    def reset(self, *, zero: bool = True) -> None:
+        """Forget every frame (positions restart at 0): the cache is then exactly a new one (K/V
+        zeroed too, so masked slots hold what a fresh allocation holds; ``zero=False`` skips that
+        for a caller that rewrites every slot it reads, e.g. Krea's per-chunk recompute). The
+        cross-attention cache is kept."""
+        if zero:
+            self.k.zero_()
+            self.v.zero_()
         self.slot_frame.fill_(-1)
         self.slot_pos.zero_()
         self.next_frame.zero_()
@@ -397,14 +403,23 @@ class KVCache:
         positions = self.slot_pos.gather(1, slots)
         return self._handle(n, frames, slots, positions)
 
-    def expand_batch(self, batch: int) -> KVCache:
-        """A new cache with ``batch`` rows, each a copy of row 0 (SDV2: replicate the warmed-up
-        cache to one row per denoising step). The cross-attention cache is copied too."""
-        new = KVCache(self._dims, batch=batch, frames=self.frames, tokens_per_frame=self.tokens_per_frame,
-                      sink_frames=self.sink_frames, device=self.device, dtype=self.dtype,
-                      rope_refresh=self.rope_refresh, rope_rebase=self.rope_rebase,
-                      adaptive_sink_threshold=self.adaptive_sink_threshold,
-                      sink_queue_capacity=self.sink_queue.shape[-1])
+    def expand_batch(self, batch: int, out: KVCache | None = None) -> KVCache:
+        """A cache with ``batch`` rows, each a copy of row 0 (SDV2: replicate the warmed-up cache to
+        one row per denoising step). The cross-attention cache is copied too.
+
+        ``out``: a cache of the same geometry with ``batch`` rows to write into instead of
+        allocating one (a stream restarting reuses its buffers, so CUDA graphs captured on them
+        stay valid).
+        """
+        if out is not None and (out.batch != batch or out.k.shape[2:] != self.k.shape[2:] or out.k.dtype != self.k.dtype):
+            raise ValueError(f"expand_batch into a cache of another geometry: {out.k.shape=} vs {self.k.shape=}, {batch=}")
+        new = out if out is not None else KVCache(
+            self._dims, batch=batch, frames=self.frames, tokens_per_frame=self.tokens_per_frame,
+            sink_frames=self.sink_frames, device=self.device, dtype=self.dtype,
+            rope_refresh=self.rope_refresh, rope_rebase=self.rope_rebase,
+            adaptive_sink_threshold=self.adaptive_sink_threshold,
+            sink_queue_capacity=self.sink_queue.shape[-1])
+        new._full_probe = None
         for dst, src in ((new.k, self.k), (new.v, self.v), (new.cross.k, self.cross.k), (new.cross.v, self.cross.v),
                          (new.sink_queue, self.sink_queue), (new.sink_queued, self.sink_queued),
                          (new.sink_refreshes, self.sink_refreshes), (new.pop_pending, self.pop_pending)):

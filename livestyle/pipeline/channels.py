@@ -21,7 +21,10 @@ from collections.abc import Callable, Sequence
 from livestyle.errors import ConfigError
 from livestyle.pipeline.frames import Frame
 
-__all__ = ["MAX_COMMANDS", "Inbox", "SinkChannel", "coalesce_key"]
+__all__ = ["MAX_COMMANDS", "MIN_FRAMES", "Inbox", "SinkChannel", "coalesce_key"]
+
+MIN_FRAMES = 6
+"""The fewest frames the inbox holds, whatever the chunk size."""
 
 MAX_COMMANDS = 64
 """Commands that may wait at once; beyond that the oldest coalescible ones go (counted)."""
@@ -68,7 +71,9 @@ class Inbox:
 
     @property
     def capacity(self) -> int:
-        return self._depth * self._chunk
+        """``depth`` chunks, and never fewer than ``MIN_FRAMES`` (a one-frame generator, bypass:
+        two frames would be 67 ms of slack at 30 fps, less than a busy CPU's hiccup)."""
+        return max(self._depth * self._chunk, MIN_FRAMES)
 
     def set_chunk(self, chunk: int) -> None:
         """The generator's next call takes ``chunk`` (>= 1) frames."""

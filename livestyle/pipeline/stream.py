@@ -244,6 +244,9 @@ class StreamPipeline:
         self.last_error = ""
         self._state = self._new_state()
         self._prompt_worker: PromptWorker | None = None
+        # KV caches kept across resets, by (batch, geometry): a restarted stream reuses the buffers,
+        # so the DiT's CUDA graphs (captured on them) stay valid and no live chunk pays a re-capture
+        self._caches: dict[tuple[Any, ...], KVCache] = {}
 
     # ------------------------------------------------------------------ Generator protocol
     def frames_needed(self) -> int:
@@ -459,6 +462,25 @@ class StreamPipeline:
         )
 
     def _new_cache(self, plan: ChunkPlan) -> KVCache:
+        """A cleared batch-1 cache for ``plan``: the one kept from an earlier stream of the same
+        geometry (``KVCache.reset``), else a new one."""
+        key = (1, plan.tokens_per_frame, plan.latents, plan.first_latents)
+        cache = self._caches.get(key)
+        if cache is not None:
+            cache.reset()
+            return cache
+        cache = self._caches[key] = self._allocate_cache(plan)
+        return cache
+
+    def _expanded_cache(self, cache: KVCache, steps: int, plan: ChunkPlan) -> KVCache:
+        """``cache`` replicated to ``steps`` rows (stream batch), into the kept cache of that size."""
+        key = (steps, plan.tokens_per_frame, plan.latents, plan.first_latents)
+        kept = self._caches.get(key)
+        out = cache.expand_batch(steps, out=kept)
+        self._caches[key] = out
+        return out
+
+    def _allocate_cache(self, plan: ChunkPlan) -> KVCache:
         f = self.family
         n = plan.latents
         if f.kv_mode == "recompute":
@@ -592,7 +614,7 @@ class StreamPipeline:
             self._remember_clean(st, x0)
         if self._stream_batched:
             steps = len(timesteps)
-            st.cache = cache.expand_batch(steps)
+            st.cache = self._expanded_cache(cache, steps, st.plan)
             _, ch, _, h, w = x0.shape
             st.hidden = torch.zeros((steps, ch, st.plan.latents, h, w), device=dev, dtype=x0.dtype)
             st.slot_t = ts.clone()
@@ -650,7 +672,7 @@ class StreamPipeline:
             first = self.models.encode_image(st.decoded[0][None, :, None]).to(self.dtype)
         assert first is not None
         context = torch.cat([first, *[z[:, :, None] for z in recent]], dim=2)
-        cache.reset()
+        cache.reset(zero=False)  # the block-causal pass below rewrites every slot it attends to
         cache.cross.reset()
         blk = cache.begin_block(context.shape[2])
         zeros = torch.zeros((1,), device=self.device)
