@@ -110,3 +110,14 @@ def test_backoff_is_per_level_and_pure() -> None:
     assert len(got) == 3
     feed(40.0, 1)
     assert len(got) == 4 and got[-1].after.steps == 2
+
+
+def test_run_wires_the_governor_and_no_governor_pins(tmp_path: object) -> None:
+    from livestyle.commands.run import build_config, stream
+
+    for extra, enabled in (([], True), (["governor.enabled=false"], False)):
+        cfg = build_config(None, ["stream.size=64x48", *extra], model="passthrough", max_frames=20)
+        report = stream(cfg, "pattern", ["null"], status=False)
+        assert report.stats["governor"]["enabled"] is enabled
+        if enabled:  # passthrough has no steps, decoder or size: nothing to govern
+            assert report.stats["governor"]["active"] is False

@@ -124,6 +124,14 @@ function showState(ps) {
   $("warm-badge").hidden = !warming;
   if (warming && ps.elapsed_s !== undefined) $("warm-badge").textContent = `warming up ${Math.round(ps.elapsed_s)} s`;
   if (ps.bypass !== undefined) showBypass(ps.bypass);
+  // The governor: the level it holds when it stepped quality down, and why (its latest decision).
+  const gov = ps.governor || {};
+  const last = (gov.decisions || []).slice(-1)[0];
+  $("governor-badge").hidden = !(gov.active && gov.index > 0);
+  if (gov.active && gov.index > 0) {
+    $("governor-badge").textContent = `governor: ${gov.level}`;
+    $("governor-badge").title = last ? `${last.from} → ${last.to}: ${last.reason}` : "";
+  }
 }
 
 async function refreshState() {
