@@ -48,11 +48,13 @@ REFERENCE_TOKENS = (REFERENCE_SIZE[0] // 16) * (REFERENCE_SIZE[1] // 16)
 SINK_MS = 5.0
 """Sink encode and local transport per frame, added to every latency prediction."""
 
-P95_OVER_MEDIAN = 1.1
-"""A chunk's p95 time over its median (profiles hold medians; the delivery offset covers the p95)."""
+HIGH_OVER_MEDIAN = 1.1
+"""A chunk's high-percentile wall time over the profile's stage medians (the delivery offset covers
+the p90 chunk delay; host work between the stages adds to the medians: 47 vs 43 ms per chunk for
+the 1.3B at 1 step on an H200, benchmarks/results/h200_delivery_run12.json)."""
 
 DELIVERY_MARGIN_FRAMES = 0.5
-"""The delivery scheduler's margin over the p95 chunk delay, in frame periods (pipeline/delivery.py)."""
+"""The delivery scheduler's margin over the p90 chunk delay, in frame periods (pipeline/delivery.py)."""
 
 KvMode = Literal["stream_batch", "rerun", "recompute"]
 Decoder = Literal["wan", "tiny-decoder", "tiny"]
@@ -331,16 +333,16 @@ def predict(profile: GpuProfile, candidate: Candidate, *, input_fps: float = 30.
     chunk_ms = sum(stages.values())
     fps = 1000.0 * chunk_frames / chunk_ms
     accumulate_ms = 1000.0 * chunk_frames / input_fps
-    # Every frame is shown at capture + D (pipeline/delivery.py): D covers the p95 chunk delay of
+    # Every frame is shown at capture + D (pipeline/delivery.py): D covers the p90 chunk delay of
     # the chunk's first frame: the rest of the chunk's gather, the wait for the GPU (when it is the
-    # bottleneck), the chunk's own pass (p95 ~ P95_OVER_MEDIAN x the profile's median) and, in a
+    # bottleneck), the chunk's own pass (~ HIGH_OVER_MEDIAN x the profile's medians) and, in a
     # stream batch, the in_flight - 1 earlier iterations, each a chunk period (or a chunk time when
     # the GPU is slower than the camera); plus the scheduler's margin and the sink.
     period_ms = 1000.0 / input_fps
     gather_ms = period_ms * (chunk_frames - 1)
     wait_ms = max(0.0, chunk_ms - accumulate_ms) if fps < input_fps else 0.0
     lag_ms = (in_flight - 1) * max(accumulate_ms, chunk_ms)
-    latency_ms = gather_ms + wait_ms + lag_ms + chunk_ms * P95_OVER_MEDIAN + DELIVERY_MARGIN_FRAMES * period_ms + SINK_MS
+    latency_ms = gather_ms + wait_ms + lag_ms + chunk_ms * HIGH_OVER_MEDIAN + DELIVERY_MARGIN_FRAMES * period_ms + SINK_MS
     memory = profile.memory_gib_model[shape.dit] + profile.memory_gib_per_slot[shape.dit] * (slots - 1)
     memory *= max(token_scale, 0.35) ** 0.5 if token_scale < 1 else 1.0
     return Prediction(candidate, chunk_frames, stages, chunk_ms, fps, latency_ms, memory)

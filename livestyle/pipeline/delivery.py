@@ -8,8 +8,11 @@ rest of the stream. Instead every frame is due at its own capture time plus one 
 * a chunk's *delay* is ``ready_time - min(capture_time of its frames)``: the gather time of the
   chunk plus the wait for the generator plus the generator's time (plus, in a stream batch, the
   chunks the output lags behind the input);
-* ``D`` is a high percentile (``quantile``, default p95) of the last ``window`` chunk delays plus a
-  small ``margin``. D moves toward that target by at most ``catchup`` frame periods per frame
+* ``D`` is a high percentile (``quantile``, default p90) of the last ``window`` (48) chunk delays
+  plus a small ``margin`` (half a frame period). p90 over 48 chunks ignores the rare slow chunk
+  (a few per hundred on an H200: host hiccups), whose frames then go a little late, rather than
+  letting every such chunk raise the latency of the next six seconds (p95 over 24 chunks did:
+  H200 run 12, benchmarks/results/h200_delivery_run12.json). D moves toward that target by at most ``catchup`` frame periods per frame
   shown, both ways, so while it adapts the output runs at most ``1 + catchup`` times faster (or
   slower) than real time: no jump. A one-off stall stops counting once it leaves the percentile.
   While the first ``start_chunks`` chunks come, the margin is larger (up to
@@ -48,7 +51,7 @@ class DeliveryScheduler:
             over the first ``start_chunks`` chunks.
     """
 
-    def __init__(self, fps: float, *, window: int = 24, quantile: float = 95.0,
+    def __init__(self, fps: float, *, window: int = 48, quantile: float = 90.0,
                  margin_frames: float = 0.5, catchup: float = 0.25, start_margin_frames: float = 1.0,
                  start_chunks: int = 8) -> None:
         if fps <= 0:
