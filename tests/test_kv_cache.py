@@ -387,3 +387,95 @@ def test_adaptive_sink_refuses_placement_dependent_calls() -> None:
         cache.key_mask(blk, causal_block_frames=1)
     with pytest.raises(ValueError, match="sink_queue_capacity must be positive"):
         KVCache.allocate(CFG, batch=1, frames=4, tokens_per_frame=T, sink_frames=1, sink_queue_capacity=0)
+
+
+# ------------------------------------------------------------------ t_refresh / RoPE re-base
+
+
+def _expected_positions(blocks: int, n: int, refresh: int | None, rebase: int | None, frames: int) -> list[int]:
+    """The re-base rule written out: a block whose start position has reached ``refresh`` (default
+    and cap ``1024 - n``) starts at ``rebase`` (default ``frames - n``) instead; positions then run on."""
+    limit = min(1024 if refresh is None else refresh, 1024 - n)
+    restart = frames - n if rebase is None else rebase
+    out, pos = [], 0
+    for _ in range(blocks):
+        start = restart if pos >= limit else pos
+        out += list(range(start, start + n))
+        pos = start + n
+    return out
+
+
+REBASE_CASES = [
+    # (cache frames, sink frames, block frames, rope_refresh, rope_rebase)
+    (6, 3, 1, 50, None),  # SDV2: one-frame blocks re-based to 5 at 50
+    (6, 3, 1, 8, None),  # a short period: many re-bases in one run
+    (9, 0, 3, 12, None),  # no sink, three-frame blocks, refresh a multiple of the block
+    (8, 2, 2, 9, None),  # refresh between two block starts: the block at 10 is the one re-based
+    (6, 1, 1, 20, 2),  # an explicit re-base position
+    (5, 1, 2, None, None),  # the default refresh, 1024 - n: positions stay inside the RoPE table
+]
+
+
+@pytest.mark.parametrize(("frames", "sink", "n", "refresh", "rebase"), REBASE_CASES)
+def test_block_positions_follow_the_rebase_rule(frames: int, sink: int, n: int, refresh: int | None,
+                                                rebase: int | None) -> None:
+    cache = KVCache.allocate(CFG, batch=1, frames=frames, tokens_per_frame=T, sink_frames=sink,
+                             rope_refresh=refresh, rope_rebase=rebase)
+    blocks = 600 if refresh is None else 120
+    got: list[int] = []
+    for _ in range(blocks):
+        blk = cache.begin_block(n)
+        got += blk.positions[0].tolist()
+    expected = _expected_positions(blocks, n, refresh, rebase, frames)
+    assert got == expected
+    assert max(got) <= 1023 and got.count(0) == 1
+    assert len(set(got)) < len(got)  # a re-base did happen in the run
+    assert cache.next_frame.tolist() == [blocks * n]  # frames count on; only positions restart
+    # the sink keeps the positions it was written at
+    assert cache.slot_pos[0, :sink].tolist() == list(range(sink))
+
+
+@pytest.mark.parametrize(("frames", "sink", "n", "refresh", "rebase"), REBASE_CASES[:5])
+@torch.no_grad()
+def test_rebased_blocks_attend_to_the_cached_keys_at_their_stored_positions(
+        frames: int, sink: int, n: int, refresh: int, rebase: int | None) -> None:
+    """One layer (K/V of a frame depend only on the frame and its position): after re-bases, a
+    block's cached output equals a plain pass over the retained frames at the positions the cache
+    holds for them, with the new block at its re-based positions."""
+    model = random_dit(dataclasses.replace(CFG, num_layers=1), seed=11)
+    blocks = (refresh + 2 * frames) // n + 1
+    clean, ctx = _inputs(blocks * n, seed=12)
+    cache = KVCache.allocate(model.config, batch=1, frames=frames, tokens_per_frame=T, sink_frames=sink,
+                             rope_refresh=refresh, rope_rebase=rebase)
+    expected = _expected_positions(blocks, n, refresh, rebase, frames)
+    rebased = 0
+    for b in range(blocks):
+        blk = cache.begin_block(n)
+        assert blk.positions[0].tolist() == expected[b * n:(b + 1) * n]
+        rebased += int(blk.positions[0, 0]) != b * n
+        out = model(clean[:, :, b * n:(b + 1) * n], torch.tensor([300.0]), ctx, cache=cache, block=blk)
+    assert rebased >= 2, rebased  # the run crossed refresh more than once
+    order = torch.argsort(cache.slot_frame[0])
+    kept, pos = cache.slot_frame[0, order], cache.slot_pos[0, order]
+    assert kept[-n:].tolist() == list(range((blocks - 1) * n, blocks * n))
+    ref = model(clean[:, :, kept], torch.tensor([300.0]), ctx, frame_positions=pos[None])[:, :, -n:]
+    assert _rel(out, ref) <= 1e-5
+    # the positions matter: the same frames at their unrebased (absolute) positions differ
+    plain = model(clean[:, :, kept], torch.tensor([300.0]), ctx, frame_positions=kept[None])[:, :, -n:]
+    assert _rel(out, plain) > 1e-4
+
+
+def test_stream_batch_rows_rebase_on_their_own_positions() -> None:
+    """SDV2 stream batch: rows held back (``next_pos`` written) cross t_refresh on their own blocks."""
+    cache = KVCache.allocate(CFG, batch=3, frames=6, tokens_per_frame=T, sink_frames=3, rope_refresh=10)
+    cache.next_pos.copy_(torch.tensor([0, 2, 7]))
+    cache.next_frame.copy_(torch.tensor([0, 2, 7]))
+    starts = [cache.begin_block(1).positions[:, 0].tolist() for _ in range(12)]
+    for row, first in enumerate((0, 2, 7)):
+        rule, pos = [], first
+        for _ in range(12):
+            pos = 5 if pos >= 10 else pos
+            rule.append(pos)
+            pos += 1
+        assert [s[row] for s in starts] == rule, row
+    assert cache.next_frame.tolist() == [12, 14, 19]
