@@ -51,6 +51,8 @@ Examples:
   livestyle run --source webcam --sink virtualcam --prompt "a spaceship interior" --effect background --mask person
 
   livestyle run --source webcam --sink window --model passthrough --effect background --mask chroma --mask-preview
+
+  livestyle run --source webcam --sink virtualcam --model sdv2-1.3b --lora ink-wash.safetensors:0.8
 """
 
 
@@ -213,6 +215,7 @@ NoKeysOption = Annotated[bool, typer.Option("--no-keys", help="No terminal hotke
 SystemHotkeysOption = Annotated[bool, typer.Option("--system-hotkeys", help="System-wide Ctrl+Alt hotkeys (pip install 'livestyle[hotkeys]')")]
 ObsOption = Annotated[bool, typer.Option("--obs", help="Connect to OBS's websocket (the obs config section; sets obs.enabled)")]
 ObsPasswordOption = Annotated[Optional[str], typer.Option("--obs-password", envvar="LIVESTYLE_OBS_PASSWORD", help="obs-websocket password", show_envvar=True)]
+LoraOption = Annotated[Optional[list[str]], typer.Option("--lora", help="Style LoRA FILE[:SCALE] merged from the start (a path, or a name in model.lora_dir; repeatable; adds to model.loras)")]
 WeightsDirOption = Annotated[Optional[Path], typer.Option("--weights-dir", envvar="LIVESTYLE_WEIGHTS_DIR", help="Local weights folder: DIR/MODEL/FILE (sets model.weights_dir)", show_envvar=True)]
 
 
@@ -236,6 +239,7 @@ def build_config(
     obs: Optional[bool] = None,
     obs_password: Optional[str] = None,
     fit: Optional[str] = None,
+    loras: Sequence[str] = (),
 ) -> Config:
     """Defaults < ``config_file`` < ``--set`` overrides < the dedicated options.
 
@@ -273,6 +277,8 @@ def build_config(
         model_cfg = dataclasses.replace(model_cfg, prompt=prompt)
     if weights_dir is not None:
         model_cfg = dataclasses.replace(model_cfg, weights_dir=str(weights_dir))
+    if loras:  # free text (paths), appended to the config's list
+        model_cfg = dataclasses.replace(model_cfg, loras=",".join(x for x in (model_cfg.loras, *loras) if x))
     cfg = dataclasses.replace(cfg, model=model_cfg)
     if preset is not None:
         cfg = dataclasses.replace(cfg, presets=dataclasses.replace(cfg.presets, start=preset))
@@ -446,10 +452,19 @@ def stream(
     )
     is_model = isinstance(inner, _ModelLimits)
     max_steps = inner.max_steps if is_model else _config_max_steps()
+    from livestyle.pipeline.loras import LoraLibrary
+
+    library = getattr(inner, "loras", None)
+    catalog = library if isinstance(library, LoraLibrary) else LoraLibrary(config.model.lora_dir)
     controller = build_controller(config, runner.submit, presets=presets, max_steps=max_steps,
-                                  precondition=generator.precondition)
+                                  precondition=generator.precondition, lora_catalog=catalog.catalog)
     if is_model:
         inner.warm_prompts(presets.prompts)
+        warm_loras = getattr(inner, "warm_loras", None)
+        if warm_loras is not None:  # a preset's LoRA that does not fit fails now, not at the switch
+            warm_loras([ref.name for p in presets if p.loras for ref in p.loras])
+    elif config.model.loras:
+        print(f"warning: model {config.model.name} takes no LoRA; --lora / model.loras are ignored", file=sys.stderr)
     if bypass:
         controller.apply(SetBypass(True))
     ctl = Controls(controller, config, terminal=controls.keys, system_hotkeys=controls.system_hotkeys,
@@ -512,6 +527,7 @@ def run(
     api_port: Annotated[Optional[int], typer.Option("--api-port", help="API TCP port (default server.port, 8080)")] = None,
     weights_dir: WeightsDirOption = None,
     fit: FitOption = None,
+    lora: LoraOption = None,
 ) -> None:
     """Stream a source through livestyle into one or more sinks; Ctrl-C stops and finalizes recordings."""
     effect_overrides = [f"effects.{k}={v}" for k, v in (("mode", effect), ("mask", mask)) if v is not None]
@@ -537,6 +553,7 @@ def run(
         obs=True if obs else None,
         obs_password=obs_password,
         fit=fit,
+        loras=lora or (),
     )
     hook = None
     if api:

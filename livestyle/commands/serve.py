@@ -19,6 +19,7 @@ from livestyle.commands.run import (
     ControlOptions,
     FitOption,
     FpsOption,
+    LoraOption,
     ModelOption,
     NoGovernorOption,
     NoKeysOption,
@@ -84,6 +85,7 @@ def serve(
     no_governor: NoGovernorOption = False,
     quiet: QuietOption = False,
     fit: FitOption = None,
+    lora: LoraOption = None,
 ) -> None:
     """Serve the web page: a browser camera or WHIP publisher in, the styled stream out to the page and WHEP."""
     from livestyle.ingest.webrtc import WebRTCSource
@@ -103,7 +105,7 @@ def serve(
                  *(["governor.enabled=false"] if no_governor else [])]
     cfg = build_config(config, overrides, model=model, prompt=prompt, size=size, fps=fps, preset=preset,
                        weights_dir=weights_dir, obs=True if obs else None, obs_password=obs_password,
-                       fit=fit)
+                       fit=fit, loras=lora or ())
     if token is not None:
         cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, token=token))
     settings = ServerSettings.from_config(cfg.server).resolved()

@@ -5,10 +5,12 @@ Routes (all JSON; token auth comes from the app's ``token_middleware``):
 =========================  ====================================================================
 ``GET /api/params``        the current parameters
 ``PATCH /api/params``      change any of prompt, transition_chunks, strength, steps, seed,
-                           bypass, effect, preset (all validated before anything applies)
+                           bypass, effect, preset, loras (all validated before anything applies)
 ``POST /api/prompt``       ``{"prompt": "...", "transition_chunks": 2}``
 ``POST /api/presets/{k}``  select a preset by name or 1-based number
 ``GET /api/presets``       the preset list and which one is active
+``GET /api/loras``         the LoRA folder's files (``name``, ``file``, ``bytes``) and the active LoRAs;
+                           switch with ``PATCH /api/params {"loras": [{"name": ..., "scale": ...}]}``
 ``POST /api/reset``        drop the generator's temporal state
 ``GET /api/stats``         the runner's stats (fps, latency, drops, OBS bridge state, ...)
 ``GET /api/events``        WebSocket: ``{"type": "params"|"stats"|"error", ...}`` messages; the
@@ -197,6 +199,9 @@ def add_control_routes(
         presets = [{"number": i + 1, **p.to_dict()} for i, p in enumerate(controller.presets)]
         return _json({"presets": presets, "current": controller.params.preset})
 
+    async def get_loras(_request: web.Request) -> web.Response:
+        return _json(await asyncio.to_thread(controller.lora_catalog))  # a folder walk: off the loop
+
     async def post_reset(_request: web.Request) -> web.Response:
         return await apply(Reset())
 
@@ -242,6 +247,7 @@ def add_control_routes(
     app.router.add_post("/api/prompt", post_prompt)
     app.router.add_get("/api/presets", get_presets)
     app.router.add_post("/api/presets/{key}", post_preset)
+    app.router.add_get("/api/loras", get_loras)
     app.router.add_post("/api/reset", post_reset)
     app.router.add_get("/api/stats", get_stats)
     app.router.add_get("/api/events", events)

@@ -19,6 +19,10 @@ __all__ = [
     "SetEffect",
     "SetDecoder",
     "SetSize",
+    "SetLora",
+    "LoraRef",
+    "parse_lora_ref",
+    "parse_lora_list",
     "Reset",
     "SelectPreset",
     "NextPreset",
@@ -86,6 +90,41 @@ class SetSize:
 
 
 @dataclass(frozen=True, slots=True)
+class LoraRef:
+    """One LoRA to merge: ``name`` (a file in the LoRA folder, without its ending, or a path) at ``scale``."""
+
+    name: str
+    scale: float = 1.0
+
+    def __str__(self) -> str:
+        return self.name if self.scale == 1.0 else f"{self.name}:{self.scale:g}"
+
+
+def parse_lora_ref(text: str) -> LoraRef:
+    """``NAME`` or ``NAME:SCALE`` (``--lora ink.safetensors:0.8``); a ``:`` not followed by a number
+    belongs to the name (``C:\\loras\\ink``)."""
+    name, sep, tail = text.rpartition(":")
+    if sep:
+        try:
+            return LoraRef(name, float(tail))
+        except ValueError:
+            pass
+    return LoraRef(text)
+
+
+def parse_lora_list(text: str) -> tuple[LoraRef, ...]:
+    """``model.loras``: comma-separated ``NAME[:SCALE]`` entries (empty: none)."""
+    return tuple(parse_lora_ref(item.strip()) for item in text.split(",") if item.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class SetLora:
+    """Merge exactly these LoRAs (each at its scale) from the next chunk on; ``()`` removes every LoRA."""
+
+    value: tuple[LoraRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Reset:
     """Drop the generator's temporal state (caches, buffers) and start afresh."""
 
@@ -113,7 +152,7 @@ class Stop:
 
 
 StreamCommand = Union[
-    SetPrompt, SetStrength, SetSteps, SetSeed, SetBypass, SetEffect, SetDecoder, SetSize, Reset, Stop
+    SetPrompt, SetStrength, SetSteps, SetSeed, SetBypass, SetEffect, SetDecoder, SetSize, SetLora, Reset, Stop
 ]
 """Concrete commands the runner and generator understand."""
 

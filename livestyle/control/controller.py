@@ -23,6 +23,7 @@ from typing import Any, Literal, get_args, get_type_hints
 
 from livestyle.control.commands import (
     Command,
+    LoraRef,
     NextPreset,
     PreviousPreset,
     Reset,
@@ -30,6 +31,7 @@ from livestyle.control.commands import (
     SetBypass,
     SetDecoder,
     SetEffect,
+    SetLora,
     SetPrompt,
     SetSeed,
     SetSize,
@@ -42,7 +44,8 @@ from livestyle.control.presets import MAX_PROMPT_CHARS, PresetBook
 from livestyle.control.text import normalize_prompt
 from livestyle.errors import ControlError
 
-__all__ = ["Controller", "Params", "Listener", "Precondition", "EFFECTS", "MAX_SEED", "MAX_TRANSITION_CHUNKS"]
+__all__ = ["Controller", "Params", "Listener", "LoraCatalog", "Precondition", "EFFECTS", "MAX_LORAS", "MAX_LORA_SCALE", "MAX_SEED",
+           "MAX_TRANSITION_CHUNKS"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,11 @@ EFFECTS: tuple[str, ...] = get_args(get_type_hints(SetEffect)["value"])
 DECODERS: tuple[str, ...] = get_args(get_type_hints(SetDecoder)["value"])
 MAX_SEED = 2**63 - 1
 MAX_TRANSITION_CHUNKS = 1000
+MAX_LORAS = 4
+"""LoRAs merged at once (each costs a weight rewrite of the layers it touches per switch)."""
+MAX_LORA_SCALE = 4.0
+"""Largest |scale| of a LoRA; past it the look breaks down anyway."""
+MAX_LORA_NAME = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,7 @@ class Params:
     transition_chunks: int = 4
     preset: str | None = None
     stopped: bool = False
+    loras: tuple[LoraRef, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,6 +87,10 @@ Precondition = Callable[[StreamCommand], None]
 """Asks the stream whether it can apply a validated command now; raises
 :class:`~livestyle.errors.CommandRefusedError` (the API answers 409) when it cannot, e.g.
 ``SetEffect("person")`` without the person-mask model."""
+
+LoraCatalog = Callable[[], dict[str, Any]]
+"""The LoRAs a stream can switch to: ``{"folder": str, "loras": [{"name", "file", "bytes"}, ...]}``
+(``livestyle.pipeline.loras.LoraLibrary.catalog``)."""
 
 Listener = Callable[[Params, tuple[StreamCommand, ...]], None]
 """Called after every applied group of commands with the new params and what was submitted.
@@ -96,6 +109,7 @@ class Controller:
         *,
         max_steps: int = 8,
         precondition: Precondition | None = None,
+        lora_catalog: LoraCatalog | None = None,
     ) -> None:
         if max_steps < 1:
             raise ControlError(f"max_steps must be >= 1, got {max_steps}")
@@ -103,6 +117,7 @@ class Controller:
         self._submit = submit
         self._max_steps = max_steps
         self._precondition = precondition
+        self._lora_catalog = lora_catalog
         self._lock = threading.RLock()
         self._params = initial
         self._check(initial)
@@ -126,6 +141,11 @@ class Controller:
     @property
     def max_steps(self) -> int:
         return self._max_steps
+
+    def lora_catalog(self) -> dict[str, Any]:
+        """The LoRA folder and its files (empty when the stream gave no catalog), plus the active ones."""
+        found = self._lora_catalog() if self._lora_catalog is not None else {"folder": None, "loras": []}
+        return {**found, "active": [dataclasses.asdict(r) for r in self.params.loras]}
 
     # -- listeners -----------------------------------------------------------------------------
 
@@ -201,7 +221,8 @@ class Controller:
         if isinstance(command, SetBypass) and command.value is None:
             return [SetBypass(not params.bypass)], last_index
         if isinstance(
-            command, (SetPrompt, SetStrength, SetSteps, SetSeed, SetBypass, SetEffect, SetDecoder, SetSize, Reset, Stop)
+            command,
+            (SetPrompt, SetStrength, SetSteps, SetSeed, SetBypass, SetEffect, SetDecoder, SetSize, SetLora, Reset, Stop),
         ):
             return [self._validated(command)], last_index
         raise ControlError(f"not a livestyle command: {command!r}")
@@ -215,6 +236,8 @@ class Controller:
             out.append(SetSteps(min(preset.steps, self._max_steps)))
         if preset.seed is not None:
             out.append(SetSeed(preset.seed))
+        if preset.loras is not None:
+            out.append(SetLora(preset.loras))
         return [self._validated(c) for c in out]
 
     def _validated(self, command: StreamCommand) -> StreamCommand:
@@ -257,6 +280,8 @@ class Controller:
             if command.value not in DECODERS:
                 raise ControlError(f"unknown decoder {command.value!r}; valid: {', '.join(DECODERS)}")
             return command
+        if isinstance(command, SetLora):
+            return SetLora(_validated_loras(command.value))
         if isinstance(command, SetSize):
             w, h = command.width, command.height
             if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 16 and v % 16 == 0 for v in (w, h)):
@@ -279,6 +304,8 @@ class Controller:
             return dataclasses.replace(params, bypass=bool(command.value))
         if isinstance(command, SetEffect):
             return dataclasses.replace(params, effect=command.value)
+        if isinstance(command, SetLora):
+            return dataclasses.replace(params, loras=command.value)
         if isinstance(command, Stop):
             return dataclasses.replace(params, stopped=True)
         return params
@@ -290,7 +317,30 @@ class Controller:
             SetSeed(params.seed),
             SetBypass(params.bypass),
             SetEffect(params.effect),
+            SetLora(params.loras),
         ):
             self._validated(command)
         if isinstance(params.steps, bool) or not isinstance(params.steps, int) or params.steps < 1:
             raise ControlError(f"steps must be an integer >= 1, got {params.steps!r}")
+
+
+def _validated_loras(value: object) -> tuple[LoraRef, ...]:
+    """``SetLora``'s value checked: at most ``MAX_LORAS`` distinct names, finite scales within ``MAX_LORA_SCALE``."""
+    if not isinstance(value, (tuple, list)):
+        raise ControlError(f"loras must be a list of {{name, scale}}, got {value!r}")
+    if len(value) > MAX_LORAS:
+        raise ControlError(f"{len(value)} LoRAs given; at most {MAX_LORAS} at once")
+    out: list[LoraRef] = []
+    for ref in value:
+        if not isinstance(ref, LoraRef):
+            raise ControlError(f"not a LoRA reference: {ref!r}")
+        name = ref.name.strip() if isinstance(ref.name, str) else ""
+        if not name or len(name) > MAX_LORA_NAME or not name.isprintable():
+            raise ControlError(f"LoRA name must be printable text of 1..{MAX_LORA_NAME} characters, got {ref.name!r}")
+        scale = ref.scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or abs(scale) > MAX_LORA_SCALE:
+            raise ControlError(f"LoRA {name!r}: scale must be a number in [-{MAX_LORA_SCALE:g}, {MAX_LORA_SCALE:g}], got {scale!r}")
+        if any(r.name == name for r in out):
+            raise ControlError(f"LoRA {name!r} is listed twice; give it once with the summed scale")
+        out.append(LoraRef(name, float(scale)))
+    return tuple(out)

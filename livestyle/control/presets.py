@@ -10,6 +10,7 @@ A preset file is YAML with a ``presets:`` list (and optional ``defaults:`` appli
         strength: 0.55
         steps: 2
         seed: 42
+        lora: ink-wash:0.8       # or loras: [ink-wash:0.8, {name: film-grain, scale: 0.5}]; lora: none removes
 
 Only ``name`` and ``prompt`` are required; a field left out keeps whatever the stream uses at the
 time of the switch. Errors name the file, the line and the key (``presets.yaml:12: preset
@@ -29,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from livestyle.control.commands import LoraRef, parse_lora_ref
 from livestyle.errors import ConfigError, ControlError
 
 __all__ = [
@@ -73,6 +75,7 @@ class Preset:
     steps: int | None = None
     seed: int | None = None
     transition_chunks: int | None = None
+    loras: tuple[LoraRef, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields."""
@@ -83,10 +86,11 @@ class Preset:
             "steps": self.steps,
             "seed": self.seed,
             "transition_chunks": self.transition_chunks,
+            "loras": None if self.loras is None else [{"name": r.name, "scale": r.scale} for r in self.loras],
         }
 
 
-_FIELDS = ("name", "prompt", "strength", "steps", "seed", "transition_chunks")
+_FIELDS = ("name", "prompt", "strength", "steps", "seed", "transition_chunks", "lora", "loras")
 _DEFAULTABLE = ("strength", "steps", "seed", "transition_chunks")
 
 
@@ -215,7 +219,24 @@ def _field_value(key: str, node: yaml.Node, source: str, what: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
             raise ConfigError(f"{where}: 'transition_chunks' must be an integer in [0, 1000], got {value!r}")
         return value
+    if key in ("lora", "loras"):
+        items = value if key == "loras" else ([] if value == "none" else [value])
+        if not isinstance(items, list):
+            raise ConfigError(f"{where}: 'loras' must be a list of NAME[:SCALE] or {{name, scale}}, got {value!r}")
+        return tuple(_lora_ref(item, where) for item in items)
     raise AssertionError(key)  # pragma: no cover - callers check the key first
+
+
+def _lora_ref(item: Any, where: str) -> LoraRef:
+    """``NAME``, ``NAME:SCALE`` or ``{name: NAME, scale: SCALE}`` (ranges are the controller's check)."""
+    if isinstance(item, str) and item.strip():
+        return parse_lora_ref(item.strip())
+    if isinstance(item, dict) and set(item) <= {"name", "scale"} and isinstance(item.get("name"), str) and item["name"].strip():
+        scale = item.get("scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+            raise ConfigError(f"{where}: LoRA {item['name']!r}: 'scale' must be a number, got {scale!r}")
+        return LoraRef(item["name"].strip(), float(scale))
+    raise ConfigError(f"{where}: a LoRA is NAME, NAME:SCALE or {{name: NAME, scale: SCALE}}, got {item!r}")
 
 
 def parse_presets(text: str, source: str = "<presets>") -> list[Preset]:
@@ -263,7 +284,9 @@ def parse_presets(text: str, source: str = "<presets>") -> list[Preset]:
         for key, key_node, value_node in items:
             if key not in _FIELDS:
                 raise ConfigError(f"{_where(source, key_node)}: {what}: unknown key {key!r}; valid: {', '.join(_FIELDS)}")
-            fields[key] = _field_value(key, value_node, source, what)
+            if key in ("lora", "loras") and "loras" in fields:
+                raise ConfigError(f"{_where(source, key_node)}: {what}: give 'lora' or 'loras', not both")
+            fields["loras" if key == "lora" else key] = _field_value(key, value_node, source, what)
         for required in ("name", "prompt"):
             if required not in fields:
                 raise ConfigError(f"{_where(source, item)}: {what}: missing {required!r}")

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from livestyle.config import Config, ObsConfig
-from livestyle.control.commands import StreamCommand
-from livestyle.control.controller import Controller, Params, Precondition
+from livestyle.control.commands import StreamCommand, parse_lora_list
+from livestyle.control.controller import Controller, LoraCatalog, Params, Precondition
 from livestyle.control.hotkeys import TERMINAL_HELP, GlobalHotkeys, TerminalHotkeys
 from livestyle.control.obs_bridge import ObsBridge, ObsSettings
 from livestyle.control.presets import PresetBook, load_presets
@@ -44,6 +44,7 @@ def initial_params(cfg: Config, *, bypass: bool = False) -> Params:
         bypass=bypass,
         effect=cfg.effects.mode,
         transition_chunks=m.transition_chunks,
+        loras=parse_lora_list(m.loras),
     )
 
 
@@ -69,13 +70,16 @@ def build_controller(
     max_steps: int = 8,
     bypass: bool = False,
     precondition: Precondition | None = None,
+    lora_catalog: LoraCatalog | None = None,
 ) -> Controller:
     """A controller over ``presets`` (default: :func:`load_preset_book` of ``preset_paths``) that
     selects ``presets.start`` when set. ``max_steps`` is the model family's limit; ``precondition``
-    lets the stream refuse what it cannot apply (409 in the API)."""
+    lets the stream refuse what it cannot apply (409 in the API); ``lora_catalog`` lists the LoRA
+    folder (``GET /api/loras``)."""
     book = presets if presets is not None else load_preset_book(cfg, preset_paths)
     controller = Controller(
-        book, submit, initial_params(cfg, bypass=bypass), max_steps=max_steps, precondition=precondition
+        book, submit, initial_params(cfg, bypass=bypass), max_steps=max_steps, precondition=precondition,
+        lora_catalog=lora_catalog,
     )
     if cfg.presets.start:
         controller.select(cfg.presets.start)

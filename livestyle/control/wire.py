@@ -11,6 +11,9 @@ chat bots and the ``/api/events`` WebSocket all send the same small objects::
     {"command": "seed", "value": 7}         {"command": "effect", "value": "background"}
     {"command": "bypass"}                    # toggle; or "value": true / false
     {"command": "reset"}
+    {"command": "lora", "name": "ink-wash", "scale": 0.8}   # exactly this LoRA from the next chunk
+    {"command": "lora", "loras": [{"name": "ink-wash", "scale": 0.8}, "film-grain:0.5"]}
+    {"command": "lora", "loras": []}         # no LoRA
 
 Over OBS the object sits under a ``"livestyle"`` key of the custom event's data, so other tools'
 events pass by untouched. ``PATCH /api/params`` takes the flat form in :func:`commands_from_fields`.
@@ -26,12 +29,14 @@ from typing import Any
 
 from livestyle.control.commands import (
     Command,
+    LoraRef,
     NextPreset,
     PreviousPreset,
     Reset,
     SelectPreset,
     SetBypass,
     SetEffect,
+    SetLora,
     SetPrompt,
     SetSeed,
     SetSteps,
@@ -52,9 +57,9 @@ __all__ = [
 EVENT_KEY = "livestyle"
 """Key under which our command travels in an OBS CustomEvent's data."""
 
-COMMAND_NAMES = ("preset", "next", "previous", "prompt", "strength", "steps", "seed", "effect", "bypass", "reset")
+COMMAND_NAMES = ("preset", "next", "previous", "prompt", "strength", "steps", "seed", "effect", "bypass", "reset", "lora")
 
-PARAM_FIELDS = ("prompt", "transition_chunks", "strength", "steps", "seed", "bypass", "effect", "preset")
+PARAM_FIELDS = ("prompt", "transition_chunks", "strength", "steps", "seed", "bypass", "effect", "preset", "loras")
 """Keys ``PATCH /api/params`` accepts."""
 
 
@@ -80,6 +85,28 @@ def _text(value: Any, what: str) -> str:
 
 def _optional_int(value: Any, what: str) -> int | None:
     return None if value is None else _integer(value, what)
+
+
+def _lora(item: Any, what: str) -> LoraRef:
+    """``"NAME"``, ``"NAME:SCALE"`` or ``{"name": NAME, "scale": SCALE}``."""
+    from livestyle.control.commands import parse_lora_ref
+
+    if isinstance(item, str):
+        return parse_lora_ref(item)
+    if isinstance(item, Mapping):
+        _check_keys(item, ("name", "scale"), what)
+        if "name" not in item:
+            raise ControlError(f"{what} needs 'name'")
+        return LoraRef(_text(item["name"], f"{what}: 'name'"), _number(item.get("scale", 1.0), f"{what}: 'scale'"))
+    raise ControlError(f"{what}: a LoRA is \"NAME[:SCALE]\" or {{\"name\": ..., \"scale\": ...}}, got {item!r}")
+
+
+def _loras(value: Any, what: str) -> SetLora:
+    if value is None:
+        return SetLora(())
+    if not isinstance(value, list):
+        raise ControlError(f"{what} must be a list of LoRAs (or null for none), got {value!r}")
+    return SetLora(tuple(_lora(item, what) for item in value))
 
 
 def _check_keys(message: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
@@ -114,6 +141,15 @@ def command_from_message(message: Any) -> Command:
             _text(message["text"], f"{what}: 'text'"),
             _optional_int(message.get("transition_chunks"), f"{what}: 'transition_chunks'"),
         )
+    if name == "lora":
+        _check_keys(message, ("command", "name", "scale", "loras"), what)
+        if ("name" in message) == ("loras" in message):
+            raise ControlError(f"{what} needs exactly one of 'name' (with an optional 'scale') or 'loras' (a list; [] for none)")
+        if "loras" in message:
+            if "scale" in message:
+                raise ControlError(f"{what}: 'scale' goes inside each entry of 'loras'")
+            return _loras(message["loras"], f"{what}: 'loras'")
+        return SetLora((_lora({k: message[k] for k in ("name", "scale") if k in message}, what),))
     if name == "bypass":
         _check_keys(message, ("command", "value"), what)
         value = message.get("value")
@@ -188,4 +224,6 @@ def commands_from_fields(fields: Any) -> list[Command]:
         out.append(SetBypass(value))
     if "effect" in fields:
         out.append(SetEffect(_text(fields["effect"], "'effect'")))  # type: ignore[arg-type]
+    if "loras" in fields:
+        out.append(_loras(fields["loras"], "'loras'"))
     return out

@@ -46,7 +46,6 @@ __all__ = [
     "infer_dit_config",
     "load_dit",
     "read_lora",
-    "merge_lora",
     "assign_state_dict",
 ]
 
@@ -355,81 +354,25 @@ def _check_keys(state: StateDict, expected: dict[str, torch.Tensor], source: str
 
 
 # ---------------------------------------------------------------------------------------------
-# LoRA (LongLive 1.0: PEFT on every Linear of every block, merged at load)
+# LoRA (LongLive 1.0: PEFT on every Linear of every block, merged at load; livestyle.models.lora
+# reads every layout and is the one merge, here and for live switching)
 # ---------------------------------------------------------------------------------------------
-
-_LORA_KEY = re.compile(r"^(?P<module>.+?)\.lora_(?P<ab>[AB])(?:\.[A-Za-z0-9_]+)?\.weight$")
 
 
 def read_lora(path: str | Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], float | None]:
-    """Read a PEFT LoRA file into ``{module: (A [r, in], B [out, r])}`` plus alpha if the file says.
+    """Read a LoRA file in any layout (``livestyle.models.lora``) into ``{module: (A [r, in], B [out, r])}``
+    plus the alpha: the file's, else the layers' when they all say the same one, else None.
 
     Accepts LongLive's trainer save ``{"generator_lora": ..., "critic_lora": ..., "step": n}`` (the
-    generator's LoRA is taken, the critic's ignored; the file carries no rank or alpha), raw PEFT
-    state dicts, PEFT adapter folders
-    (``adapter_model.safetensors`` + ``adapter_config.json``), ``{"lora_config": {"r", "lora_alpha"}}``
-    beside the weights, and kohya-style per-module ``.alpha`` tensors. Module names are
-    normalised like DiT keys (``base_model.model.``, ``model.``, wrapper parts stripped).
+    generator's LoRA is taken), PEFT adapter folders (``adapter_config.json``), ``lora_config``
+    beside the weights, original-Wan and Kohya names with per-layer ``.alpha``.
     """
-    path = Path(path)
-    obj = read_state_dict(path)
-    alpha: float | None = None
-    meta = obj.get("lora_config") or obj.get("config")
-    if isinstance(meta, dict) and "lora_alpha" in meta:
-        alpha = float(meta["lora_alpha"])
-    cfg_file = (path if path.is_dir() else path.parent) / "adapter_config.json"
-    if alpha is None and cfg_file.is_file():
-        try:
-            alpha = float(json.loads(cfg_file.read_text())["lora_alpha"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ModelLoadError(f"{cfg_file} is not a valid PEFT adapter config ({exc})") from None
-    weights = next((obj[k] for k in ("generator_lora", "lora", "state_dict") if isinstance(obj.get(k), dict)), obj)
-    pairs: dict[str, dict[str, torch.Tensor]] = {}
-    alphas: dict[str, float] = {}
-    for key, value in weights.items():
-        if not isinstance(value, torch.Tensor):
-            continue
-        key = key.replace("base_model.model.", "")
-        if key.endswith(".alpha"):
-            alphas[_clean_key(key[: -len(".alpha")])] = float(value)
-            continue
-        m = _LORA_KEY.match(key)
-        if m is None:
-            raise ModelLoadError(f"{path}: {key} is not a LoRA weight (expected <module>.lora_A.weight / .lora_B.weight)")
-        pairs.setdefault(_clean_key(m.group("module")), {})[m.group("ab")] = value
-    if not pairs:
-        raise ModelLoadError(f"{path} holds no LoRA weights (no *.lora_A.weight / *.lora_B.weight keys)")
-    out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    for module, ab in pairs.items():
-        if set(ab) != {"A", "B"}:
-            raise ModelLoadError(f"{path}: LoRA module {module} has only lora_{''.join(ab)}; both A and B are needed")
-        out[module] = (ab["A"], ab["B"])
-    if alpha is None and alphas:
-        values = set(alphas.values())
-        if len(values) > 1:
-            raise ModelLoadError(f"{path}: per-module LoRA alphas differ ({sorted(values)[:4]}); livestyle expects one alpha")
-        alpha = values.pop()
-    return out, alpha
+    from livestyle.models.lora import read_lora_file
 
-
-def merge_lora(state: StateDict, lora: dict[str, tuple[torch.Tensor, torch.Tensor]], alpha: float | None,
-               source: str = "LoRA") -> StateDict:
-    """``W + (alpha / rank) · B @ A`` for every LoRA module (fp32 math, cast back); alpha ``None`` = rank."""
-    merged = dict(state)
-    for module, (a, b) in lora.items():
-        key = f"{module}.weight"
-        if key not in state:
-            raise ModelLoadError(f"{source} targets {module}, which the base transformer does not have; the LoRA is for another base")
-        w = state[key]
-        rank = int(a.shape[0])
-        if b.shape[1] != rank or (b.shape[0], a.shape[1]) != tuple(w.shape):
-            raise ModelLoadError(
-                f"{source} does not match the base: {module} is {tuple(w.shape)} but the LoRA gives "
-                f"{(int(b.shape[0]), int(a.shape[1]))} (rank {rank}); the LoRA is for another base"
-            )
-        scale = (alpha if alpha is not None else rank) / rank
-        merged[key] = (w.float() + scale * (b.float() @ a.float())).to(w.dtype)
-    return merged
+    lora = read_lora_file(path)
+    alphas = {layer.alpha for layer in lora.layers.values()}
+    alpha = lora.alpha if lora.alpha is not None else (alphas.pop() if len(alphas) == 1 else None)
+    return {m: (layer.down, layer.up) for m, layer in lora.layers.items()}, alpha
 
 
 def _check_lora_rank(pairs: dict[str, tuple[torch.Tensor, torch.Tensor]], rank: int | None, source: str) -> None:
@@ -478,12 +421,14 @@ def load_dit(path_or_dir: str | Path, *, device: torch.device | str = "cpu", dty
         model = CausalWanDiT(found)
     _check_keys(state, model.state_dict(), f"{path_or_dir} ({fmt} layout)")
     if lora is not None:
-        pairs, file_alpha = read_lora(lora)
-        _check_lora_rank(pairs, lora_rank, f"LoRA {lora}")
-        alpha = file_alpha if file_alpha is not None else lora_alpha
-        if file_alpha is not None and lora_alpha is not None and file_alpha != lora_alpha:
-            log.warning("LoRA %s says alpha %g; using it instead of the configured %g", lora, file_alpha, lora_alpha)
-        state = merge_lora(state, pairs, alpha, source=f"LoRA {lora}")
+        from livestyle.models.lora import merge_into_state, read_lora_file
+
+        lora_file = read_lora_file(lora)
+        _check_lora_rank({m: (x.down, x.up) for m, x in lora_file.layers.items()}, lora_rank, f"LoRA {lora}")
+        if lora_file.alpha is not None and lora_alpha is not None and lora_file.alpha != lora_alpha:
+            log.warning("LoRA %s says alpha %g; using it instead of the configured %g", lora, lora_file.alpha, lora_alpha)
+        default_alpha = lora_file.alpha if lora_file.alpha is not None else lora_alpha
+        state = merge_into_state(state, lora_file, found, default_alpha=default_alpha)
     target = dtype or state["patch_embedding.weight"].dtype
     state = {k: (v.to(target) if v.is_floating_point() else v) for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)

@@ -43,6 +43,17 @@ class Fp8Linear(nn.Module):
         self.out_dtype = w.dtype
         self.fast_accum = w.is_cuda  # Hopper's fast fp8 accumulation (the CPU kernel has none)
 
+    @torch.no_grad()
+    def requantize_(self, weight: torch.Tensor) -> None:
+        """Quantise a new ``[out, in]`` weight (any float dtype) into this layer's buffers in place
+        (a LoRA switch: same storage, so captured CUDA graphs replay the new weight)."""
+        if tuple(weight.shape) != (self.out_features, self.in_features):
+            raise ValueError(f"weight must be {(self.out_features, self.in_features)}, got {tuple(weight.shape)}")
+        w = weight.float()
+        scale = (w.abs().amax() / FP8_MAX).clamp(min=1e-12)
+        self.weight_fp8.copy_((w / scale).clamp_(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn))
+        self.weight_scale.copy_(scale.reshape(()))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``[..., in]`` (bf16/fp16/fp32) → ``[..., out]`` in the layer's original dtype."""
         shape = x.shape

@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 
 from livestyle.config import EffectsConfig
-from livestyle.control.commands import Reset, SetEffect
+from livestyle.control.commands import Reset, SetEffect, SetLora
 from livestyle.errors import (
     CommandRefusedError,
     ControlError,
@@ -189,7 +189,14 @@ class EffectGenerator:
         """Refuse, before it is queued, a command this wrapper could not apply: ``SetEffect`` to a
         masked effect whose mask provider cannot be opened (no model downloaded, say). Opens the
         provider now (once; the stream then reuses it), so call it off the event loop.
-        Raises :class:`CommandRefusedError` with the reason."""
+        Raises :class:`CommandRefusedError` with the reason. ``SetLora`` goes to the inner
+        generator's ``precondition`` (which reads and checks the files); a generator without one
+        (passthrough, which ignores LoRAs as it ignores prompts) takes it as is."""
+        if isinstance(command, SetLora):
+            inner = getattr(self.inner, "precondition", None)
+            if inner is not None:
+                inner(command)
+            return
         if not isinstance(command, SetEffect) or command.value == "full":
             return
         try:

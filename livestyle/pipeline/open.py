@@ -121,8 +121,12 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
     width, height = fit_working_size(*config.stream.size, family.max_size)
     if (width, height) != tuple(config.stream.size):
         log.info("model %s works at %dx%d at most; frames are scaled to %dx%d and back", name, *family.max_size, width, height)
+    from livestyle.control.commands import SetLora, parse_lora_list
+    from livestyle.pipeline.loras import LoraLibrary
+
     models = StreamModels(
         dit=dit,
+        loras=LoraLibrary(m.lora_dir, dit.config, device=device),
         prompt_encoder=lambda t: text.encode(t, device=device),
         prompt_cached=lambda t: text.cache.get(t) is not None,
         codecs=codecs,  # type: ignore[arg-type]
@@ -133,8 +137,13 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
                         width=width, height=height, decoder=decoder, effect=config.effects.mode)
     if m.steps > family.max_steps:
         log.warning("model %s supports at most %d steps; using %d", name, family.max_steps, family.max_steps)
-    return StreamPipeline(models, family, controls, device=device, dtype=dtype,
-                          transition_chunks=m.transition_chunks, name=name)
+    pipeline = StreamPipeline(models, family, controls, device=device, dtype=dtype,
+                              transition_chunks=m.transition_chunks, name=name)
+    loras = parse_lora_list(m.loras)
+    if loras:  # --lora / model.loras: merged before the warm-up, so the first frame has the look
+        pipeline.warm_loras([ref.name for ref in loras])
+        pipeline.apply(SetLora(loras))
+    return pipeline
 
 
 def _opener(name: str) -> Callable[[Config], StreamPipeline]:

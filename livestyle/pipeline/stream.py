@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -69,10 +70,12 @@ import torch
 
 from livestyle.config import EffectsConfig
 from livestyle.control.commands import (
+    LoraRef,
     Reset,
     SetBypass,
     SetDecoder,
     SetEffect,
+    SetLora,
     SetPrompt,
     SetSeed,
     SetSize,
@@ -80,9 +83,10 @@ from livestyle.control.commands import (
     SetStrength,
     Stop,
 )
-from livestyle.errors import ControlError, PipelineError
+from livestyle.errors import ControlError, LivestyleError, PipelineError
 from livestyle.models.dit import CausalWanDiT
 from livestyle.models.kv_cache import BlockSlots, KVCache
+from livestyle.models.lora import LoraMerger
 from livestyle.models.scheduler import (
     add_noise,
     krea_steps,
@@ -94,6 +98,7 @@ from livestyle.models.vae import StreamingAutoencoder
 from livestyle.pipeline.chunking import ChunkPlan, frames_to_pixels, pixels_to_images
 from livestyle.pipeline.family import FamilyConfig
 from livestyle.pipeline.frames import Frame
+from livestyle.pipeline.loras import LoraLibrary
 from livestyle.pipeline.noise import (
     MotionController,
     NoiseSource,
@@ -129,7 +134,8 @@ class StreamModels:
     re-encode); the encoder's latent space must match the family (``raw`` for SDV2).
     ``prompt_cached(text)`` says whether ``prompt_encoder`` answers ``text`` from its cache (cheap
     enough to run between chunks); None: never assume so, every new prompt is encoded on the
-    prompt worker thread (:mod:`livestyle.pipeline.prompt_worker`).
+    prompt worker thread (:mod:`livestyle.pipeline.prompt_worker`). ``loras``: where ``SetLora``
+    names resolve (None: the default LoRA folder).
     """
 
     dit: CausalWanDiT
@@ -138,6 +144,7 @@ class StreamModels:
     encode_image: Callable[[torch.Tensor], torch.Tensor] | None = None
     label: str = ""
     prompt_cached: Callable[[str], bool] | None = None
+    loras: LoraLibrary | None = None
 
 
 @dataclass
@@ -153,6 +160,7 @@ class Controls:
     decoder: str = "wan"
     bypass: bool = False
     effect: str = "full"
+    loras: tuple[LoraRef, ...] = ()
 
 
 @dataclass
@@ -247,6 +255,10 @@ class StreamPipeline:
         # KV caches kept across resets, by (batch, geometry): a restarted stream reuses the buffers,
         # so the DiT's CUDA graphs (captured on them) stay valid and no live chunk pays a re-capture
         self._caches: dict[tuple[Any, ...], KVCache] = {}
+        if models.loras is None:
+            models.loras = LoraLibrary(None, models.dit.config, device=self.device)
+        self._lora = LoraMerger(models.dit)
+        self.lora_ms: float | None = None
 
     # ------------------------------------------------------------------ Generator protocol
     def frames_needed(self) -> int:
@@ -322,12 +334,54 @@ class StreamPipeline:
             self.reset()
         elif isinstance(command, SetEffect):
             c.effect = command.value
+        elif isinstance(command, SetLora):
+            self._set_loras(command)
         elif isinstance(command, Reset):
             self.reset()
         elif isinstance(command, Stop):
             return
         else:
             raise ControlError(f"{type(command).__name__} is not a command the {self.name} generator understands")
+
+    @property
+    def loras(self) -> LoraLibrary:
+        """Where LoRA names resolve (the LoRA folder plus paths the operator allowed)."""
+        assert self.models.loras is not None
+        return self.models.loras
+
+    def precondition(self, command: object) -> None:
+        """Check, before it is queued, what ``apply`` could only refuse later: every LoRA of a
+        ``SetLora`` is read and checked against the model now (off the generator thread; the parsed
+        files are cached, so the switch itself only rewrites weights). ``ControlError`` if not."""
+        if isinstance(command, SetLora):
+            for ref in command.value:
+                self.loras.load_checked(ref.name)
+
+    def warm_loras(self, names: Sequence[str]) -> None:
+        """Allow and load ``names`` (operator-given: ``--lora``, presets) now, so a bad file fails at
+        start and a switch to one later reads nothing. Raises ``ModelLoadError`` / ``ControlError``."""
+        for name in dict.fromkeys(names):
+            self.loras.allow(name)
+            self.loras.load(name)
+
+    def _set_loras(self, command: SetLora) -> None:
+        """Merge exactly ``command``'s LoRAs in place (between chunks); the cross-attention K/V are
+        recomputed at the next chunk when a LoRA changes layers they depend on."""
+        files = [(self.loras.load_checked(ref.name), float(ref.scale)) for ref in command.value]
+        t0 = time.perf_counter()
+        try:
+            self._lora.set(files)
+        except LivestyleError as exc:
+            raise ControlError(f"cannot switch LoRA: {exc}") from None
+        if self._state.cache is not None:
+            self._state.cache.cross.reset()  # cross K/V come from text_embedding and cross_attn.k/v
+        for cache in self._caches.values():
+            cache.cross.reset()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # time the switch itself (once per switch, not per frame)
+        self.lora_ms = 1000.0 * (time.perf_counter() - t0)
+        self.controls.loras = tuple(command.value)
+        log.info("LoRA now %s (%.1f ms)", ", ".join(map(str, command.value)) or "none", self.lora_ms)
 
     @property
     def max_steps(self) -> int:
@@ -397,6 +451,8 @@ class StreamPipeline:
             "seed": self.controls.seed,
             "bypass": self.controls.bypass,
             "decoder": self.controls.decoder,
+            "loras": [str(r) for r in self.controls.loras],
+            "lora_switch_ms": self.lora_ms,
             "size": f"{self.controls.width}x{self.controls.height}",
             "latency_chunks": self.controls.steps if self._stream_batched else 1,
             "stream_batch": self._stream_batched,

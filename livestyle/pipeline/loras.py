@@ -1,0 +1,133 @@
+"""The LoRA folder of a stream: which names resolve to which files, parsed LoRAs cached on the device.
+
+A LoRA is named by its file in the folder without the ending (``ink-wash`` for
+``ink-wash.safetensors``, ``owner--repo/style`` for a file ``livestyle weights pull`` put in a
+sub-folder), or by a path the local operator gave (``--lora FILE``, a preset file): those paths are
+allowed with :meth:`LoraLibrary.allow`. Names from remote clients (API, WebSocket, OBS) resolve
+only inside the folder, so a client cannot make the server read an arbitrary file.
+
+The folder: ``model.lora_dir``, else ``$LIVESTYLE_LORA_DIR``, else ``$LIVESTYLE_CACHE_DIR/loras``,
+else ``~/.cache/livestyle/loras``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from livestyle.errors import ControlError, ModelLoadError
+from livestyle.models.lora import LORA_SUFFIXES, LoraFile, check_lora, read_lora_file
+
+if TYPE_CHECKING:
+    from livestyle.models.dit import DiTConfig
+
+__all__ = ["LoraLibrary", "default_lora_dir", "list_loras"]
+
+log = logging.getLogger(__name__)
+
+
+def default_lora_dir() -> Path:
+    """``$LIVESTYLE_LORA_DIR``, else ``$LIVESTYLE_CACHE_DIR/loras``, else ``~/.cache/livestyle/loras``."""
+    env = os.environ.get("LIVESTYLE_LORA_DIR")
+    if env:
+        return Path(env).expanduser()
+    root = os.environ.get("LIVESTYLE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "livestyle")
+    return Path(root) / "loras"
+
+
+def _stem(path: Path) -> str:
+    name = path.as_posix()
+    for suffix in LORA_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def list_loras(folder: Path) -> list[dict[str, Any]]:
+    """Every LoRA file under ``folder`` (recursive), sorted: ``{"name", "file", "bytes"}``; [] if absent."""
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name.endswith(LORA_SUFFIXES) and not any(p.startswith(".") for p in path.relative_to(folder).parts):
+            rel = path.relative_to(folder)
+            out.append({"name": _stem(rel), "file": rel.as_posix(), "bytes": path.stat().st_size})
+    return out
+
+
+class LoraLibrary:
+    """Resolve LoRA names, read, check against the model and cache them on ``device`` (thread-safe).
+
+    ``config``: the transformer the LoRAs must fit (None: no size check, for listing only).
+    """
+
+    def __init__(self, folder: Path | str | None = None, config: DiTConfig | None = None, *,
+                 device: torch.device | str = "cpu") -> None:
+        self.folder = Path(folder).expanduser() if folder is not None else default_lora_dir()
+        self.config = config
+        self.device = torch.device(device)
+        self._allowed: dict[str, Path] = {}
+        self._cache: dict[tuple[str, int, int], LoraFile] = {}
+        self._lock = threading.Lock()
+
+    def list(self) -> list[dict[str, Any]]:
+        """The LoRAs of the folder (:func:`list_loras`)."""
+        return list_loras(self.folder)
+
+    def catalog(self) -> dict[str, Any]:
+        """``{"folder", "loras"}``: what ``GET /api/loras`` shows."""
+        return {"folder": str(self.folder), "loras": self.list()}
+
+    def allow(self, name: str) -> None:
+        """Let ``name`` (a path given by the local operator) resolve to that file, for every client."""
+        path = Path(name).expanduser()
+        if path.exists():
+            self._allowed[name] = path.resolve()
+
+    def resolve(self, name: str) -> Path:
+        """The file ``name`` means; :class:`ControlError` naming the choices when there is none."""
+        if name in self._allowed:
+            return self._allowed[name]
+        folder = self.folder.resolve()
+        for candidate in (name, *(name + s for s in LORA_SUFFIXES)):
+            path = (folder / candidate).resolve()
+            if path.is_relative_to(folder) and path.is_file():
+                return path
+        names = [item["name"] for item in self.list()]
+        shown = ", ".join(names[:12]) + (f", … ({len(names) - 12} more)" if len(names) > 12 else "")
+        raise ControlError(f"unknown LoRA {name!r}; in {self.folder}: {shown or 'none'} "
+                           "(put .safetensors files there, or `livestyle weights pull OWNER/REPO`)")
+
+    def load(self, name: str) -> LoraFile:
+        """The parsed LoRA ``name`` on the device, checked against ``config`` (cached per file and mtime).
+
+        Raises :class:`ControlError` for an unknown name and :class:`ModelLoadError` (one line, first
+        bad key) for a file that is not a LoRA for this model.
+        """
+        path = self.resolve(name)
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+            lora = read_lora_file(path)
+            if self.config is not None:
+                check_lora(lora, self.config)
+            lora = lora.to(self.device)
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != key[0]}
+            self._cache[key] = lora
+            log.info("LoRA %s: %d layers, rank %s", path, len(lora.layers), "/".join(map(str, lora.ranks)))
+            return lora
+
+    def load_checked(self, name: str) -> LoraFile:
+        """:meth:`load` with a bad file reported as a :class:`ControlError` (a command's error)."""
+        try:
+            return self.load(name)
+        except ModelLoadError as exc:
+            raise ControlError(f"LoRA {name!r} cannot be used: {exc}") from None
