@@ -23,7 +23,13 @@ import pytest
 
 from livestyle.output.audio import JITTER_S
 from livestyle.output.media import MediaSink
-from livestyle.pipeline.frames import AudioCallback, AudioChunk, AudioInfo, Frame, StreamInfo
+from livestyle.pipeline.frames import (
+    AudioCallback,
+    AudioChunk,
+    AudioInfo,
+    Frame,
+    StreamInfo,
+)
 from livestyle.pipeline.passthrough import PassthroughGenerator
 from livestyle.pipeline.runner import Runner
 
