@@ -71,17 +71,28 @@ def list_cmd(weights_dir: WeightsDir = None) -> None:
 
 @weights_app.command("pull")
 def pull_cmd(
-    name: Annotated[str, typer.Argument(help="Registry name (see `livestyle weights list`)")],
+    name: Annotated[str, typer.Argument(help="Registry name (see `livestyle weights list`), or OWNER/REPO of a Wan 2.1 LoRA on the Hub")],
     weights_dir: WeightsDir = None,
     role: Annotated[list[str] | None, typer.Option(help="Only these files (dit, vae, text_encoder, tokenizer, taehv, lora)")] = None,
     no_optional: Annotated[bool, typer.Option("--no-optional", help="Skip optional files (the TAEHV fast decoder)")] = False,
+    file: Annotated[str | None, typer.Option("--file", help="LoRA repos: the file to take when the repo holds several")] = None,
+    lora_dir: Annotated[Path | None, typer.Option("--lora-dir", help="LoRA repos: the LoRA folder (default: $LIVESTYLE_LORA_DIR, else ~/.cache/livestyle/loras)")] = None,
 ) -> None:
-    """Download a model's files into the Hugging Face cache (or --weights-dir), resuming partial downloads."""
+    """Download a model's files into the Hugging Face cache (or --weights-dir), resuming partial downloads;
+    or a LoRA (OWNER/REPO) into the LoRA folder, where --lora, presets and the page find it by name."""
     from rich.console import Console
 
-    from livestyle.models.weights import FileSpec, get_model, pull
+    from livestyle.models.weights import FileSpec, get_model, list_models, pull
 
     console = Console(stderr=True)
+    if "/" in name and name not in {m.name for m in list_models()}:
+        from livestyle.pipeline.loras import default_lora_dir, lora_name, pull_lora
+
+        path = pull_lora(name, filename=file, folder=lora_dir)
+        folder = lora_dir or default_lora_dir()
+        short = lora_name(path, folder)
+        console.print(f"[green]downloaded[/green] {path}\n[bold]LoRA {short}[/bold] is ready: --lora {short}")
+        return
     model = get_model(name)
 
     def report(spec: FileSpec, path: Path, status: str) -> None:

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from livestyle.errors import ControlError, ModelLoadError
+from livestyle.errors import ControlError, ModelLoadError, WeightsError
 from livestyle.models.lora import LORA_SUFFIXES, LoraFile, check_lora, read_lora_file
 
 if TYPE_CHECKING:
     from livestyle.models.dit import DiTConfig
 
-__all__ = ["LoraLibrary", "default_lora_dir", "list_loras"]
+__all__ = ["LoraLibrary", "default_lora_dir", "list_loras", "lora_name", "pull_lora"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,11 @@ def _stem(path: Path) -> str:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def lora_name(path: Path, folder: Path) -> str:
+    """The name ``path`` (a file under ``folder``) goes by: its relative path without the ending."""
+    return _stem(Path(path).resolve().relative_to(Path(folder).expanduser().resolve()))
 
 
 def list_loras(folder: Path) -> list[dict[str, Any]]:
@@ -131,3 +136,41 @@ class LoraLibrary:
             return self.load(name)
         except ModelLoadError as exc:
             raise ControlError(f"LoRA {name!r} cannot be used: {exc}") from None
+
+
+def pull_lora(repo_id: str, *, filename: str | None = None, folder: Path | str | None = None, revision: str | None = None,
+              download: Any = None, list_files: Any = None) -> Path:
+    """Download a LoRA from a Hugging Face Hub repo into the LoRA folder: ``FOLDER/owner--repo/FILE``.
+
+    ``filename``: the file in the repo; None picks the repo's only LoRA file (``.safetensors`` first)
+    and refuses, listing them, when there are several. The file is read and checked to be a LoRA
+    (any layout) before the name is printed. ``download`` / ``list_files``: ``hf_hub_download`` /
+    ``list_repo_files`` (injected by tests; no network there). Raises :class:`WeightsError`.
+    """
+    if download is None or list_files is None:
+        from huggingface_hub import hf_hub_download, list_repo_files
+
+        download = download or hf_hub_download
+        list_files = list_files or list_repo_files
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise WeightsError(f"{repo_id!r} is not a Hub repo id; expected OWNER/REPO")
+    if filename is None:
+        try:
+            files = [f for f in list_files(repo_id, revision=revision) if f.endswith(LORA_SUFFIXES)]
+        except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many HTTP/offline types; one line for all
+            raise WeightsError(f"cannot list {repo_id} on the Hub ({type(exc).__name__}: {exc}); check the name and the network") from None
+        picks = [f for f in files if f.endswith(".safetensors")] or files
+        if len(picks) != 1:
+            found = ", ".join(picks[:8]) or "none"
+            raise WeightsError(f"{repo_id} holds {len(picks)} LoRA files ({found}); name one with --file")
+        filename = picks[0]
+    target = (Path(folder).expanduser() if folder is not None else default_lora_dir()) / repo_id.replace("/", "--")
+    try:
+        path = Path(download(repo_id, filename, revision=revision, local_dir=str(target)))
+    except Exception as exc:  # noqa: BLE001 - as above
+        raise WeightsError(f"cannot download {filename} from {repo_id} ({type(exc).__name__}: {exc})") from None
+    try:
+        read_lora_file(path)
+    except ModelLoadError as exc:
+        raise WeightsError(f"downloaded {path}, but it is not a Wan 2.1 LoRA livestyle reads: {exc}") from None
+    return path
