@@ -12,10 +12,21 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from livestyle.control.api import add_control_routes
-from livestyle.control.commands import LoraRef, SelectPreset, SetLora, SetPrompt, parse_lora_list, parse_lora_ref
+from livestyle.control.commands import (
+    LoraRef,
+    SelectPreset,
+    SetLora,
+    SetPrompt,
+    parse_lora_list,
+    parse_lora_ref,
+)
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import PresetBook, parse_presets
-from livestyle.control.wire import command_from_custom_event, command_from_message, commands_from_fields
+from livestyle.control.wire import (
+    command_from_custom_event,
+    command_from_message,
+    commands_from_fields,
+)
 from livestyle.errors import CommandRefusedError, ConfigError, ControlError
 from livestyle.pipeline.channels import coalesce_key
 from livestyle.pipeline.loras import LoraLibrary
@@ -115,7 +126,7 @@ def test_api_lists_the_folder_and_switches(tmp_path: Path) -> None:
 
     async def main() -> None:
         app = web.Application()
-        add_control_routes(app, controller, stats=lambda: {})
+        add_control_routes(app, controller, stats=dict)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             r = await client.get("/api/loras")
             body = await r.json()
