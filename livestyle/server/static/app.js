@@ -184,6 +184,32 @@ function showParams(p) {
   // the current prompt stays in the box, editable (unless the streamer is typing in it)
   if (p.prompt && document.activeElement !== $("prompt")) $("prompt").value = p.prompt;
   document.querySelectorAll("#presets button").forEach((b) => b.classList.toggle("active", b.dataset.name === p.preset));
+  if (p.loras !== undefined) showLora(p.loras);
+}
+
+// ---------------------------------------------------------------- LoRAs (GET /api/loras: the LoRA folder)
+function showLora(loras) {
+  const first = loras[0];
+  const select = $("lora");
+  if (first && ![...select.options].some((o) => o.value === first.name)) select.add(new Option(first.name, first.name));
+  select.value = first ? first.name : "";
+  if (first) { $("lora-scale").value = first.scale; $("lora-scale-value").value = Number(first.scale).toFixed(2); }
+}
+
+async function loadLoras() {
+  const data = await api("GET", "/api/loras");
+  if (!data) return;
+  const select = $("lora");
+  select.replaceChildren(new Option("none", ""), ...data.loras.map((l) => new Option(l.name, l.name)));
+  select.title = data.folder ? `LoRA files in ${data.folder}` : "";
+  showLora(data.active);
+}
+
+function sendLora() {
+  const name = $("lora").value;
+  const scale = Number($("lora-scale").value);
+  $("lora-scale-value").value = scale.toFixed(2);
+  return api("PATCH", "/api/params", { loras: name ? [{ name, scale }] : [] }).then(showParams);
 }
 
 const HISTORY_KEY = "livestyle.prompts";
@@ -231,6 +257,8 @@ function debounce(fn, ms) {
   return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
 }
 const patch = debounce(async (fields) => showParams(await api("PATCH", "/api/params", fields)), 150);
+$("lora").addEventListener("change", sendLora);
+$("lora-scale").addEventListener("input", debounce(sendLora, 150));
 
 $("prompt-form").onsubmit = (event) => { event.preventDefault(); sendPrompt($("prompt").value); };
 $("prompt").onkeydown = (event) => { if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("prompt-form").requestSubmit(); } };
@@ -273,7 +301,7 @@ function listenForParams() {
 renderHistory();
 (async () => {
   const params = await api("GET", "/api/params");
-  if (params) { showParams(params); loadPresets(); listenForParams(); refreshState(); }
+  if (params) { showParams(params); loadPresets(); loadLoras(); listenForParams(); refreshState(); }
 })();
 navigator.mediaDevices.addEventListener("devicechange", listCameras);
 listCameras().catch(() => {});
