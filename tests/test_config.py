@@ -60,7 +60,7 @@ def test_apply_overrides_on_a_built_config() -> None:
     ("override", "message"),
     [
         ("model.stepz=1", "unknown config key 'model.stepz'; keys in model: name, prompt, strength, steps,"),
-        ("modle.steps=1", "unknown config key 'modle.steps'; sections: stream, model, runner, recording, server, obs, effects, presets"),
+        ("modle.steps=1", "unknown config key 'modle.steps'; sections: stream, model, runner, governor, recording, server, obs, effects, presets"),
         ("model.steps=0", "model.steps: expected an integer >= 1 and <= 8, got 0"),
         ("model.steps=two", "model.steps: expected an integer >= 1 and <= 8, got 'two'"),
         ("model.strength=1.5", "model.strength: expected a number >= 0.0 and <= 1.0, got 1.5"),

@@ -157,4 +157,6 @@ def test_a_looping_source_file_that_breaks_ends_the_run_with_an_error(tmp_path: 
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err
     assert err.count("error: clip.mp4 was") == 1 and "Traceback" not in err
-    assert frames_in(tmp_path / "out.mkv") >= 30  # the recording of what played is finalized
+    # the recording of what played is finalized (the damage lands ~0.5 s after the first bytes,
+    # inside the clip's first 1 s pass or just after it)
+    assert frames_in(tmp_path / "out.mkv") >= 15

@@ -69,13 +69,15 @@ def test_stream_interface_matches_wan_conventions(taehv: TAEHV, clip: torch.Tens
     stream.reset()
     parts = [stream.encode(clip[:, :, :1]), stream.encode(clip[:, :, 1:5]), stream.encode(clip[:, :, 5:13])]
     assert [p.shape[2] for p in parts] == [1, 1, 2]
-    torch.testing.assert_close(torch.cat(parts, 2), whole, atol=1e-5, rtol=1e-5)
+    # un-normalised latents are the normalised ones times std (up to ~3.3): the same fp32 round-off, scaled
+    scale = 1.0 if normalize else max(LATENTS_STD)
+    torch.testing.assert_close(torch.cat(parts, 2), whole, atol=1e-5 * scale, rtol=1e-5)
     # frame 0 alone gives the latent of four copies of frame 0 (Wan's frame-0 alignment)
     first = clip[:, :, :1].permute(0, 2, 1, 3, 4).mul(0.5).add(0.5).expand(-1, 4, -1, -1, -1)
     native = taehv.encode_video(first).permute(0, 2, 1, 3, 4)
     if not normalize:
         native = native * torch.tensor(LATENTS_STD).view(1, 16, 1, 1, 1) + torch.tensor(LATENTS_MEAN).view(1, 16, 1, 1, 1)
-    torch.testing.assert_close(parts[0], native, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(parts[0], native, atol=1e-5 * scale, rtol=1e-5)
     frames = [stream.decode(whole[:, :, i : i + 1]) for i in range(4)]
     assert [f.shape[2] for f in frames] == [1, 4, 4, 4]
     out = torch.cat(frames, 2)

@@ -478,9 +478,12 @@ class Runner:
                     self._metrics.drop("warmup" if self._warming else "input", dropped)
             else:
                 self._set_reason("source_ended")
-        except Exception as exc:  # noqa: BLE001 - reported through run() after a clean stop
+        except Exception as exc:  # noqa: BLE001 - reported through run() after the frames read are written
             log.error("source %s failed: %s", self._source.name, exc)
-            self._fail(exc)
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+            self._set_reason("error")  # no stop: the frames already read still go through (a recording keeps them)
         finally:
             self._inbox.end()
             try:
