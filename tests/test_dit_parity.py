@@ -13,11 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT, sinusoidal_embedding
-from livestyle.models.testing.dit import (
-    random_dit,
-    random_dit_state_dict,
-    to_diffusers_keys,
-)
+from livestyle.models.testing.dit import diffusers_dit, random_dit
 
 CFG = DIT_CONFIGS["tiny"]
 
@@ -28,18 +24,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def pair() -> tuple[CausalWanDiT, torch.nn.Module]:
-    from diffusers import WanTransformer3DModel
-
-    ours = random_dit("tiny", seed=0)
-    ref = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=CFG.num_heads, attention_head_dim=CFG.head_dim,
-        in_channels=16, out_channels=16, text_dim=CFG.text_dim, freq_dim=256, ffn_dim=CFG.ffn_dim,
-        num_layers=CFG.num_layers, cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6,
-        rope_max_seq_len=1024,
-    ).eval()
-    missing, unexpected = ref.load_state_dict(to_diffusers_keys(random_dit_state_dict("tiny", seed=0)), strict=True)
-    assert not missing and not unexpected
-    return ours, ref
+    return random_dit("tiny", seed=0), diffusers_dit("tiny", seed=0)
 
 
 def _pad(ctx: torch.Tensor) -> torch.Tensor:

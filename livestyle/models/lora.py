@@ -15,7 +15,9 @@ of another model size is refused with one :class:`~livestyle.errors.ModelLoadErr
 the first bad key.
 
 Scale of a layer: ``user_scale · alpha / rank`` with the layer's rank (``A.shape[0]``) and its alpha:
-the layer's ``.alpha`` tensor, else the file's (PEFT ``adapter_config.json`` / ``lora_config``),
+the layer's ``.alpha`` tensor, else the file's (``lora_alpha`` of the ``lora_adapter_metadata`` that
+diffusers' ``save_lora_weights`` writes into the safetensors header, PEFT ``adapter_config.json`` /
+``lora_config``),
 else the caller's default (LongLive's registry entry), else the rank (scale 1).
 
 :class:`LoraMerger` switches LoRAs on a live model in place (``W = W_base + Σ scale·B·A``, fp32 math,
@@ -207,6 +209,8 @@ def read_lora_file(path: str | Path, alpha: float | None = None) -> LoraFile:
 
     path = Path(path)
     obj = read_state_dict(path)
+    if alpha is None and path.is_file() and path.name.endswith(".safetensors"):
+        alpha = _header_alpha(path)
     cfg_file = (path if path.is_dir() else path.parent) / "adapter_config.json"
     if alpha is None and cfg_file.is_file():
         try:
@@ -214,6 +218,23 @@ def read_lora_file(path: str | Path, alpha: float | None = None) -> LoraFile:
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelLoadError(f"{cfg_file} is not a valid PEFT adapter config ({exc})") from None
     return parse_lora(obj, str(path), alpha)
+
+
+def _header_alpha(path: Path) -> float | None:
+    """``lora_alpha`` of the diffusers adapter metadata in a safetensors header (``transformer.lora_alpha``
+    from ``save_lora_weights``, ``lora_alpha`` from ``save_lora_adapter``); None if absent."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        raw = (fh.metadata() or {}).get("lora_adapter_metadata")
+    if not raw:
+        return None
+    try:
+        meta = json.loads(raw)
+        value = meta.get("transformer.lora_alpha", meta.get("lora_alpha"))
+        return None if value is None else float(value)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ModelLoadError(f"{path}: lora_adapter_metadata in the safetensors header is not valid ({exc})") from None
 
 
 def layer_shape(cfg: DiTConfig, module: str) -> tuple[int, int] | None:

@@ -30,17 +30,18 @@ import torch
 from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT, DiTConfig
 
 __all__ = [
-    "random_dit_state_dict",
+    "LORA_TARGETS",
+    "diffusers_dit",
     "random_dit",
+    "random_dit_state_dict",
     "to_diffusers_keys",
-    "write_wan_checkpoint",
-    "write_diffusers_checkpoint",
-    "write_self_forcing_checkpoint",
     "write_causvid_checkpoint",
-    "write_sdv2_checkpoint",
+    "write_diffusers_checkpoint",
     "write_krea_checkpoint",
     "write_longlive_checkpoint",
-    "LORA_TARGETS",
+    "write_sdv2_checkpoint",
+    "write_self_forcing_checkpoint",
+    "write_wan_checkpoint",
 ]
 
 StateDict = dict[str, torch.Tensor]
@@ -65,7 +66,7 @@ def random_dit_state_dict(config_name: str | DiTConfig = "tiny", seed: int = 0, 
     gen = torch.Generator().manual_seed(seed)
     out: StateDict = {}
     for key, shape in shapes.items():
-        if key.endswith("norm_q.weight") or key.endswith("norm_k.weight") or key.endswith("norm3.weight"):
+        if key.endswith(("norm_q.weight", "norm_k.weight", "norm3.weight")):
             t = 1.0 + 0.1 * torch.randn(shape, generator=gen)
         elif len(shape) >= 2 and not key.endswith("modulation"):
             fan_in = int(torch.tensor(shape[1:]).prod())
@@ -88,6 +89,23 @@ def to_diffusers_keys(state: StateDict) -> StateDict:
     from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 
     return convert_wan_transformer_to_diffusers(dict(state))
+
+
+def diffusers_dit(config_name: str | DiTConfig = "tiny", seed: int = 0) -> torch.nn.Module:
+    """diffusers' ``WanTransformer3DModel`` (eval, fp32, CPU) of the same sizes holding
+    ``random_dit_state_dict(config_name, seed)``: the reference for ``random_dit(config_name, seed)``."""
+    from diffusers import WanTransformer3DModel
+
+    cfg = _config(config_name)
+    ref = WanTransformer3DModel(
+        patch_size=cfg.patch_size, num_attention_heads=cfg.num_heads, attention_head_dim=cfg.head_dim,
+        in_channels=cfg.in_dim, out_channels=cfg.out_dim, text_dim=cfg.text_dim, freq_dim=cfg.freq_dim,
+        ffn_dim=cfg.ffn_dim, num_layers=cfg.num_layers, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+        eps=cfg.eps, rope_max_seq_len=cfg.rope_max_frames,
+    ).eval()
+    missing, unexpected = ref.load_state_dict(to_diffusers_keys(random_dit_state_dict(cfg, seed)), strict=True)
+    assert not missing and not unexpected
+    return ref
 
 
 def _save_safetensors(state: StateDict, path: Path, metadata: dict[str, str] | None = None) -> None:
