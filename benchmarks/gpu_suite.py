@@ -10,7 +10,7 @@ Parts (``--part``, repeatable):
   batch 1/2/4 (1.3B) or 1/4 (14B), eager and compiled, peak memory.
 - ``codecs``: Wan VAE streaming encode/decode ms per 4-frame chunk (eager NCDHW, channels_last_3d,
   compiled), TAEHV encode/decode ms per chunk (eager, compiled).
-- ``umt5``: umT5-XXL-shaped encoder (transformers ``UMT5EncoderModel``, MODEL_SPEC §7 config,
+- ``umt5``: umT5-XXL-shaped encoder (transformers ``UMT5EncoderModel``, Wan 2.1 wan/modules/t5.py, Wan-Video/Wan2.1 config,
   random bf16 weights) ms per 512-token prompt on the GPU.
 - ``pipe13`` / ``pipe14``: ``livestyle bench``'s ``run_bench`` over steps x decoders with one
   shared, compiled stack.
@@ -335,7 +335,7 @@ def part_umt5(s: Suite) -> None:
         gib = torch.cuda.memory_allocated() / 2**30
         del model
         return {"encode_ms": ms, "params": params, "weights_gib": round(gib, 2),
-                "setup": "transformers UMT5EncoderModel, MODEL_SPEC §7 config, random bf16 weights, 512 tokens (40 real), GPU"}
+                "setup": "transformers UMT5EncoderModel, Wan 2.1 wan/modules/t5.py, Wan-Video/Wan2.1 config, random bf16 weights, 512 tokens (40 real), GPU"}
 
     s.guarded("umt5.gpu", run, 60)
 

@@ -2,7 +2,7 @@
 
 The full encoder (5.68 B parameters) needs 23 GB in fp32 and has no fast bf16 path on CPUs
 without AVX512-BF16/AMX, so this builds the real layer shapes (transformers' UMT5EncoderModel,
-d_model 4096, 64 heads x 64, gated-GELU FFN 10240; MODEL_SPEC section 7) with ``--layers`` of the
+d_model 4096, 64 heads x 64, gated-GELU FFN 10240; Wan 2.1 wan/modules/t5.py, Wan-Video/Wan2.1) with ``--layers`` of the
 24 layers and random weights, times a 512-token forward, and scales the per-layer time to 24
 layers (every layer has the same shape; the embedding lookup is negligible). Prints a table and a
 JSON line last.

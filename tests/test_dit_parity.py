@@ -117,7 +117,7 @@ def test_fused_qkv_keeps_frozen_parameters_frozen() -> None:
 
 
 def _tanh_gelu(x: torch.Tensor) -> torch.Tensor:
-    """GELU, tanh form (Hendrycks & Gimpel): what Wan's FFN and text embedding use (MODEL_SPEC §2)."""
+    """GELU, tanh form (Hendrycks & Gimpel): what Wan's FFN and text embedding use (Wan 2.1 wan/modules/model.py, nn.GELU(approximate="tanh"))."""
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 

@@ -393,7 +393,7 @@ def test_single_wo_matches_streamdiffusionv2_reference(size: int, chunks: int, s
     (``causal_model.py``: ``kv_cache['current_step']`` counts calls, not chunks, and the call that
     first reaches ``local_end_index >= kv_cache_size`` is the filling chunk's *second* step) puts
     every later chunk's steps in two different slots, step 1 overwriting the previous frame's final
-    K/V. livestyle keeps MODEL_SPEC §4.3's intent instead: all steps of a chunk in its one slot,
+    K/V. livestyle keeps the intent of StreamDiffusionV2's stream batch (its paper, section 4) instead: all steps of a chunk in its one slot,
     the last step's K/V stay, so the frames drift from upstream's after the cache fills.
     """
     torch.manual_seed(0)

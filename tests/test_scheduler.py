@@ -1,4 +1,4 @@
-"""Flow-matching schedule exactly as MODEL_SPEC §3.6."""
+"""Flow-matching schedule exactly as the StreamDiffusionV2 and Self-Forcing inference code computes it."""
 
 from __future__ import annotations
 

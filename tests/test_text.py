@@ -41,7 +41,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _wan_reference(state: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, heads: int) -> torch.Tensor:
-    """Wan's umT5 encoder written out from its definition (MODEL_SPEC section 7), in fp32."""
+    """Wan's umT5 encoder written out from its definition (Wan 2.1 wan/modules/t5.py, Wan-Video/Wan2.1), in fp32."""
     s = {k: v.float() for k, v in state.items()}
 
     def norm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

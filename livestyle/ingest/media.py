@@ -43,7 +43,7 @@ DEFAULT_FPS = 30.0
 
 
 def low_latency_input_options(scheme: str) -> dict[str, str]:
-    """FFmpeg demuxer/protocol options that keep probing and buffering short (IO_NOTES.md)."""
+    """FFmpeg demuxer/protocol options that keep probing and buffering short (PyAV/FFmpeg options probesize, analyzeduration, fflags=nobuffer)."""
     options = {"flags": "low_delay", "probesize": "32768", "analyzeduration": "100000"}
     if scheme == "udp":
         options["overrun_nonfatal"] = "1"

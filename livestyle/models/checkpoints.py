@@ -140,7 +140,7 @@ def read_state_dict(path: str | Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# The Wan DiT: format detection, key remapping, loading (MODEL_SPEC §2)
+# The Wan DiT: format detection, key remapping, loading (docs/models.md)
 # ---------------------------------------------------------------------------------------------
 
 #: Layout names: ``wan`` (original safetensors), ``comfy`` (``model.diffusion_model.``), ``diffusers``,
@@ -158,7 +158,7 @@ _CONTAINERS = ("generator", "generator_ema", "model", "state_dict")
 _GENERATOR_SETS = ("generator", "generator_ema")
 _WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
 _DIFFUSERS_MARKERS = ("condition_embedder.", "scale_shift_table", ".attn1.", "proj_out.")
-# diffusers -> original, applied in order to each key (inverse of MODEL_SPEC §2.2)
+# diffusers -> original, applied in order to each key (the inverse of diffusers' Wan key conversion; docs/models.md)
 _FROM_DIFFUSERS: tuple[tuple[str, str], ...] = (
     (r"^condition_embedder\.time_embedder\.linear_1\.", "time_embedding.0."),
     (r"^condition_embedder\.time_embedder\.linear_2\.", "time_embedding.2."),
@@ -270,7 +270,7 @@ def dit_state_dict(path: str | Path, container: str | None = None) -> tuple[DiTF
     Handles training-save containers (``container`` when the file has it, else ``generator`` >
     ``generator_ema`` > ``model`` > ``state_dict``), wrapper prefixes (``model.``,
     ``model.diffusion_model.``, FSDP / checkpoint / compile wrappers) and diffusers naming (inverse
-    of MODEL_SPEC §2.2). Tensors are returned as read (memory-mapped where the reader allows).
+    of docs/models.md). Tensors are returned as read (memory-mapped where the reader allows).
     """
     path = _resolve_dit_path(Path(path))
     return dit_state_dict_from(read_state_dict(path), path, container)

@@ -1,7 +1,7 @@
 """The causal Wan 2.1 diffusion transformer: one model for every checkpoint family.
 
 Parameter names are the *original* Wan names (``patch_embedding``, ``blocks.N.self_attn.q``,
-``blocks.N.norm3``, ``head.head``, ...; MODEL_SPEC §2.2), so original, Self-Forcing, CausVid,
+``blocks.N.norm3``, ``head.head``, ...; docs/models.md), so original, Self-Forcing, CausVid,
 StreamDiffusionV2, Krea and LongLive weights load with at most a prefix strip
 (``livestyle.models.checkpoints.load_dit``).
 
@@ -61,7 +61,7 @@ __all__ = ["DIT_CONFIGS", "CausalWanDiT", "DiTConfig", "sinusoidal_embedding"]
 
 @dataclass(frozen=True)
 class DiTConfig:
-    """Sizes of a Wan 2.1 T2V transformer (MODEL_SPEC §1.1)."""
+    """Sizes of a Wan 2.1 T2V transformer (Wan 2.1 wan/modules/model.py, Wan-Video/Wan2.1)."""
 
     dim: int
     ffn_dim: int
@@ -217,7 +217,7 @@ class CrossAttention(nn.Module):
 
 
 class WanBlock(nn.Module):
-    """One Wan attention block with per-frame modulation (MODEL_SPEC §1.4)."""
+    """One Wan attention block with per-frame modulation (Wan 2.1 wan/modules/model.py, Wan-Video/Wan2.1)."""
 
     def __init__(self, cfg: DiTConfig) -> None:
         super().__init__()

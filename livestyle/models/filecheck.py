@@ -35,7 +35,7 @@ _ST_DTYPES = {
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
     "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
 }
-#: umT5-XXL encoder as Wan ships it (MODEL_SPEC §7): vocab, d_model, heads, d_kv, d_ff, layers, buckets.
+#: umT5-XXL encoder as Wan ships it (Wan 2.1 wan/modules/t5.py, Wan-Video/Wan2.1): vocab, d_model, heads, d_kv, d_ff, layers, buckets.
 UMT5_XXL = (256384, 4096, 64, 64, 10240, 24, 32)
 
 
@@ -223,7 +223,7 @@ def _check_vae(path: Path, model: ModelSpec) -> list[str]:
 
 
 def umt5_wan_shapes(vocab: int, d_model: int, heads: int, d_kv: int, d_ff: int, layers: int, buckets: int) -> dict[str, torch.Size]:
-    """Key → shape of a Wan-named umT5 encoder checkpoint (MODEL_SPEC §7)."""
+    """Key → shape of a Wan-named umT5 encoder checkpoint (Wan 2.1 wan/modules/t5.py, Wan-Video/Wan2.1)."""
     inner = heads * d_kv
     shapes = {"token_embedding.weight": torch.Size([vocab, d_model]), "norm.weight": torch.Size([d_model])}
     for i in range(layers):

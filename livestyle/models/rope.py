@@ -1,4 +1,4 @@
-"""Wan 2.1 3-D rotary position embedding (MODEL_SPEC §1.6).
+"""Wan 2.1 3-D rotary position embedding (Wan 2.1 wan/modules/model.py, Wan-Video/Wan2.1).
 
 A head of ``head_dim`` real channels is rotated as ``head_dim // 2`` complex pairs of adjacent
 (even, odd) channels. The pairs are split between three axes — temporal

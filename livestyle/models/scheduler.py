@@ -1,4 +1,4 @@
-"""Flow-matching schedule of the distilled Wan models (MODEL_SPEC §3.6).
+"""Flow-matching schedule of the distilled Wan models (StreamDiffusionV2 and Self-Forcing inference code; docs/models.md).
 
 Noise levels: ``u_i = linspace(1, 0, 1001)[:-1]``, ``sigma_i = s·u_i / (1 + (s-1)·u_i)`` for shift
 ``s``, model timesteps ``1000·sigma_i`` (float, 1000 down to ≈5 for s=5). Forward noising

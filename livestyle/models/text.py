@@ -1,6 +1,6 @@
 """Prompts to embeddings: Wan's umT5-XXL encoder (transformers ``UMT5EncoderModel``), its tokenizer and a prompt cache.
 
-Text handling follows Wan 2.1 (MODEL_SPEC section 7): ``ftfy`` fixes, HTML is unescaped twice,
+Text handling follows Wan 2.1 (Wan-Video/Wan2.1 wan/modules/t5.py and tokenizers.py): ``ftfy`` fixes, HTML is unescaped twice,
 whitespace collapses; the tokenizer pads to 512 tokens (EOS appended, longer prompts truncated
 with a logged warning) and the encoder's outputs past each prompt's length are set to zero.
 An empty prompt is allowed (the unconditional embedding: just EOS).
@@ -79,7 +79,7 @@ _WAN_BLOCK_KEYS = {
 
 
 def wan_to_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename Wan umT5 encoder keys to ``UMT5EncoderModel`` keys (MODEL_SPEC section 7). Unknown keys are kept."""
+    """Rename Wan umT5 encoder keys to ``UMT5EncoderModel`` keys (Wan 2.1 wan/modules/t5.py, Wan-Video/Wan2.1). Unknown keys are kept."""
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if key == "token_embedding.weight":

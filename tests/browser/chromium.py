@@ -1,6 +1,6 @@
 """Headless Debian Chromium driven over the DevTools protocol (HTTP + one WebSocket per call).
 
-Launch flags are the ones IO_NOTES.md lists: fake camera from a y4m file, fake permission UI,
+Launch flags (Chromium's own test switches): fake camera from a y4m file, fake permission UI,
 loopback peer connections allowed, autoplay without a gesture, mDNS host candidates off (so a
 receive-only page still offers a loopback candidate).
 """

@@ -1,4 +1,4 @@
-"""Run test code inside a private network namespace (only ``lo``), as IO_NOTES.md prescribes.
+"""Run test code inside a private network namespace (only ``lo``), so nothing leaves the machine.
 
 Network namespaces belong to threads: :class:`NetnsRunner` owns one worker thread that calls
 ``unshare(CLONE_NEWNET)``, brings ``lo`` up and adds ``127.0.0.2/8`` (aioice skips 127.0.0.1 when

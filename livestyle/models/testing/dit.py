@@ -1,4 +1,4 @@
-"""Writers of random Wan DiT checkpoints in every real on-disk layout (MODEL_SPEC §2).
+"""Writers of random Wan DiT checkpoints in every real on-disk layout (docs/models.md).
 
 Each writer draws a random *original-named* state dict for a ``DIT_CONFIGS`` preset (``"tiny"``
 by default) with a fixed seed, lays it out exactly as the named family ships it, and returns the
