@@ -37,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_suite import Suite  # noqa: E402
+from gpu_suite import Suite, random_umt5  # noqa: E402
 
 from livestyle.commands.bench import BenchOptions, run_bench, write_profile  # noqa: E402
 from livestyle.pipeline.budget import Candidate, load_profile, predict  # noqa: E402
@@ -54,23 +54,13 @@ def umt5_encoder() -> Any:
     Token ids come from a hash of the text (no tokenizer files on the device): the cost of a
     512-token pass is what matters here, not the ids.
     """
-    from transformers import UMT5Config, UMT5EncoderModel
-
-    cfg = UMT5Config(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-                     relative_attention_num_buckets=32, relative_attention_max_distance=128,
-                     feed_forward_proj="gated-gelu", dropout_rate=0.0)
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(BF16)
-    try:
-        with torch.device(DEV):
-            model = UMT5EncoderModel(cfg).eval()
-    finally:
-        torch.set_default_dtype(old)
+    model = random_umt5()
+    vocab = model.config.vocab_size
 
     def encode(text: str) -> torch.Tensor:
         seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
         gen = torch.Generator(device=DEV).manual_seed(seed)
-        ids = torch.randint(0, cfg.vocab_size, (1, 512), device=DEV, generator=gen)
+        ids = torch.randint(0, vocab, (1, 512), device=DEV, generator=gen)
         mask = torch.zeros(1, 512, dtype=torch.long, device=DEV)
         mask[:, :40] = 1
         with torch.no_grad():

@@ -312,20 +312,26 @@ def part_profile(s: Suite, size: str = "1.3b") -> None:
     torch.cuda.empty_cache()
 
 
+def random_umt5() -> Any:
+    """umT5-XXL-shaped encoder (transformers ``UMT5EncoderModel``, Wan 2.1's config) with random
+    bf16 weights on the GPU."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    cfg = UMT5Config(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                     relative_attention_num_buckets=32, relative_attention_max_distance=128,
+                     feed_forward_proj="gated-gelu", dropout_rate=0.0)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(BF16)
+    try:
+        with torch.device(DEV):
+            return UMT5EncoderModel(cfg).eval()
+    finally:
+        torch.set_default_dtype(old)
+
+
 def part_umt5(s: Suite) -> None:
     def run() -> dict[str, Any]:
-        from transformers import UMT5Config, UMT5EncoderModel
-
-        cfg = UMT5Config(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-                         relative_attention_num_buckets=32, relative_attention_max_distance=128,
-                         feed_forward_proj="gated-gelu", dropout_rate=0.0)
-        old = torch.get_default_dtype()
-        torch.set_default_dtype(BF16)
-        try:
-            with torch.device(DEV):
-                model = UMT5EncoderModel(cfg).eval()
-        finally:
-            torch.set_default_dtype(old)
+        model = random_umt5()
         params = sum(p.numel() for p in model.parameters())
         ids = torch.randint(0, 256384, (1, 512), device=DEV)
         mask = torch.zeros(1, 512, dtype=torch.long, device=DEV)
