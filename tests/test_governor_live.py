@@ -121,3 +121,24 @@ def test_run_wires_the_governor_and_no_governor_pins(tmp_path: object) -> None:
         assert report.stats["governor"]["enabled"] is enabled
         if enabled:  # passthrough has no steps, decoder or size: nothing to govern
             assert report.stats["governor"]["active"] is False
+
+
+def test_bad_governor_and_delivery_settings_are_one_line_errors() -> None:
+    import pytest
+
+    from livestyle.config import config_from_dict
+    from livestyle.errors import ConfigError
+    from livestyle.pipeline.channels import Inbox
+    from livestyle.pipeline.delivery import DeliveryScheduler
+
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"governor": {"latency_ms": 0}})
+    assert str(err.value).startswith("governor.latency_ms: expected a number > 0"), str(err.value)
+    with pytest.raises(ConfigError, match=r"^fps must be positive, got 0$"):
+        DeliveryScheduler(0)
+    with pytest.raises(ConfigError, match=r"^delivery: window >= 1, quantile in \[0, 100\], margin >= 0, catchup > 0$"):
+        DeliveryScheduler(30, quantile=120)
+    with pytest.raises(ConfigError, match=r"^runner.inbox_chunks must be at least 1, got 0$"):
+        Inbox(depth=0)
+    with pytest.raises(ConfigError, match=r"^synthetic generator: chunks need at least one frame$"):
+        SyntheticGenerator(chunk_frames=0)
