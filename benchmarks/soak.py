@@ -1,8 +1,10 @@
 """Soak test: does a long run stay flat? RSS, output fps and glass-to-glass latency sampled every
 ``--interval`` seconds of a paced run (issue 18 asks for 2 hours; any duration works).
 
-Generator ``passthrough`` (the plumbing without a GPU) or ``tiny`` (the tiny random-weight model
-on the CPU, when the machine can keep up), source ``pattern`` at ``--size`` (default 1280x720),
+Generator ``passthrough`` (the plumbing without a GPU) or ``tiny`` (the registry's tiny
+random-weight model, loaded through the same path as ``livestyle run --model tiny``, on the CPU
+with ``--threads`` torch threads; 256x144 keeps up on two cores), source ``pattern`` at ``--size``
+(default 1280x720),
 sinks ``null`` plus, with ``--record``, a fragmented MP4 recording in a temporary folder. The
 control API's path is exercised too: each sample also applies a prompt change through a
 :class:`~livestyle.control.controller.Controller`, as a streamer would.
@@ -11,7 +13,8 @@ Growth is reported after a warm-up (the first ``--warmup`` seconds): ``rss_growt
 sample's RSS minus the first post-warm-up sample's. Prints a table, then one JSON line; ``--out``
 also writes the JSON (with every sample) to a file.
 
-    python benchmarks/soak.py --minutes 120 --out benchmarks/results/soak.json
+    python benchmarks/soak.py --minutes 120 --record --out benchmarks/results/soak.json
+    python benchmarks/soak.py --generator tiny --size 256x144 --minutes 120 --out soak_tiny.json
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ from typing import Any
 from livestyle.control.commands import SetPrompt
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import load_presets
+from livestyle.config import load_config
 from livestyle.ingest import open_source
 from livestyle.output import open_sink
+from livestyle.pipeline.generators import open_generator
 from livestyle.pipeline.passthrough import PassthroughGenerator
+from livestyle.pipeline.frames import Generator
 from livestyle.pipeline.runner import Runner
 
 
@@ -45,13 +51,24 @@ def rss_mib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def soak(seconds: float, interval: float, size: tuple[int, int], fps: float, record: bool) -> list[dict[str, Any]]:
+def open_soak_generator(name: str, size: tuple[int, int]) -> Generator:
+    """``passthrough``, or ``tiny``: the registry's tiny model on the CPU in float32, 1 step, tiny codec both ways."""
+    if name == "passthrough":
+        return PassthroughGenerator()
+    config = load_config(None, [f"model.name={name}", f"stream.size=[{size[0]},{size[1]}]", "model.device=cpu",
+                                "model.dtype=float32", "model.steps=1", "model.vae=tiny"])
+    return open_generator(name, config)
+
+
+def soak(seconds: float, interval: float, size: tuple[int, int], fps: float, record: bool,
+         generator: str = "passthrough") -> list[dict[str, Any]]:
     """Run for ``seconds``; one sample dict per ``interval``."""
     tmp = tempfile.TemporaryDirectory(prefix="livestyle-soak-")
     sinks = [open_sink("null")]
     if record:
         sinks.append(open_sink(str(Path(tmp.name) / "soak.mp4"), fps=fps))
-    runner = Runner(open_source("pattern", size=size, fps=fps), PassthroughGenerator(), sinks, size=size, fps=fps)
+    gen = open_soak_generator(generator, size)
+    runner = Runner(open_source("pattern", size=size, fps=fps), gen, sinks, size=size, fps=fps)
     controller = Controller(load_presets(), runner.submit, Params("start", 0.6, 2, 42))
     samples: list[dict[str, Any]] = []
     t0 = time.monotonic()
@@ -74,6 +91,7 @@ def soak(seconds: float, interval: float, size: tuple[int, int], fps: float, rec
                 "latency_p95_ms": round(lat.get("p95", 0.0), 1),
                 "frames_out": frames,
                 "drops": sum(stats.get("drops", {}).values()),
+                "frames_lost": stats.get("frames_lost", 0),
                 "cpu_s": round(time.process_time(), 1),
             })
             last_frames, last_t = frames, now
@@ -115,11 +133,16 @@ def main() -> None:
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--record", action="store_true", help="also record a fragmented MP4")
+    parser.add_argument("--generator", choices=["passthrough", "tiny"], default="passthrough")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (tiny)")
     parser.add_argument("--machine", default=platform.node(), help="label for the result")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
-    samples = soak(args.minutes * 60, args.interval, (w, h), args.fps, args.record)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    samples = soak(args.minutes * 60, args.interval, (w, h), args.fps, args.record, args.generator)
     print(f"{'t s':>7} {'RSS MiB':>8} {'fps out':>8} {'p50 ms':>7} {'p95 ms':>7} {'drops':>6}")
     for s in samples:
         print(f"{s['t_s']:7.1f} {s['rss_mib']:8.1f} {s['fps_out']:8.2f} {s['latency_p50_ms']:7.1f} "
@@ -130,7 +153,7 @@ def main() -> None:
         "machine": args.machine,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "generator": "passthrough",
+        "generator": args.generator if args.generator == "passthrough" else f"{args.generator} (random weights, CPU float32, {args.threads} thread)",
         "source": f"pattern {w}x{h} @ {args.fps:g} fps, paced",
         "sinks": ["null", *(["fragmented mp4"] if args.record else [])],
         "interval_s": args.interval,
