@@ -52,3 +52,10 @@ class HostCanary:
     def explains(self, start: float, end: float, amount: float) -> bool:
         """Was a sleeping process held up by at least ``amount`` seconds within ``[start - 0.5, end]``?"""
         return any(b - a >= amount and a <= end and b >= start - 0.5 for a, b in self.holds)
+
+
+def unexplained_losses(drop_log: list[tuple[float, str, int]], canary: HostCanary, period: float,
+                       stages: tuple[str, ...] = ("input",)) -> list[tuple[float, str, int]]:
+    """The drops in ``drop_log`` (``Runner.drop_log()``) of ``stages`` that the machine does not
+    explain: the canary saw no hold of at least one frame ``period`` in the half second before."""
+    return [(t, stage, n) for t, stage, n in drop_log if stage in stages and not canary.explains(t - 0.5, t, period)]

@@ -9,6 +9,7 @@ plus the generator's p95 plus two frame periods.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from host_canary import HostCanary
+from host_canary import HostCanary, unexplained_losses
 
 from livestyle.control.commands import SetPrompt
 from livestyle.ingest.pattern import PatternSource
@@ -25,7 +26,6 @@ from livestyle.pipeline.frames import Frame, StreamInfo
 from livestyle.pipeline.metrics import percentile
 from livestyle.pipeline.runner import Runner
 from livestyle.pipeline.synthetic import SyntheticGenerator
-import itertools
 
 FPS = 30.0
 PERIOD = 1.0 / FPS
@@ -153,21 +153,28 @@ def _run(gen: Any, seconds: float, *, fps: float = FPS, canary: HostCanary | Non
     return runner, sink, report.stats
 
 
-def _unexplained_stalls(writes: list[float], period: float, canary: HostCanary) -> list[float]:
-    """Gaps over two frame periods that the machine does not explain (the canary process was not
-    held up by at least half the excess at the same time): those are the code's."""
+def _unexplained_stalls(rows: list[tuple[int, float, float]], period: float, canary: HostCanary) -> list[float]:
+    """Gaps over two frame periods between consecutive frames that the machine does not explain
+    (the canary process was not held up by at least half the excess at the same time): those are
+    the code's. A gap where frames are missing is a loss, judged by :func:`_unexplained_losses`."""
     out = []
-    for a, b in itertools.pairwise(writes):
+    for (i, _, a), (j, _, b) in itertools.pairwise(rows):
         gap = b - a
-        if gap > 2 * period and not canary.explains(a, b, (gap - period) / 2):
+        if j == i + 1 and gap > 2 * period and not canary.explains(a, b, (gap - period) / 2):
             out.append(round(gap, 4))
     return out
 
 
+def _unexplained_losses(runner: Runner, canary: HostCanary) -> list[tuple[float, str, int]]:
+    """Frames lost (input or sink drops, not warm-up) at a moment the machine does not explain."""
+    return unexplained_losses(runner.drop_log(), canary, PERIOD, ("input", "sink:stamp"))
+
+
 def _written_rate(rows: list[tuple[int, float, float]], skip_s: float = 2.0) -> float:
-    t = [w for _, _, w in rows]
-    steady = [x for x in t if x >= t[0] + skip_s]
-    return (len(steady) - 1) / (steady[-1] - steady[0])
+    """Camera frames per second the sink advances by after ``skip_s`` (a lost frame still counts
+    as time moving on; losses are judged on their own)."""
+    steady = [(i, w) for i, _, w in rows if w >= rows[0][2] + skip_s]
+    return (steady[-1][0] - steady[0][0]) / (steady[-1][1] - steady[0][1])
 
 
 CASES = {
@@ -185,12 +192,17 @@ def test_a_fast_generator_gets_every_camera_frame_to_the_sink_on_time(case: str)
     canary = HostCanary()
     runner, sink, stats = _run(gen, 5.0, canary=canary)
     drops = stats["drops"]
-    assert stats["frames_lost"] == 0 and drops.get("input", 0) == 0 and drops.get("sink:stamp", 0) == 0, stats
+    lost = drops.get("input", 0) + drops.get("sink:stamp", 0)
+    assert stats["frames_lost"] == lost, stats
+    # 0 frames lost, except where the shared CI machine froze every process at that moment
+    assert _unexplained_losses(runner, canary) == [], (stats, canary.holds)
     in_flight = gen.lag_chunks * gen.chunk_frames  # still inside the stream batch when the source ended
-    expected = stats["frames_in"] - drops.get("warmup", 0) - drops.get("chunk_tail", 0) - in_flight
+    expected = stats["frames_in"] - drops.get("warmup", 0) - drops.get("chunk_tail", 0) - in_flight - lost
     assert len(sink.rows) == expected
     indices = [i for i, _, _ in sink.rows]
-    assert indices == list(range(indices[0], indices[0] + len(indices)))  # in order, none missing
+    assert len(set(indices)) == len(indices) and indices == sorted(indices)  # in order, none twice
+    if lost == 0:
+        assert indices == list(range(indices[0], indices[0] + len(indices)))  # and none missing
     assert _written_rate(sink.rows) == pytest.approx(FPS, rel=0.01)
     # glass to glass once the stream has started (the first second adapts D; see the next check)
     t_first = sink.rows[0][2]
@@ -200,13 +212,13 @@ def test_a_fast_generator_gets_every_camera_frame_to_the_sink_on_time(case: str)
     assert percentile(g2g, 95) <= bound, (percentile(g2g, 95), bound)
     writes = [w for _, _, w in sink.rows]
     assert stats["stalls"] == int((np.diff(writes) > 2 * PERIOD).sum())  # the stats count what the sink saw
-    assert _unexplained_stalls(writes, PERIOD, canary) == [], canary.holds
-    assert stats["fps_written"] == pytest.approx(FPS, rel=0.1)
+    assert _unexplained_stalls(sink.rows, PERIOD, canary) == [], canary.holds
+    assert stats["fps_written"] == pytest.approx(FPS * (1 - lost / len(sink.rows)), rel=0.1)
 
 
 def test_a_generator_slower_than_real_time_drops_whole_chunks_evenly() -> None:
     gen = SyntheticGenerator(chunk_frames=4, base_ms=200.0, ms_per_step=0.0)  # 1.5x the 133 ms period
-    runner, sink, stats = _run(gen, 5.0)
+    _, sink, stats = _run(gen, 5.0)
     lost = stats["drops"]["input"]
     assert lost > 0 and lost % 4 == 0 and stats["frames_lost"] == lost
     written = [i for i, _, _ in sink.rows]
@@ -266,5 +278,5 @@ def test_a_free_text_prompt_with_a_slow_encoder_never_stalls_the_video() -> None
     with HostCanary() as canary:
         report = runner.run()
     assert "a neon city at night" in encoded and report.stats["generator"]["prompt"] == "a neon city at night"
-    assert _unexplained_stalls([w for _, _, w in sink.rows], 1.0 / fps, canary) == [], canary.holds
-    assert report.stats["frames_lost"] == 0
+    assert _unexplained_stalls(sink.rows, 1.0 / fps, canary) == [], canary.holds
+    assert _unexplained_losses(runner, canary) == [], (report.stats, canary.holds)

@@ -4,6 +4,7 @@ first bad key, and a switch mid-stream through the real Runner leaves no frame g
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from host_canary import HostCanary, unexplained_losses
 
 from livestyle.control.commands import LoraRef, SetLora
 from livestyle.errors import ControlError, ModelLoadError
@@ -317,10 +319,13 @@ def test_switching_lora_mid_stream_through_the_runner_leaves_no_gap(tmp_path: Pa
     sink = TimedSink()
     runner = Runner(PacedSource(n, fps, on_frame), pipe, [sink], size=(W, H), fps=fps, sink_queue=16)
     holder["runner"] = runner
-    report = runner.run()
+    with HostCanary() as canary:
+        report = runner.run()
     assert submitted.is_set() and pipe._lora.switches == 4
     assert pipe.stats()["loras"] == ["ink:0.8"]
     times = sink.times[8:]  # after the first chunks (warm-up, delivery offset settling)
-    gaps = np.diff(times)
-    assert len(times) > 60 and report.stats["frames_lost"] == 0
-    assert gaps.max() <= 2.0 / fps, f"largest gap {gaps.max() * 1000:.0f} ms at 1000/{fps:g} ms per frame"
+    assert len(times) > 60 and unexplained_losses(runner.drop_log(), canary, 1.0 / fps) == [], report.stats
+    # no gap over two frame periods, except where the machine froze every process at that moment
+    stalls = [(a, b) for a, b in itertools.pairwise(times) if b - a > 2.0 / fps
+              and not canary.explains(a, b, (b - a - 1.0 / fps) / 2)]
+    assert stalls == [], f"gaps of {[round((b - a) * 1000) for a, b in stalls]} ms at 1000/{fps:g} ms per frame"

@@ -25,19 +25,19 @@ import yaml
 from livestyle.errors import ConfigError, PipelineError
 
 __all__ = [
+    "MODEL_SHAPES",
     "REFERENCE_SIZE",
+    "Candidate",
     "GpuProfile",
     "ModelShape",
-    "MODEL_SHAPES",
-    "Candidate",
     "Prediction",
     "Target",
-    "profile_dir",
+    "candidates",
     "list_profiles",
     "load_profile",
-    "predict",
     "plan",
-    "candidates",
+    "predict",
+    "profile_dir",
 ]
 
 REFERENCE_SIZE: tuple[int, int] = (832, 480)

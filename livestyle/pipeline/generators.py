@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Union
 
 from livestyle.config import Config
 from livestyle.errors import ConfigError
 from livestyle.pipeline.frames import Generator
 from livestyle.pipeline.passthrough import PassthroughGenerator
 
-__all__ = ["GENERATORS", "GeneratorFactory", "open_generator", "generator_names"]
+__all__ = ["GENERATORS", "GeneratorFactory", "generator_names", "open_generator"]
 
 GeneratorFactory = Callable[[Config], Generator]
 
@@ -36,7 +35,7 @@ def _passthrough(config: Config) -> Generator:
     )
 
 
-GENERATORS: dict[str, Union[GeneratorFactory, str]] = {
+GENERATORS: dict[str, GeneratorFactory | str] = {
     "passthrough": _passthrough,
     "tiny": "livestyle.pipeline.open:open_tiny",
     "sdv2-1.3b": "livestyle.pipeline.open:open_sdv2_1_3b",
@@ -53,7 +52,7 @@ def generator_names() -> list[str]:
     return sorted(GENERATORS)
 
 
-def _resolve(name: str, entry: Union[GeneratorFactory, str]) -> GeneratorFactory:
+def _resolve(name: str, entry: GeneratorFactory | str) -> GeneratorFactory:
     if callable(entry):
         return entry
     module_name, _, func_name = entry.partition(":")

@@ -162,6 +162,7 @@ class Metrics:
         self._out = RateMeter()
         self._stages: dict[str, Ring] = {}
         self._drops: dict[str, int] = {}
+        self._drop_log: deque[tuple[float, str, int]] = deque(maxlen=256)
         self._latency = Ring(capacity)
         self._period = 1.0 / fps
         self._sinks: dict[str, SinkMeter] = {}
@@ -177,8 +178,10 @@ class Metrics:
             self._out.tick(now, n)
 
     def drop(self, stage: str, n: int = 1) -> None:
+        now = self._clock()
         with self._lock:
             self._drops[stage] = self._drops.get(stage, 0) + n
+            self._drop_log.append((now, stage, n))
 
     def stage(self, name: str, seconds: float) -> None:
         with self._lock:
@@ -231,6 +234,11 @@ class Metrics:
     def drops(self) -> dict[str, int]:
         with self._lock:
             return dict(self._drops)
+
+    def drop_log(self) -> list[tuple[float, str, int]]:
+        """The last 256 drops as ``(clock time, stage, frames)``, oldest first: when each loss happened."""
+        with self._lock:
+            return list(self._drop_log)
 
     def snapshot(self, sinks: list[str] | None = None) -> dict[str, Any]:
         """A JSON-able dict: counts, fps, drops, stage ms, latency ms and the viewer's figures.

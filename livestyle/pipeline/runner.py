@@ -399,6 +399,10 @@ class Runner:
             signal=self._signal,
         )
 
+    def drop_log(self) -> list[tuple[float, str, int]]:
+        """The last 256 drops as ``(monotonic time, stage, frames)``: when each loss happened."""
+        return self._metrics.drop_log()
+
     def stats(self) -> dict[str, Any]:
         """A JSON-able snapshot: counts, fps in/out, drops, stage ms, latency ms, sinks, generator."""
         snap = self._metrics.snapshot([s.name for s in self._sinks])
