@@ -14,6 +14,10 @@ Configurations (``--part``, repeatable):
 - ``prompt``: 1.3B, 1 step, with an umT5-XXL-shaped text encoder (transformers
   ``UMT5EncoderModel``, random bf16 weights, 512 tokens) on the same GPU, and a free-text prompt
   change half-way: the largest frame gap around it.
+- ``lora``: 1.3B, 1 step, two random rank-32 LoRAs on every Linear of every block (PEFT files in
+  a folder, as ``--lora``/presets use them) switched four times during the camera run: the largest
+  frame gap after each switch; and the switch time itself (``LoraMerger.set`` to the other LoRA,
+  10 times, CUDA-synchronised) on the 1.3B (and ``lora14``: on the 14B).
 
 Usage (device): ``python benchmarks/delivery.py --part 13s1 --part 13s2seq --out $OUT/delivery.json``
 Prints one line per configuration and the whole result as a JSON line last.
@@ -88,6 +92,62 @@ def predicted(result: dict[str, Any]) -> dict[str, Any]:
             "error_vs_p95": round(p.latency_ms / g["p95"] - 1, 3) if g.get("p95") else None}
 
 
+def lora_switch_ms(dit: Any, size: str, rank: int = 32) -> dict[str, Any]:
+    """Time ``LoraMerger.set`` switching between two random rank-``rank`` LoRAs on every Linear."""
+    from livestyle.models.lora import LoraFile, LoraLayer, LoraMerger
+    from livestyle.models.testing.lora import random_lora
+
+    def as_file(seed: int, name: str) -> LoraFile:
+        layers = random_lora(size, rank=rank, seed=seed)
+        return LoraFile(name, {k: LoraLayer(a.to(DEV), b.to(DEV), al, k) for k, (a, b, al) in layers.items()})
+
+    a, b = as_file(1, "a"), as_file(2, "b")
+    merger = LoraMerger(dit)
+    t0 = time.perf_counter()
+    merger.set([(a, 1.0)])  # the first switch also keeps a copy of the base weights
+    torch.cuda.synchronize()
+    first = 1000.0 * (time.perf_counter() - t0)
+    times = []
+    for i in range(10):
+        t0 = time.perf_counter()
+        merger.set([(b if i % 2 == 0 else a, 1.0)])
+        torch.cuda.synchronize()
+        times.append(1000.0 * (time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    merger.set([])
+    torch.cuda.synchronize()
+    unload = 1000.0 * (time.perf_counter() - t0)
+    layers = len(a.layers)
+    del a, b, merger
+    return {"rank": rank, "layers": layers, "first_ms": round(first, 1), "switch_ms_median": round(sorted(times)[5], 1),
+            "switch_ms_max": round(max(times), 1), "unload_ms": round(unload, 1)}
+
+
+def lora_stream(models: Any, *, glass: float, seconds: float) -> dict[str, Any]:
+    """A camera run on the 1.3B at 1 step with four LoRA switches through the live command path."""
+    from livestyle.control.commands import LoraRef, SetLora
+    from livestyle.models.testing.lora import random_lora, write_lora
+    from livestyle.pipeline.loras import LoraLibrary
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed, name in ((1, "ink"), (2, "film")):
+            write_lora(Path(tmp) / f"{name}.safetensors", random_lora("1.3b", rank=32, seed=seed), "peft")
+        models.loras = LoraLibrary(tmp, models.dit.config, device=DEV)
+        step = glass / 5
+        commands = ((step, SetLora((LoraRef("ink", 1.0),))), (2 * step, SetLora((LoraRef("film", 0.8),))),
+                    (3 * step, SetLora(())), (4 * step, SetLora((LoraRef("ink", 0.6),))))
+        opts = BenchOptions(model="1.3b", steps=1, vae="tiny", seconds=seconds, glass_seconds=glass, device="cuda",
+                            cuda_graphs=True, compile_codecs=False, live_commands=commands)
+        try:
+            result = run_bench(opts, models=models, log=print)
+        finally:
+            models.loras = None
+    g = result["glass_to_glass_ms"]
+    print(f"== lora switches: viewer {g['fps_written']} fps written, lost {g['frames_lost']}, "
+          f"gaps after each switch {[c['max_gap_ms'] for c in g.get('live_commands', [])]} ms", flush=True)
+    return result
+
+
 def one(models: Any, *, size: str, steps: int, stream_batch: bool, glass: float, seconds: float,
         cudnn: bool = False, prompt_at: float | None = None) -> dict[str, Any]:
     opts = BenchOptions(model=size, steps=steps, vae="tiny", seconds=seconds, glass_seconds=glass, device="cuda",
@@ -109,6 +169,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=580.0)
     ap.add_argument("--glass", type=float, default=60.0)
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--glass-short", type=float, default=30.0, help="camera seconds of the prompt and lora parts")
     a = ap.parse_args()
     s = Suite(a.out, a.budget)
     s.data["setup"] = ("random weights, 480x832, bf16, tiny codec both ways, CUDA graphs, eager codecs, "
@@ -138,6 +199,11 @@ def main() -> None:
             s.guarded("1.3b.steps1.cudnn_benchmark", lambda: one(stack("1.3b"), size="1.3b", steps=1, stream_batch=True, glass=20.0, seconds=a.seconds, cudnn=True), 80)
         elif part == "14s1":
             s.guarded("14b.steps1", lambda: one(stack("14b"), size="14b", steps=1, stream_batch=True, glass=a.glass, seconds=a.seconds), need + 60)
+        elif part == "lora":
+            s.guarded("1.3b.lora_switch", lambda: lora_switch_ms(stack("1.3b").dit, "1.3b"), 30)
+            s.guarded("1.3b.steps1.lora_switches_live", lambda: lora_stream(stack("1.3b"), glass=a.glass_short, seconds=a.seconds), a.glass_short + 40)
+        elif part == "lora14":
+            s.guarded("14b.lora_switch", lambda: lora_switch_ms(stack("14b").dit, "14b"), 60)
         elif part == "prompt":
             def prompt_run() -> dict[str, Any]:
                 models = stack("1.3b")
@@ -150,13 +216,13 @@ def main() -> None:
                 models.prompt_encoder = lambda text: encode(text)
                 models.prompt_cached = lambda text: text == "a watercolor painting"
                 try:
-                    out = one(models, size="1.3b", steps=1, stream_batch=True, glass=min(a.glass, 40.0),
-                              seconds=a.seconds, prompt_at=min(a.glass, 40.0) / 2)
+                    out = one(models, size="1.3b", steps=1, stream_batch=True, glass=a.glass_short,
+                              seconds=a.seconds, prompt_at=a.glass_short / 2)
                 finally:
                     models.prompt_encoder, models.prompt_cached = fast, cached
                 out["umt5_first_call_ms"] = round(first_ms, 1)
                 return out
-            s.guarded("1.3b.steps1.prompt_change_umt5", prompt_run, min(a.glass, 40.0) + 90)
+            s.guarded("1.3b.steps1.prompt_change_umt5", prompt_run, a.glass_short + 60)
         else:
             raise SystemExit(f"unknown part {part!r}")
     print(json.dumps(s.data))

@@ -29,6 +29,7 @@ import json
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -70,6 +71,9 @@ class BenchOptions:
     warmup_chunks: int = 6
     glass_seconds: float = 10.0
     prompt_change_at: float | None = None
+    live_commands: tuple[tuple[float, Any], ...] = ()
+    """``(seconds after warm-up, command)`` pairs submitted during the camera run (e.g. a LoRA
+    switch); each gets the largest frame gap in the two seconds after it."""
     cudnn_benchmark: bool = False
     camera_fps: float = 30.0
     strength: float = 0.8
@@ -248,7 +252,12 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
     # 3. what the viewer gets: the real Runner, warmed on its own worker thread, a paced camera
     glass: dict[str, Any] = {}
     if opts.glass_seconds > 0:
-        glass = _glass_to_glass(pipe, opts, opts.glass_seconds, prompt_change_at=opts.prompt_change_at)
+        commands = list(opts.live_commands)
+        if opts.prompt_change_at is not None:
+            from livestyle.control.commands import SetPrompt
+
+            commands.append((opts.prompt_change_at, SetPrompt(f"a free-text prompt typed live, {time.time():.0f}")))
+        glass = _glass_to_glass(pipe, opts, opts.glass_seconds, commands=sorted(commands, key=lambda c: c[0]))
 
     fps = frames_out / elapsed
     result: dict[str, Any] = {
@@ -296,15 +305,16 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
 
 
 def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float, *,
-                    prompt_change_at: float | None = None) -> dict[str, Any]:
+                    commands: Sequence[tuple[float, Any]] = ()) -> dict[str, Any]:
     """A paced camera-rate pattern -> the real Runner -> a stamping null sink, for ``seconds``
     after the Runner's own warm-up (on its worker thread, as a live stream does).
 
     Returns what the viewer got (:func:`~livestyle.pipeline.metrics.viewer_summary`, measured from
     the end of warm-up): frames written and their rate, frames lost (input + sink drops),
     judder (gap p95/max), stalls, glass to glass p50/p95/p99; and the delivery offset D.
-    ``prompt_change_at``: submit a free-text ``SetPrompt`` that many seconds in, and report the
-    largest gap in the two seconds after it.
+    ``commands``: ``(seconds in, command)`` pairs, in time order, submitted during the run; each
+    is reported with the largest frame gap in the two seconds after it (``live_commands``, and
+    ``prompt_change`` for a ``SetPrompt``).
     """
     from livestyle.control.commands import SetPrompt
     from livestyle.ingest.pattern import PatternSource
@@ -317,20 +327,21 @@ def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float, *,
     sink = NullSink(stamp=True)
     runner = Runner(source, pipe, [sink], size=(opts.width, opts.height), fps=opts.camera_fps)
     warm_end: list[float] = []
-    prompt_t: list[float] = []
+    submitted: list[tuple[float, float, Any]] = []  # (seconds in, monotonic time, command)
 
     def watch() -> None:
         # wait for warm-up to end, then measure `seconds` of live stream
         while runner.stats()["warming"] or runner.stats()["warmup_s"] is None:
             if stop.wait(0.01):
                 return
-        warm_end.append(time.monotonic())
-        if prompt_change_at is not None and not stop.wait(prompt_change_at):
-            prompt_t.append(time.monotonic())
-            runner.submit(SetPrompt(f"a free-text prompt typed live, {time.time():.0f}"))
-            stop.wait(max(0.0, seconds - prompt_change_at))
-        else:
-            stop.wait(seconds)
+        start = time.monotonic()
+        warm_end.append(start)
+        for at, command in commands:
+            if at >= seconds or stop.wait(max(0.0, start + at - time.monotonic())):
+                break
+            submitted.append((at, time.monotonic(), command))
+            runner.submit(command)
+        stop.wait(max(0.0, start + seconds - time.monotonic()))
         runner.stop()
 
     stop = threading.Event()
@@ -361,12 +372,17 @@ def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float, *,
         "camera_fps": opts.camera_fps,
         "generate_ms": report.stats["stage_ms"].get("generate", {}),
     }
-    if prompt_t:
-        t = prompt_t[0]
+    rows = []
+    for at, t, command in submitted:
         writes = [w for _, w in sink.stamps if t - 0.5 <= w <= t + 2.0]
         gaps = [b - a for a, b in itertools.pairwise(writes)]
-        out["prompt_change"] = {"at_s": prompt_change_at, "max_gap_ms": round(1000 * max(gaps, default=0.0), 1),
-                                "applied": report.stats["generator"].get("prompt", "").startswith("a free-text")}
+        row = {"at_s": at, "command": type(command).__name__, "max_gap_ms": round(1000 * max(gaps, default=0.0), 1)}
+        if isinstance(command, SetPrompt):
+            row["applied"] = report.stats["generator"].get("prompt", "") == command.text
+            out["prompt_change"] = row
+        rows.append(row)
+    if rows:
+        out["live_commands"] = rows
     return out
 
 
