@@ -22,18 +22,26 @@ from __future__ import annotations
 import logging
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
 from livestyle.models.kv_cache import BlockSlots, KVCache
 
-if TYPE_CHECKING:
-    from livestyle.models.dit import CausalWanDiT
-
-__all__ = ["StepGraphs"]
+__all__ = ["CachedStep", "StepGraphs"]
 
 log = logging.getLogger(__name__)
+
+
+class CachedStep(Protocol):
+    """What a graph captures: the model's cached forward (``CausalWanDiT.__call__``).
+
+    Called as ``step(x, timestep, None, cache=cache, block=block)``; this module needs nothing else
+    of the model, so it does not import ``livestyle.models.dit`` (which imports it).
+    """
+
+    def __call__(self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor | None, *,
+                 cache: KVCache, block: BlockSlots) -> torch.Tensor: ...
 
 
 @dataclass
@@ -45,7 +53,7 @@ class _Graph:
 
 
 class StepGraphs:
-    """Captured steady-state steps of one ``CausalWanDiT`` (see the module docstring)."""
+    """Captured steady-state steps of one model's ``CachedStep`` (see the module docstring)."""
 
     def __init__(self, warmup_calls: int = 2) -> None:
         self.warmup_calls = max(int(warmup_calls), 1)
@@ -80,7 +88,7 @@ class StepGraphs:
         self._cache = None
         self._pool = None
 
-    def run(self, model: CausalWanDiT, x: torch.Tensor, timestep: torch.Tensor, cache: KVCache,
+    def run(self, model: CachedStep, x: torch.Tensor, timestep: torch.Tensor, cache: KVCache,
             block: BlockSlots) -> torch.Tensor:
         """The forward for an eligible call: eager while warming up, else a graph replay."""
         if self._cache is None or self._cache() is not cache:
@@ -104,7 +112,7 @@ class StepGraphs:
         self.replays += 1
         return g.out.clone()
 
-    def _eager(self, model: CausalWanDiT, x: torch.Tensor, timestep: torch.Tensor, cache: KVCache,
+    def _eager(self, model: CachedStep, x: torch.Tensor, timestep: torch.Tensor, cache: KVCache,
                block: BlockSlots) -> torch.Tensor:
         self.capturing = True
         try:
@@ -112,7 +120,7 @@ class StepGraphs:
         finally:
             self.capturing = False
 
-    def _capture(self, model: CausalWanDiT, x: torch.Tensor, timestep: torch.Tensor, cache: KVCache,
+    def _capture(self, model: CachedStep, x: torch.Tensor, timestep: torch.Tensor, cache: KVCache,
                  block: BlockSlots) -> _Graph | None:
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()

@@ -16,16 +16,28 @@ import re
 import struct
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from livestyle.errors import ModelLoadError, WeightsError
 
-if TYPE_CHECKING:
-    from livestyle.models.weights import ModelSpec
+__all__ = ["STRUCTURE_ROLES", "CheckedModel", "check_structure", "file_kind", "tensor_index", "umt5_wan_shapes"]
 
-__all__ = ["STRUCTURE_ROLES", "check_structure", "file_kind", "tensor_index", "umt5_wan_shapes"]
+
+class CheckedModel(Protocol):
+    """What the checks read of a registry entry (``livestyle.models.weights.ModelSpec`` has it all);
+    a protocol so this module does not import the registry that calls it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dit(self) -> str | None: ...
+    @property
+    def container(self) -> str | None: ...
+    @property
+    def adapter(self) -> dict[str, float]: ...
+
 
 #: Roles whose tensor names and shapes :func:`check_structure` knows.
 STRUCTURE_ROLES = ("dit", "lora", "vae", "text_encoder", "taehv", "tokenizer")
@@ -153,7 +165,7 @@ def _meta_shapes(module_factory: object) -> dict[str, torch.Size]:
     return {k: v.shape for k, v in module.state_dict().items()}
 
 
-def _dit_config(model: ModelSpec):  # type: ignore[no-untyped-def]
+def _dit_config(model: CheckedModel):  # type: ignore[no-untyped-def]
     from livestyle.models.dit import DIT_CONFIGS
 
     if model.dit not in DIT_CONFIGS:
@@ -165,7 +177,7 @@ def _describe(cfg) -> str:  # type: ignore[no-untyped-def]
     return f"dim {cfg.dim}, {cfg.num_layers} layers, ffn {cfg.ffn_dim}, text_dim {cfg.text_dim}"
 
 
-def _check_dit(path: Path, model: ModelSpec) -> list[str]:
+def _check_dit(path: Path, model: CheckedModel) -> list[str]:
     from livestyle.models.checkpoints import dit_state_dict_from, infer_dit_config
     from livestyle.models.dit import CausalWanDiT
 
@@ -184,7 +196,7 @@ def _check_dit(path: Path, model: ModelSpec) -> list[str]:
     return [f"{kind} header", f"{len(state)} tensors fit the {model.dit} transformer ({fmt} layout{taken})"]
 
 
-def _check_lora(path: Path, model: ModelSpec) -> list[str]:
+def _check_lora(path: Path, model: CheckedModel) -> list[str]:
     from livestyle.models.checkpoints import read_lora
 
     _, _ = tensor_index(path)  # format header first: one clear line for junk
@@ -212,7 +224,7 @@ def _check_lora(path: Path, model: ModelSpec) -> list[str]:
     return ["zip-pickle header", f"{len(pairs)} LoRA modules of rank {'/'.join(map(str, sorted(ranks)))} fit the {model.dit} transformer; {source}"]
 
 
-def _check_vae(path: Path, model: ModelSpec) -> list[str]:
+def _check_vae(path: Path, model: CheckedModel) -> list[str]:
     from livestyle.models.vae import VAE_CONFIGS, WanVAE
 
     kind, obj = tensor_index(path)
@@ -238,7 +250,7 @@ def umt5_wan_shapes(vocab: int, d_model: int, heads: int, d_kv: int, d_ff: int, 
     return shapes
 
 
-def _check_text_encoder(path: Path, model: ModelSpec) -> list[str]:
+def _check_text_encoder(path: Path, model: CheckedModel) -> list[str]:
     kind, obj = tensor_index(path)
     state = {k.removeprefix("model."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if model.dit == "tiny":
@@ -253,7 +265,7 @@ def _check_text_encoder(path: Path, model: ModelSpec) -> list[str]:
     return [f"{kind} header", f"{len(state)} tensors fit {what}"]
 
 
-def _check_taehv(path: Path, model: ModelSpec) -> list[str]:
+def _check_taehv(path: Path, model: CheckedModel) -> list[str]:
     from livestyle.models.taehv import TAEHV, TAEHV_CONFIGS
 
     kind, obj = tensor_index(path)
@@ -264,7 +276,7 @@ def _check_taehv(path: Path, model: ModelSpec) -> list[str]:
     return [f"{kind} header", f"{len(state)} tensors fit TAEHV {name}"]
 
 
-def _check_tokenizer(path: Path, model: ModelSpec) -> list[str]:
+def _check_tokenizer(path: Path, model: CheckedModel) -> list[str]:
     found = [n for n in ("tokenizer.json", "spiece.model") if (path / n).is_file()]
     if not found:
         raise WeightsError(f"{path} has neither tokenizer.json nor spiece.model; not a umT5 tokenizer folder")
@@ -277,7 +289,7 @@ _CHECKS = {
 }
 
 
-def check_structure(role: str, path: Path, model: ModelSpec) -> list[str]:
+def check_structure(role: str, path: Path, model: CheckedModel) -> list[str]:
     """Check ``path`` (file ``role`` of ``model``) against the model config; returns the checks passed.
 
     Raises :class:`WeightsError` (one line) when the file is not a checkpoint, is truncated, or

@@ -205,7 +205,7 @@ def parse_lora(obj: Mapping[str, object], source: str, alpha: float | None = Non
 
 def read_lora_file(path: str | Path, alpha: float | None = None) -> LoraFile:
     """Read a LoRA file (or a PEFT adapter folder with ``adapter_config.json``) in any layout."""
-    from livestyle.models.checkpoints import read_state_dict
+    from livestyle.models.state_files import read_state_dict
 
     path = Path(path)
     obj = read_state_dict(path)

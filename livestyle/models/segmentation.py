@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from livestyle.errors import ModelLoadError
-from livestyle.models.checkpoints import read_state_dict
+from livestyle.models.state_files import read_state_dict
 
 __all__ = [
     "MODNetConfig",

@@ -343,7 +343,7 @@ def load_taehv(
     temporal stride needs (the released stride-1 layer) keep the last-timestep channels, as
     upstream does. Raises :class:`ModelLoadError` for unreadable or foreign files.
     """
-    from livestyle.models.checkpoints import assign_state_dict, read_state_dict
+    from livestyle.models.state_files import assign_state_dict, read_state_dict
 
     path = Path(path)
     state = {k: v for k, v in read_state_dict(path).items() if isinstance(v, torch.Tensor)}

@@ -145,7 +145,7 @@ def load_text_encoder(
     """
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from livestyle.models.checkpoints import assign_state_dict, read_state_dict
+    from livestyle.models.state_files import assign_state_dict, read_state_dict
 
     path = Path(path)
     if path.is_dir() and (path / "config.json").is_file():

@@ -594,7 +594,7 @@ def load_wan_vae(
     A diffusers folder's ``config.json`` supplies ``latents_mean``/``latents_std`` when present.
     Raises :class:`ModelLoadError` for unreadable files, foreign checkpoints and shape mismatches.
     """
-    from livestyle.models.checkpoints import assign_state_dict, read_state_dict
+    from livestyle.models.state_files import assign_state_dict, read_state_dict
 
     path = Path(path)
     state = read_state_dict(path)
