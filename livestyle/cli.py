@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+from collections.abc import Callable
 
 import typer
 
@@ -31,6 +32,34 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bench",
 )
 """Modules under ``livestyle.commands`` whose ``register(app)`` adds a verb."""
+
+_PLAIN_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "Path": "PATH"}
+
+
+def _plain_type_hint(original: Callable[..., str | None]) -> Callable[..., str | None]:
+    """Help's type column in the conventions a streamer knows: nothing for flags, ``TEXT``,
+    ``PATH``, ``[full|tiny]`` (typer 0.29 prints Python types: ``<bool>``, ``<list[str]>``)."""
+
+    def hint(self: object, ctx: object) -> str | None:
+        if getattr(self, "is_flag", False):
+            return None
+        metavar = getattr(self, "metavar", None)
+        if metavar and not str(metavar).startswith("<"):
+            return str(metavar)
+        inner = (original(self, ctx) or "").removeprefix("<").removesuffix(">")
+        if inner.startswith("list[") and inner.endswith("]"):
+            inner = inner[5:-1]
+        if "|" in inner:
+            return f"[{inner}]"
+        return _PLAIN_TYPES.get(inner, inner.upper()) or None
+
+    return hint
+
+
+for _kind in ("TyperOption", "TyperArgument"):  # typer >= 0.25 renders the type column through these
+    _cls = getattr(getattr(typer, "core", None), _kind, None)
+    if _cls is not None and hasattr(_cls, "display_type_rich"):
+        _cls.display_type_rich = _plain_type_hint(_cls.display_type_rich)  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="livestyle",

@@ -116,7 +116,7 @@ class ModelConfig:
     transition_chunks: int = setting(4, ge=0, le=64, doc="chunks over which a new prompt blends in")
     device: str = setting("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", doc="auto, cpu, cuda, cuda:N or mps")
     dtype: Literal["bfloat16", "float16", "float32"] = setting("bfloat16", doc="compute dtype")
-    weights_dir: str | None = setting(None, doc="local weights folder DIR/<model>/<file> (null: $LIVESTYLE_WEIGHTS_DIR, then the Hugging Face cache)")
+    weights_dir: str | None = setting(None, doc="local weights folder DIR/MODEL/FILE (null: $LIVESTYLE_WEIGHTS_DIR, then the Hugging Face cache)")
     loras: str = setting("", doc="style LoRAs merged from the start, comma-separated NAME[:SCALE] (a file in lora_dir without its ending, or a path); --lora adds one")
     lora_dir: str | None = setting(None, doc="folder of LoRA files listed by the page and /api/loras (null: $LIVESTYLE_LORA_DIR, else $LIVESTYLE_CACHE_DIR/loras, else ~/.cache/livestyle/loras)")
 
