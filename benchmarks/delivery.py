@@ -125,8 +125,8 @@ def lora_switch_ms(dit: Any, size: str, rank: int = 32) -> dict[str, Any]:
 
 def lora_stream(models: Any, *, glass: float, seconds: float) -> dict[str, Any]:
     """A camera run on the 1.3B at 1 step with four LoRA switches through the live command path."""
-    from livestyle.control.commands import LoraRef, SetLora
     from livestyle.models.testing.lora import random_lora, write_lora
+    from livestyle.pipeline.commands import LoraRef, SetLora
     from livestyle.pipeline.loras import LoraLibrary
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
-from livestyle.control.commands import SetBypass
 from livestyle.ingest import open_source
 from livestyle.output import open_sink
+from livestyle.pipeline.commands import SetBypass
 from livestyle.pipeline.frames import Frame, StreamInfo
 from livestyle.pipeline.passthrough import PassthroughGenerator
 from livestyle.pipeline.runner import Runner

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from livestyle.config import load_config
-from livestyle.control.commands import SetPrompt
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import load_presets
 from livestyle.ingest import open_source
 from livestyle.output import open_sink
+from livestyle.pipeline.commands import SetPrompt
 from livestyle.pipeline.frames import Generator
 from livestyle.pipeline.generators import open_generator
 from livestyle.pipeline.passthrough import PassthroughGenerator

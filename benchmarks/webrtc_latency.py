@@ -40,9 +40,9 @@ from chromium import Chromium, chromium_path
 from fake_camera import decode_probe, write_fake_camera
 from netns import NetnsRunner, netns_unavailable_reason
 
-from livestyle.control.commands import SetBypass
 from livestyle.ingest.webrtc import WebRTCSource
 from livestyle.output.webrtc import WebRTCSink
+from livestyle.pipeline.commands import SetBypass
 from livestyle.pipeline.passthrough import PassthroughGenerator
 from livestyle.pipeline.runner import Runner
 from livestyle.server.app import ServerSettings, ServerThread

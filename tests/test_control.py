@@ -7,21 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from livestyle.control.commands import (
-    NextPreset,
-    PreviousPreset,
-    Reset,
-    SelectPreset,
-    SetBypass,
-    SetDecoder,
-    SetEffect,
-    SetPrompt,
-    SetSeed,
-    SetSize,
-    SetSteps,
-    SetStrength,
-    Stop,
-)
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import (
     DEFAULT_PRESETS_FILE,
@@ -38,6 +23,21 @@ from livestyle.control.wire import (
     custom_event_payload,
 )
 from livestyle.errors import ConfigError, ControlError
+from livestyle.pipeline.commands import (
+    NextPreset,
+    PreviousPreset,
+    Reset,
+    SelectPreset,
+    SetBypass,
+    SetDecoder,
+    SetEffect,
+    SetPrompt,
+    SetSeed,
+    SetSize,
+    SetSteps,
+    SetStrength,
+    Stop,
+)
 
 BOOK = PresetBook(
     [

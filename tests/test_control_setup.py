@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from livestyle.config import config_from_dict
-from livestyle.control.commands import SetPrompt
 from livestyle.control.setup import Controls, build_controller, obs_settings
 from livestyle.errors import ControlError
+from livestyle.pipeline.commands import SetPrompt
 
 
 def test_controller_from_config_selects_the_start_preset() -> None:

@@ -19,8 +19,8 @@ import pytest
 import torch
 from host_canary import HostCanary, unexplained_losses
 
-from livestyle.control.commands import SetPrompt
 from livestyle.ingest.pattern import PatternSource
+from livestyle.pipeline.commands import SetPrompt
 from livestyle.pipeline.delivery import DeliveryScheduler
 from livestyle.pipeline.frames import Frame, StreamInfo
 from livestyle.pipeline.metrics import percentile

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from livestyle.config import EffectsConfig
-from livestyle.control.commands import Reset, SetEffect, SetPrompt
 from livestyle.errors import ControlError, PipelineError
+from livestyle.pipeline.commands import Reset, SetEffect, SetPrompt
 from livestyle.pipeline.effects import EffectGenerator, composite
 from livestyle.pipeline.frames import Frame
 from livestyle.pipeline.masks.base import MaskResult, fit_mask

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from livestyle.control.commands import SetBypass, SetDecoder, SetSize, SetSteps
+from livestyle.pipeline.commands import SetBypass, SetDecoder, SetSize, SetSteps
 from livestyle.pipeline.governor import GovernorConfig, GovernorState, Level, Observation, ladder_from, step
 
 TOP = Level(steps=2, decoder="wan", size=(832, 480))

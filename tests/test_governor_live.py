@@ -8,9 +8,9 @@ from typing import Any
 
 from host_canary import HostCanary, unexplained_losses
 
-from livestyle.control.commands import SetBypass, SetSteps
 from livestyle.ingest.pattern import PatternSource
 from livestyle.output.null import NullSink
+from livestyle.pipeline.commands import SetBypass, SetSteps
 from livestyle.pipeline.governor import (
     Decision,
     Governor,

@@ -16,7 +16,6 @@ import pytest
 import torch
 from host_canary import HostCanary, unexplained_losses
 
-from livestyle.control.commands import LoraRef, SetLora
 from livestyle.errors import ControlError, ModelLoadError
 from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
 from livestyle.models.lora import LoraMerger, check_lora, module_name, read_lora_file
@@ -24,6 +23,7 @@ from livestyle.models.testing.dit import random_dit_state_dict
 from livestyle.models.testing.lora import LAYOUTS, random_lora, write_lora
 from livestyle.models.testing.stack import random_wan_vae
 from livestyle.models.vae import StreamingWanVAE
+from livestyle.pipeline.commands import LoraRef, SetLora
 from livestyle.pipeline.family import FAMILY_PRESETS
 from livestyle.pipeline.frames import Frame, StreamInfo
 from livestyle.pipeline.loras import LoraLibrary

@@ -12,14 +12,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from livestyle.control.api import add_control_routes
-from livestyle.control.commands import (
-    LoraRef,
-    SelectPreset,
-    SetLora,
-    SetPrompt,
-    parse_lora_list,
-    parse_lora_ref,
-)
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import PresetBook, parse_presets
 from livestyle.control.wire import (
@@ -29,6 +21,14 @@ from livestyle.control.wire import (
 )
 from livestyle.errors import CommandRefusedError, ConfigError, ControlError
 from livestyle.pipeline.channels import coalesce_key
+from livestyle.pipeline.commands import (
+    LoraRef,
+    SelectPreset,
+    SetLora,
+    SetPrompt,
+    parse_lora_list,
+    parse_lora_ref,
+)
 from livestyle.pipeline.loras import LoraLibrary
 
 PRESETS = """

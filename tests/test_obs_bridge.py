@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from livestyle.control.commands import SetPrompt
 from livestyle.control.controller import Controller, Params
 from livestyle.control.obs_bridge import (
     AUTH_FAILED_MESSAGE,
@@ -40,6 +39,7 @@ from livestyle.control.obs_bridge import (
     ObsSettings,
 )
 from livestyle.control.presets import Preset, PresetBook
+from livestyle.pipeline.commands import SetPrompt
 
 pytestmark = [pytest.mark.obs, pytest.mark.timeout(180)]
 

@@ -13,7 +13,13 @@ import pytest
 import torch
 import yaml
 
-from livestyle.control.commands import (
+from livestyle.errors import ConfigError, ControlError
+from livestyle.models.kv_cache import KVCache
+from livestyle.models.taehv import StreamingTAEHV
+from livestyle.models.testing.dit import random_dit
+from livestyle.models.testing.stack import random_taehv, random_wan_vae
+from livestyle.models.vae import StreamingWanVAE
+from livestyle.pipeline.commands import (
     Reset,
     SetBypass,
     SetDecoder,
@@ -23,12 +29,6 @@ from livestyle.control.commands import (
     SetSteps,
     SetStrength,
 )
-from livestyle.errors import ConfigError, ControlError
-from livestyle.models.kv_cache import KVCache
-from livestyle.models.taehv import StreamingTAEHV
-from livestyle.models.testing.dit import random_dit
-from livestyle.models.testing.stack import random_taehv, random_wan_vae
-from livestyle.models.vae import StreamingWanVAE
 from livestyle.pipeline.family import FAMILY_PRESETS, FamilyConfig, family_from_mapping
 from livestyle.pipeline.frames import Frame
 from livestyle.pipeline.stream import (

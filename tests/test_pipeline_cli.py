@@ -52,7 +52,7 @@ def test_open_tiny_through_the_registry_and_real_loaders(tmp_path: Path, monkeyp
     import numpy as np
 
     from livestyle.config import config_from_dict
-    from livestyle.control.commands import SetDecoder, SetPrompt
+    from livestyle.pipeline.commands import SetDecoder, SetPrompt
     from livestyle.pipeline.frames import Frame
     from livestyle.pipeline.generators import open_generator
 

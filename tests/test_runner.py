@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from livestyle.control.commands import Reset, SetBypass, SetPrompt, SetSize, SetStrength, Stop
 from livestyle.errors import ConfigError, PipelineError, SinkError, SourceError
+from livestyle.pipeline.channels import Inbox, SinkChannel
+from livestyle.pipeline.commands import Reset, SetBypass, SetPrompt, SetSize, SetStrength, Stop
 from livestyle.pipeline.frames import Frame, StreamInfo
 from livestyle.pipeline.passthrough import PassthroughGenerator
-from livestyle.pipeline.channels import Inbox, SinkChannel
 from livestyle.pipeline.runner import Runner
 
 TB = Fraction(1, 30)

@@ -254,7 +254,7 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
     if opts.glass_seconds > 0:
         commands = list(opts.live_commands)
         if opts.prompt_change_at is not None:
-            from livestyle.control.commands import SetPrompt
+            from livestyle.pipeline.commands import SetPrompt
 
             commands.append((opts.prompt_change_at, SetPrompt(f"a free-text prompt typed live, {time.time():.0f}")))
         glass = _glass_to_glass(pipe, opts, opts.glass_seconds, commands=sorted(commands, key=lambda c: c[0]))
@@ -316,7 +316,7 @@ def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float, *,
     is reported with the largest frame gap in the two seconds after it (``live_commands``, and
     ``prompt_change`` for a ``SetPrompt``).
     """
-    from livestyle.control.commands import SetPrompt
+    from livestyle.pipeline.commands import SetPrompt
     from livestyle.ingest.pattern import PatternSource
     from livestyle.output.null import NullSink
     from livestyle.pipeline.metrics import viewer_summary

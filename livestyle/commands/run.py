@@ -416,7 +416,7 @@ def stream(
     ``runner.log_interval`` when stderr is not a terminal). Ctrl-C / SIGTERM (or ``q``)
     stop the run cleanly and recordings are finalized.
     """
-    from livestyle.control.commands import SetBypass
+    from livestyle.pipeline.commands import SetBypass
     from livestyle.control.setup import Controls, build_controller, load_preset_book
     from livestyle.ingest import open_source
     from livestyle.output import open_sink

@@ -35,11 +35,11 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from livestyle.control.commands import Reset, SelectPreset, StreamCommand
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import UnknownPresetError
 from livestyle.control.wire import command_from_message, commands_from_fields
 from livestyle.errors import CommandRefusedError, ControlError
+from livestyle.pipeline.commands import Reset, SelectPreset, StreamCommand
 from livestyle.server.security import WS_MAX_MESSAGE_BYTES, read_json_body
 
 __all__ = ["add_control_routes", "EVENTS_KEY"]

@@ -21,7 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_type_hints
 
-from livestyle.control.commands import (
+from livestyle.control.presets import MAX_PROMPT_CHARS, PresetBook
+from livestyle.control.text import normalize_prompt
+from livestyle.errors import ControlError
+from livestyle.pipeline.commands import (
     Command,
     LoraRef,
     NextPreset,
@@ -40,9 +43,6 @@ from livestyle.control.commands import (
     Stop,
     StreamCommand,
 )
-from livestyle.control.presets import MAX_PROMPT_CHARS, PresetBook
-from livestyle.control.text import normalize_prompt
-from livestyle.errors import ControlError
 
 __all__ = ["Controller", "Params", "Listener", "LoraCatalog", "Precondition", "EFFECTS", "MAX_LORAS", "MAX_LORA_SCALE", "MAX_SEED",
            "MAX_TRANSITION_CHUNKS"]

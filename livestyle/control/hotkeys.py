@@ -22,7 +22,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
-from livestyle.control.commands import (
+from livestyle.control.controller import Controller
+from livestyle.errors import ConfigError, ControlError
+from livestyle.pipeline.commands import (
     Command,
     NextPreset,
     PreviousPreset,
@@ -31,8 +33,6 @@ from livestyle.control.commands import (
     SetBypass,
     Stop,
 )
-from livestyle.control.controller import Controller
-from livestyle.errors import ConfigError, ControlError
 
 __all__ = [
     "TerminalHotkeys",

@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from livestyle.control.commands import LoraRef, parse_lora_ref
 from livestyle.errors import ConfigError, ControlError
+from livestyle.pipeline.commands import LoraRef, parse_lora_ref
 
 __all__ = [
     "Preset",

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from livestyle.config import Config, ObsConfig
-from livestyle.control.commands import StreamCommand, parse_lora_list
 from livestyle.control.controller import Controller, LoraCatalog, Params, Precondition
 from livestyle.control.hotkeys import TERMINAL_HELP, GlobalHotkeys, TerminalHotkeys
 from livestyle.control.obs_bridge import ObsBridge, ObsSettings
 from livestyle.control.presets import PresetBook, load_presets
+from livestyle.pipeline.commands import StreamCommand, parse_lora_list
 from livestyle.server.app import ServerSettings, ServerThread
 
 if TYPE_CHECKING:

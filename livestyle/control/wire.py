@@ -27,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from livestyle.control.commands import (
+from livestyle.errors import ControlError
+from livestyle.pipeline.commands import (
     Command,
     LoraRef,
     NextPreset,
@@ -42,7 +43,6 @@ from livestyle.control.commands import (
     SetSteps,
     SetStrength,
 )
-from livestyle.errors import ControlError
 
 __all__ = [
     "command_from_message",
@@ -89,7 +89,7 @@ def _optional_int(value: Any, what: str) -> int | None:
 
 def _lora(item: Any, what: str) -> LoraRef:
     """``"NAME"``, ``"NAME:SCALE"`` or ``{"name": NAME, "scale": SCALE}``."""
-    from livestyle.control.commands import parse_lora_ref
+    from livestyle.pipeline.commands import parse_lora_ref
 
     if isinstance(item, str):
         return parse_lora_ref(item)

@@ -46,13 +46,13 @@ import cv2
 import numpy as np
 
 from livestyle.config import EffectsConfig
-from livestyle.control.commands import Reset, SetEffect, SetLora
 from livestyle.errors import (
     CommandRefusedError,
     ControlError,
     LivestyleError,
     PipelineError,
 )
+from livestyle.pipeline.commands import Reset, SetEffect, SetLora
 from livestyle.pipeline.frames import Frame, Generator
 from livestyle.pipeline.masks import MaskProvider, open_mask_provider
 from livestyle.pipeline.masks.base import fit_mask

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from livestyle.control.commands import (
+from livestyle.pipeline.commands import (
     SetBypass,
     SetDecoder,
     SetSize,

@@ -121,7 +121,7 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
     width, height = fit_working_size(*config.stream.size, family.max_size)
     if (width, height) != tuple(config.stream.size):
         log.info("model %s works at %dx%d at most; frames are scaled to %dx%d and back", name, *family.max_size, width, height)
-    from livestyle.control.commands import SetLora, parse_lora_list
+    from livestyle.pipeline.commands import SetLora, parse_lora_list
     from livestyle.pipeline.loras import LoraLibrary
 
     models = StreamModels(

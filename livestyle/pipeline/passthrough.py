@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from livestyle.control.commands import (
+from livestyle.errors import ConfigError
+from livestyle.pipeline.commands import (
     Reset,
     SetEffect,
     SetPrompt,
@@ -18,7 +19,6 @@ from livestyle.control.commands import (
     SetSteps,
     SetStrength,
 )
-from livestyle.errors import ConfigError
 from livestyle.pipeline.frames import Frame
 
 __all__ = ["PassthroughGenerator"]

@@ -58,10 +58,10 @@ from typing import Any
 
 import numpy as np
 
-from livestyle.control.commands import SetBypass, SetDecoder, SetSize, SetSteps, Stop
 from livestyle.errors import ConfigError, LivestyleError, PipelineError, SinkError
 from livestyle.pipeline.audio import AudioPath
 from livestyle.pipeline.channels import Inbox, SinkChannel
+from livestyle.pipeline.commands import SetBypass, SetDecoder, SetSize, SetSteps, Stop
 from livestyle.pipeline.delivery import DeliveryScheduler
 from livestyle.pipeline.frames import Frame, Generator, Sink, Source, StreamInfo
 from livestyle.pipeline.governor import Governor, Observation, level_from_stats

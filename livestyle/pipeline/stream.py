@@ -69,20 +69,6 @@ import numpy as np
 import torch
 
 from livestyle.config import EffectsConfig
-from livestyle.control.commands import (
-    LoraRef,
-    Reset,
-    SetBypass,
-    SetDecoder,
-    SetEffect,
-    SetLora,
-    SetPrompt,
-    SetSeed,
-    SetSize,
-    SetSteps,
-    SetStrength,
-    Stop,
-)
 from livestyle.errors import ControlError, LivestyleError, PipelineError
 from livestyle.models.dit import CausalWanDiT
 from livestyle.models.kv_cache import BlockSlots, KVCache
@@ -96,6 +82,20 @@ from livestyle.models.scheduler import (
 )
 from livestyle.models.vae import StreamingAutoencoder
 from livestyle.pipeline.chunking import ChunkPlan, frames_to_pixels, pixels_to_images
+from livestyle.pipeline.commands import (
+    LoraRef,
+    Reset,
+    SetBypass,
+    SetDecoder,
+    SetEffect,
+    SetLora,
+    SetPrompt,
+    SetSeed,
+    SetSize,
+    SetSteps,
+    SetStrength,
+    Stop,
+)
 from livestyle.pipeline.family import FamilyConfig
 from livestyle.pipeline.frames import Frame
 from livestyle.pipeline.loras import LoraLibrary

@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from livestyle.control.commands import Reset, SetDecoder, SetSize, SetSteps
 from livestyle.errors import ConfigError, ControlError
+from livestyle.pipeline.commands import Reset, SetDecoder, SetSize, SetSteps
 from livestyle.pipeline.frames import Frame
 
 __all__ = ["SyntheticGenerator"]

@@ -1,8 +1,11 @@
-"""Typed commands that change a running stream.
+"""Typed commands that change a running stream: the live command vocabulary.
 
-Every command source (terminal hotkeys, the HTTP/WebSocket API, OBS, the web page) produces these;
-the runner applies them between chunks. Preset commands are resolved into concrete ones
-(:class:`SetPrompt`, :class:`SetStrength`, ...) by the controller before they reach the runner.
+Every command source (terminal hotkeys, the HTTP/WebSocket API, OBS, the web page; all in
+``livestyle.control``) produces these; the runner applies them between chunks. They live here, in
+the layer that consumes them, so control imports the pipeline and never the other way round.
+Preset commands (:class:`SelectPreset`, :class:`NextPreset`, :class:`PreviousPreset`) are resolved
+into concrete ones (:class:`SetPrompt`, :class:`SetStrength`, ...) by the controller before they
+reach the runner.
 """
 
 from __future__ import annotations
