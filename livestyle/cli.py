@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_app(argv: list[str] | None) -> int:
     try:
-        app(args=argv, prog_name="livestyle", standalone_mode=False)
+        result = app(args=argv, prog_name="livestyle", standalone_mode=False)
     except LivestyleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -134,7 +134,8 @@ def _run_app(argv: list[str] | None) -> int:
     except Terminated as exc:
         print(f"stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
         return signal_exit_code(exc.signum)
-    return 0
+    # without standalone mode, click hands back a `typer.Exit(code)` raised in a verb as the result
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

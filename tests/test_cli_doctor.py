@@ -21,8 +21,10 @@ def _closed_port() -> int:
 
 
 def test_json_lists_every_check_and_every_gap_has_a_fix(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["doctor", "--json", "--obs-port", str(_closed_port())]) == 0
+    code = main(["doctor", "--json", "--obs-port", str(_closed_port())])
     checks = json.loads(capsys.readouterr().out)
+    assert any(c["name"] == "obs websocket" and c["status"] == "missing" for c in checks)  # nothing on that port
+    assert code == 1  # a missing check is an exit code scripts can stop on
     names = {c["name"] for c in checks}
     assert EXPECTED <= names
     assert any(n == "gpu" or n.startswith("gpu:") for n in names)
@@ -61,9 +63,23 @@ def test_virtual_camera_gap_names_the_setup_command(monkeypatch: pytest.MonkeyPa
 
 
 def test_human_report(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["doctor", "--obs-port", str(_closed_port())]) == 0
+    assert main(["doctor", "--obs-port", str(_closed_port())]) == 1  # OBS is missing on that port
     out = capsys.readouterr().out
     assert "[ok  ] python" in out
     assert "fix: start OBS" in out
     assert "checks passed" in out
     assert len(run_checks(obs_port=_closed_port())) >= len(EXPECTED)
+
+
+def test_exit_code_is_0_only_when_nothing_is_missing(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import livestyle.commands.doctor as doctor
+
+    ok = [doctor.Check("python", "ok", "3.11"), doctor.Check("chromium", "warn", "none", "apt install chromium")]
+    monkeypatch.setattr(doctor, "run_checks", lambda host, port: ok)
+    assert main(["doctor"]) == 0
+    assert "2 of 2 checks passed" in capsys.readouterr().out
+    monkeypatch.setattr(doctor, "run_checks", lambda host, port: [*ok, doctor.Check("codecs", "missing", "no PyAV", "pip install av")])
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "2 of 3 checks passed; 1 missing (exit code 1)" in out and "fix: pip install av" in out

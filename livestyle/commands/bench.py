@@ -37,19 +37,19 @@ from typing import Any
 
 import typer
 
+from livestyle.commands.help_text import examples
 from livestyle.errors import ConfigError, PipelineError
 
 __all__ = ["BenchOptions", "register", "run_bench", "write_profile"]
 
-EXAMPLES = """Examples:
-
-  livestyle bench --model 1.3b --steps 2 --vae tiny-decoder --seconds 10
-  livestyle bench --model 14b --steps 4 --vae wan
-  livestyle bench --model 1.3b --steps 2 --vae tiny --no-stream-batch
-  livestyle bench --model tiny --device cpu --size 64x48 --seconds 2
-  livestyle bench --model 1.3b --steps 1 --vae tiny --glass-seconds 60 --prompt-change-at 30
-  livestyle bench --model 1.3b --steps 1 --vae tiny --write-profile configs/gpus/h100.yaml
-"""
+EXAMPLES = examples(
+    "livestyle bench --model 1.3b --steps 2 --vae tiny-decoder --seconds 10",
+    "livestyle bench --model 14b --steps 4 --vae wan",
+    "livestyle bench --model 1.3b --steps 2 --vae tiny --no-stream-batch",
+    "livestyle bench --model tiny --device cpu --size 64x48 --seconds 2",
+    "livestyle bench --model 1.3b --steps 1 --vae tiny --glass-seconds 60 --prompt-change-at 30",
+    "livestyle bench --model 1.3b --steps 1 --vae tiny --write-profile configs/gpus/h100.yaml",
+)
 
 
 @dataclass

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
+from livestyle.commands.help_text import examples
 from livestyle.errors import ConfigError
 
 __all__ = ["budget", "register", "run_command"]
 
-EXAMPLES = """
-Examples:
-
-  livestyle budget                                  # the local GPU, 30 fps within 250 ms
-
-  livestyle budget --gpu h100 --fps 30 --latency-ms 250
-
-  livestyle budget --gpu b200 --fps 11 --latency-ms 2500 --model krea-14b --explain
-
-  livestyle budget --gpu rtx4090 --fps 24 --latency-ms 400 --json
-"""
+EXAMPLES = examples(
+    "livestyle budget                                  # the local GPU, 30 fps within 250 ms",
+    "livestyle budget --gpu h100 --fps 30 --latency-ms 250",
+    "livestyle budget --gpu b200 --fps 11 --latency-ms 2500 --model krea-14b --explain",
+    "livestyle budget --gpu rtx4090 --fps 24 --latency-ms 400 --json",
+)
 
 
 def _profile_names() -> list[str]:
@@ -65,8 +61,8 @@ def budget(
     fps: Annotated[float, typer.Option(help="Output frames per second to sustain")] = 30.0,
     latency_ms: Annotated[float, typer.Option("--latency-ms", help="Glass-to-glass latency budget in ms")] = 250.0,
     input_fps: Annotated[float, typer.Option("--input-fps", help="Camera frame rate")] = 30.0,
-    model: Annotated[Optional[list[str]], typer.Option(help="Only consider these models (repeatable)")] = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Never plan more steps than this")] = None,
+    model: Annotated[list[str] | None, typer.Option(help="Only consider these models (repeatable)")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Never plan more steps than this")] = None,
     explain: Annotated[bool, typer.Option(help="Also print how the profile was derived")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON line")] = False,
 ) -> None:

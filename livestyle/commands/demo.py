@@ -8,30 +8,28 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
+from livestyle.commands.help_text import examples
 from livestyle.errors import ConfigError
 
-__all__ = ["register", "demo"]
+__all__ = ["demo", "register"]
 
-EXAMPLES = """
-Examples:
-
-  livestyle demo
-
-  livestyle demo --out /tmp/pattern.mkv --seconds 10 --size 640x480
-"""
+EXAMPLES = examples(
+    "livestyle demo",
+    "livestyle demo --out /tmp/pattern.mkv --seconds 10 --size 640x480",
+)
 
 
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the video (.mp4 or .mkv)")] = Path("out/demo.mp4"),
     seconds: Annotated[float, typer.Option(help="Length of the video in seconds")] = 5.0,
-    size: Annotated[Optional[str], typer.Option(help="Picture size WIDTHxHEIGHT")] = None,
+    size: Annotated[str | None, typer.Option(help="Picture size WIDTHxHEIGHT")] = None,
     fps: Annotated[float, typer.Option(help="Frame rate")] = 30.0,
     model: Annotated[str, typer.Option(help="Generator (passthrough needs no GPU)")] = "passthrough",
-    prompt: Annotated[Optional[str], typer.Option(help="Style prompt (for a model)")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Style prompt (for a model)")] = None,
 ) -> None:
     """Record the animated test pattern through livestyle to a video file (no GPU or camera needed)."""
     from livestyle.commands.run import build_config, stream

@@ -20,19 +20,16 @@ from typing import Annotated, Literal
 
 import typer
 
+from livestyle.commands.help_text import examples
 from livestyle.optional import ffmpeg_protocols
 
-__all__ = ["register", "doctor", "Check", "run_checks"]
+__all__ = ["Check", "doctor", "register", "run_checks"]
 
-EXAMPLES = """
-Examples:
-
-  livestyle doctor
-
-  livestyle doctor --json
-
-  livestyle doctor --obs-host 192.168.1.20 --obs-port 4455
-"""
+EXAMPLES = examples(
+    "livestyle doctor",
+    "livestyle doctor --json",
+    "livestyle doctor --obs-host 192.168.1.20 --obs-port 4455",
+)
 
 Status = Literal["ok", "warn", "missing"]
 
@@ -240,20 +237,26 @@ def doctor(
     obs_host: Annotated[str, typer.Option("--obs-host", help="Where OBS's websocket should be")] = "127.0.0.1",
     obs_port: Annotated[int, typer.Option("--obs-port", help="OBS websocket port")] = 4455,
 ) -> None:
-    """Check GPU, torch, codecs, cameras, virtual camera, OBS and Chromium, with a fix for each gap."""
+    """Check GPU, torch, codecs, cameras, virtual camera, OBS and Chromium, with a fix for each gap.
+
+    Exits 0 when nothing is missing (warnings allowed), 1 when a check is missing, so scripts and
+    set-up guides can stop on it.
+    """
     checks = run_checks(obs_host, obs_port)
+    missing = sum(c.status == "missing" for c in checks)
     if as_json:
         print(json.dumps([asdict(c) for c in checks]))
-        return
+        raise typer.Exit(1 if missing else 0)
     width = max(len(c.name) for c in checks)
     mark = {"ok": "ok  ", "warn": "warn", "missing": "MISS"}
     for c in checks:
         print(f"[{mark[c.status]}] {c.name:<{width}}  {c.detail}")
         if c.fix:
             print(f"       {'':<{width}}  fix: {c.fix}")
-    missing = sum(c.status == "missing" for c in checks)
     print(f"\n{len(checks) - missing} of {len(checks)} checks passed"
-          + ("; livestyle demo works on any machine" if missing else ""))
+          + (f"; {missing} missing (exit code 1): each has its fix above; livestyle demo works on any machine"
+             if missing else ""))
+    raise typer.Exit(1 if missing else 0)
 
 
 def register(app: typer.Typer) -> None:

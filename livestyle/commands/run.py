@@ -16,14 +16,13 @@ from typing import (
     TYPE_CHECKING,
     Annotated,
     Any,
-    Optional,
     Protocol,
-    Union,
     runtime_checkable,
 )
 
 import typer
 
+from livestyle.commands.help_text import examples
 from livestyle.config import Config, ModelConfig, load_config
 from livestyle.errors import ConfigError, SinkFailedError
 
@@ -33,27 +32,17 @@ if TYPE_CHECKING:
 
 __all__ = ["ControlOptions", "ServeHook", "StatusLine", "build_config", "control_api_hook", "format_status", "register", "resolve_model", "run", "stream"]
 
-EXAMPLES = """
-Examples:
-
-  livestyle run --source pattern --sink out.mp4 --max-frames 300
-
-  livestyle run --source webcam --sink virtualcam --sink window --model sdv2-1.3b --prompt "oil painting"
-
-  livestyle run --source clip.mp4 --sink out.mkv --no-pace --no-loop
-
-  livestyle run --source webcam:1 --sink rtmp://live.example.com/app/KEY --sink rec.mp4
-
-  livestyle run --source pattern --sink udp://127.0.0.1:5000 --set model.steps=1 --size 640x480
-
-  livestyle run --source webcam --sink null --config my.yaml --bypass
-
-  livestyle run --source webcam --sink virtualcam --prompt "a spaceship interior" --effect background --mask person
-
-  livestyle run --source webcam --sink window --model passthrough --effect background --mask chroma --mask-preview
-
-  livestyle run --source webcam --sink virtualcam --model sdv2-1.3b --lora ink-wash.safetensors:0.8
-"""
+EXAMPLES = examples(
+    "livestyle run --source pattern --sink out.mp4 --max-frames 300",
+    'livestyle run --source webcam --sink virtualcam --sink window --model sdv2-1.3b --prompt "oil painting"',
+    "livestyle run --source clip.mp4 --sink out.mkv --no-pace --no-loop",
+    "livestyle run --source webcam:1 --sink rtmp://live.example.com/app/KEY --sink rec.mp4",
+    "livestyle run --source pattern --sink udp://127.0.0.1:5000 --set model.steps=1 --size 640x480",
+    "livestyle run --source webcam --sink null --config my.yaml --bypass",
+    'livestyle run --source webcam --sink virtualcam --prompt "a spaceship interior" --effect background --mask person',
+    "livestyle run --source webcam --sink window --model passthrough --effect background --mask chroma --mask-preview",
+    "livestyle run --source webcam --sink virtualcam --model sdv2-1.3b --lora ink-wash.safetensors:0.8",
+)
 
 
 LOG_INTERVAL_S = 10.0
@@ -202,21 +191,21 @@ class StatusLine:
             self._write(self._pending, self._clock())
 
 
-PromptOption = Annotated[Optional[str], typer.Option(help="Style prompt (needs a model)")]
-ModelOption = Annotated[Optional[str], typer.Option(help="auto (default: the best model present that fits the GPU, else passthrough), passthrough, tiny (a CPU test model: noise), sdv2-1.3b, sdv2-14b, self-forcing-1.3b, longlive-1.3b, krea-14b")]
-FitOption = Annotated[Optional[str], typer.Option(help="A source of another shape: crop (default, centre crop), pad (black bars) or stretch")]
-FpsOption = Annotated[Optional[float], typer.Option(help="Frame rate")]
+PromptOption = Annotated[str | None, typer.Option(help="Style prompt (needs a model)")]
+ModelOption = Annotated[str | None, typer.Option(help="auto (default: the best model present that fits the GPU, else passthrough), passthrough, tiny (a CPU test model: noise), sdv2-1.3b, sdv2-14b, self-forcing-1.3b, longlive-1.3b, krea-14b")]
+FitOption = Annotated[str | None, typer.Option(help="A source of another shape: crop (default, centre crop), pad (black bars) or stretch")]
+FpsOption = Annotated[float | None, typer.Option(help="Frame rate")]
 BypassOption = Annotated[bool, typer.Option("--bypass", help="Start in bypass: show the input unstyled")]
 NoGovernorOption = Annotated[bool, typer.Option("--no-governor", help="Pin steps, decoder and size: no stepping down when the GPU falls behind (sets governor.enabled=false)")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No live status line")]
-PresetOption = Annotated[Optional[str], typer.Option("--preset", help="Start with this preset (name from the presets; sets presets.start)")]
-PresetsOption = Annotated[Optional[list[Path]], typer.Option("--presets", help="Preset YAML file or folder (repeatable; default: presets.file, else the bundled set)")]
+PresetOption = Annotated[str | None, typer.Option("--preset", help="Start with this preset (name from the presets; sets presets.start)")]
+PresetsOption = Annotated[list[Path] | None, typer.Option("--presets", help="Preset YAML file or folder (repeatable; default: presets.file, else the bundled set)")]
 NoKeysOption = Annotated[bool, typer.Option("--no-keys", help="No terminal hotkeys (on when stdin is a terminal: 1-9, n/p, b, r, q)")]
 SystemHotkeysOption = Annotated[bool, typer.Option("--system-hotkeys", help="System-wide Ctrl+Alt hotkeys (pip install 'livestyle[hotkeys]')")]
 ObsOption = Annotated[bool, typer.Option("--obs", help="Connect to OBS's websocket (the obs config section; sets obs.enabled)")]
-ObsPasswordOption = Annotated[Optional[str], typer.Option("--obs-password", envvar="LIVESTYLE_OBS_PASSWORD", help="obs-websocket password", show_envvar=True)]
-LoraOption = Annotated[Optional[list[str]], typer.Option("--lora", help="Style LoRA FILE[:SCALE] merged from the start (a path, or a name in model.lora_dir; repeatable; adds to model.loras)")]
-WeightsDirOption = Annotated[Optional[Path], typer.Option("--weights-dir", envvar="LIVESTYLE_WEIGHTS_DIR", help="Local weights folder: DIR/MODEL/FILE (sets model.weights_dir)", show_envvar=True)]
+ObsPasswordOption = Annotated[str | None, typer.Option("--obs-password", envvar="LIVESTYLE_OBS_PASSWORD", help="obs-websocket password", show_envvar=True)]
+LoraOption = Annotated[list[str] | None, typer.Option("--lora", help="Style LoRA FILE[:SCALE] merged from the start (a path, or a name in model.lora_dir; repeatable; adds to model.loras)")]
+WeightsDirOption = Annotated[Path | None, typer.Option("--weights-dir", envvar="LIVESTYLE_WEIGHTS_DIR", help="Local weights folder: DIR/MODEL/FILE (sets model.weights_dir)", show_envvar=True)]
 
 
 def _note(message: str) -> None:
@@ -224,21 +213,21 @@ def _note(message: str) -> None:
 
 
 def build_config(
-    config_file: Optional[Path] = None,
+    config_file: Path | None = None,
     overrides: Sequence[str] = (),
     *,
-    model: Optional[str] = None,
-    prompt: Optional[str] = None,
-    size: Optional[str] = None,
-    fps: Optional[float] = None,
-    max_frames: Optional[int] = None,
-    pace: Optional[bool] = None,
-    loop: Optional[bool] = None,
-    preset: Optional[str] = None,
-    weights_dir: Optional[Path] = None,
-    obs: Optional[bool] = None,
-    obs_password: Optional[str] = None,
-    fit: Optional[str] = None,
+    model: str | None = None,
+    prompt: str | None = None,
+    size: str | None = None,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    pace: bool | None = None,
+    loop: bool | None = None,
+    preset: str | None = None,
+    weights_dir: Path | None = None,
+    obs: bool | None = None,
+    obs_password: str | None = None,
+    fit: str | None = None,
     loras: Sequence[str] = (),
 ) -> Config:
     """Defaults < ``config_file`` < ``--set`` overrides < the dedicated options.
@@ -396,13 +385,13 @@ def _governor(config: Config) -> Any:
 
 def stream(
     config: Config,
-    source: Union[str, Source],
-    sinks: Sequence[Union[str, Sink]],
+    source: str | Source,
+    sinks: Sequence[str | Sink],
     *,
     bypass: bool = False,
     status: bool = True,
     controls: ControlOptions = ControlOptions(),
-    serve: Optional[ServeHook] = None,
+    serve: ServeHook | None = None,
 ) -> Any:
     """Open everything named, run until the end, return the :class:`RunReport`.
 
@@ -503,18 +492,18 @@ def run(
     sink: Annotated[list[str], typer.Option("--sink", "-o", help="window, virtualcam, null, out.mp4, out.mkv, rtmp://, udp://, tcp://, srt://, webrtc, whep (repeat for several)")],
     prompt: PromptOption = None,
     model: ModelOption = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (see configs/default.yaml)")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value (repeatable)")] = None,
-    size: Annotated[Optional[str], typer.Option(help="Pipeline size WIDTHxHEIGHT (rounded to multiples of 16)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see configs/default.yaml)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: section.key=value (repeatable)")] = None,
+    size: Annotated[str | None, typer.Option(help="Pipeline size WIDTHxHEIGHT (rounded to multiples of 16)")] = None,
     fps: FpsOption = None,
-    max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="Stop after this many output frames")] = None,
+    max_frames: Annotated[int | None, typer.Option("--max-frames", help="Stop after this many output frames")] = None,
     no_pace: Annotated[bool, typer.Option("--no-pace", help="Read files as fast as possible; drop nothing")] = False,
     no_loop: Annotated[bool, typer.Option("--no-loop", help="Stop at the end of a file instead of looping")] = False,
     bypass: BypassOption = False,
     no_governor: NoGovernorOption = False,
     quiet: QuietOption = False,
-    effect: Annotated[Optional[str], typer.Option(help="Styled region: full, background or person (docs/effects.md)")] = None,
-    mask: Annotated[Optional[str], typer.Option(help="Mask for --effect: chroma (green/blue screen), person (selfie if LiteRT is installed, else person-hq), selfie or person-hq (MODNet)")] = None,
+    effect: Annotated[str | None, typer.Option(help="Styled region: full, background or person (docs/effects.md)")] = None,
+    mask: Annotated[str | None, typer.Option(help="Mask for --effect: chroma (green/blue screen), person (selfie if LiteRT is installed, else person-hq), selfie or person-hq (MODNet)")] = None,
     mask_preview: Annotated[bool, typer.Option("--mask-preview", help="Tint the background region to tune the mask (also in bypass)")] = False,
     preset: PresetOption = None,
     presets: PresetsOption = None,
@@ -523,8 +512,8 @@ def run(
     obs: ObsOption = False,
     obs_password: ObsPasswordOption = None,
     api: Annotated[bool, typer.Option("--api", help="Serve the control API (/api/params, /api/presets, ...; no page)")] = False,
-    api_host: Annotated[Optional[str], typer.Option("--api-host", help="API bind address (default 127.0.0.1; anything else needs a token, generated and printed)")] = None,
-    api_port: Annotated[Optional[int], typer.Option("--api-port", help="API TCP port (default server.port, 8080)")] = None,
+    api_host: Annotated[str | None, typer.Option("--api-host", help="API bind address (default 127.0.0.1; anything else needs a token, generated and printed)")] = None,
+    api_port: Annotated[int | None, typer.Option("--api-port", help="API TCP port (default server.port, 8080)")] = None,
     weights_dir: WeightsDirOption = None,
     fit: FitOption = None,
     lora: LoraOption = None,

@@ -10,10 +10,11 @@ import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
+from livestyle.commands.help_text import examples
 from livestyle.commands.run import (
     BypassOption,
     ControlOptions,
@@ -38,22 +39,14 @@ from livestyle.commands.run import (
 
 __all__ = ["register", "serve"]
 
-EXAMPLES = """
-Examples:
-
-  livestyle serve                                   # http://127.0.0.1:8080, --model auto
-
-  livestyle serve --model sdv2-1.3b --prompt "oil painting" --size 832x480
-
-  livestyle serve --host 0.0.0.0 --port 8443        # token generated and printed
-
-  livestyle serve --codec h264 --bitrate 4000000 --sink rec.mp4
-
-  livestyle serve --model sdv2-1.3b --presets my-looks.yaml --preset noir --obs
-
-OBS 30+: Settings → Stream → Service WHIP, Server http://HOST:PORT/whip, Bearer Token = the token.
-Viewer for an OBS browser source: http://HOST:PORT/view?token=TOKEN (WHEP: POST /whep).
-"""
+EXAMPLES = examples(
+    "livestyle serve                                   # http://127.0.0.1:8080, --model auto",
+    'livestyle serve --model sdv2-1.3b --prompt "oil painting" --size 832x480',
+    "livestyle serve --host 0.0.0.0 --port 8443        # token generated and printed",
+    "livestyle serve --codec h264 --bitrate 4000000 --sink rec.mp4",
+    "livestyle serve --model sdv2-1.3b --presets my-looks.yaml --preset noir --obs",
+    notes='OBS 30+: Settings → Stream → Service WHIP, Server http://HOST:PORT/whip, Bearer Token = the token.\n\nViewer for an OBS browser source: http://HOST:PORT/view?token=TOKEN (WHEP: POST /whep).',
+)
 
 
 def _server_overrides(**values: Any) -> list[str]:
@@ -61,16 +54,16 @@ def _server_overrides(**values: Any) -> list[str]:
 
 
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Bind address (default 127.0.0.1; anything else needs a token)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="TCP port (default 8080)")] = None,
-    token: Annotated[Optional[str], typer.Option(help="Bearer token (generated when --host is not loopback)")] = None,
-    codec: Annotated[Optional[str], typer.Option(help="Output video codec: vp8 or h264")] = None,
-    bitrate: Annotated[Optional[int], typer.Option(help="Output video bitrate in bits/s")] = None,
-    max_publishers: Annotated[Optional[int], typer.Option("--max-publishers", help="Publishing sessions at once")] = None,
-    sink: Annotated[Optional[list[str]], typer.Option("--sink", "-o", help="Extra sinks besides the page/WHEP (repeatable)")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1; anything else needs a token)")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8080)")] = None,
+    token: Annotated[str | None, typer.Option(help="Bearer token (generated when --host is not loopback)")] = None,
+    codec: Annotated[str | None, typer.Option(help="Output video codec: vp8 or h264")] = None,
+    bitrate: Annotated[int | None, typer.Option(help="Output video bitrate in bits/s")] = None,
+    max_publishers: Annotated[int | None, typer.Option("--max-publishers", help="Publishing sessions at once")] = None,
+    sink: Annotated[list[str] | None, typer.Option("--sink", "-o", help="Extra sinks besides the page/WHEP (repeatable)")] = None,
     prompt: PromptOption = None,
     model: ModelOption = None,
-    size: Annotated[Optional[str], typer.Option(help="Pipeline size WIDTHxHEIGHT")] = None,
+    size: Annotated[str | None, typer.Option(help="Pipeline size WIDTHxHEIGHT")] = None,
     fps: FpsOption = None,
     preset: PresetOption = None,
     presets: PresetsOption = None,
@@ -79,8 +72,8 @@ def serve(
     obs: ObsOption = False,
     obs_password: ObsPasswordOption = None,
     weights_dir: WeightsDirOption = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: section.key=value")] = None,
     bypass: BypassOption = False,
     no_governor: NoGovernorOption = False,
     quiet: QuietOption = False,

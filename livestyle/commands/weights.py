@@ -7,23 +7,18 @@ from typing import Annotated
 
 import typer
 
+from livestyle.commands.help_text import examples
 from livestyle.errors import WeightsError
 
 __all__ = ["register", "weights_app"]
 
-EXAMPLES = """
-Examples:
-
-  livestyle weights list
-
-  livestyle weights pull sdv2-1.3b
-
-  livestyle weights pull tiny                       # writes the random test model locally
-
-  livestyle weights verify sdv2-1.3b --weights-dir /data/weights
-
-  livestyle weights path sdv2-1.3b --role vae
-"""
+EXAMPLES = examples(
+    "livestyle weights list",
+    "livestyle weights pull sdv2-1.3b",
+    "livestyle weights pull tiny                       # writes the random test model locally",
+    "livestyle weights verify sdv2-1.3b --weights-dir /data/weights",
+    "livestyle weights path sdv2-1.3b --role vae",
+)
 
 weights_app = typer.Typer(
     help="Model files: list the registry, download (Hugging Face Hub), verify, show paths.\n\n" + EXAMPLES,
@@ -35,7 +30,7 @@ WeightsDir = Annotated[
     typer.Option(
         "--weights-dir",
         envvar="LIVESTYLE_WEIGHTS_DIR",
-        help="Local folder searched before the Hugging Face cache (DIR/<model>/<file>); pull downloads into it",
+        help="Local folder searched before the Hugging Face cache (DIR/MODEL/FILE); pull downloads into it",
     ),
 ]
 
