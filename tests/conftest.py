@@ -8,6 +8,7 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LIVESTYLE_STARTUP_HISTORY", "off")  # no "about N s" from earlier runs in the output
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 

@@ -64,7 +64,7 @@ def _compact_status(stats: dict[str, Any], width: int) -> str:
     p95 = stats.get("g2g_p95_ms", lat.get("p95", 0.0)) or 0.0
     parts: list[str] = []
     if stats.get("warming"):
-        parts.append("warming up")
+        parts.append(_warming_text(stats, short=True))
     if stats.get("bypass"):
         parts.append("BYPASS")
     failed = [name for name, s in stats.get("sinks", {}).items() if s.get("state") == "failed"]
@@ -139,8 +139,19 @@ def _full_status(stats: dict[str, Any]) -> str:
     if failed:
         parts.append("failed: " + ", ".join(failed))
     if stats.get("warming"):
-        parts.append("warming up the model (first frames follow)")
+        parts.append(_warming_text(stats))
     return " | ".join(parts)
+
+
+def _warming_text(stats: dict[str, Any], *, short: bool = False) -> str:
+    """``warming up 3 s of about 8 s``: the elapsed warm-up against what it took last time on
+    this machine (``stats["model"]["warmup_estimate_s"]``, see :mod:`livestyle.pipeline.startup_history`)."""
+    elapsed = stats.get("elapsed_s")
+    estimate = (stats.get("model") or {}).get("warmup_estimate_s")
+    done = f" {elapsed:.0f} s" if isinstance(elapsed, (int, float)) else ""
+    if estimate is not None:
+        return f"warming up{done} of about {estimate:.0f} s"
+    return f"warming up{done}" if short else f"warming up the model{done} (first frames follow)"
 
 
 class StatusLine:
@@ -364,11 +375,32 @@ def _load_generator(config: Config) -> Any:
     name = config.model.name
     if name == "passthrough" or name not in GENERATORS:  # unknown: open_generator names the valid ones
         return open_generator(name, config)
-    print(f"loading {name} (weights, text encoder, codecs)...", file=sys.stderr, flush=True)
+    history, key = _startup(config, "load")
+    estimate = history.estimate(key)
+    about = f"; about {estimate:.0f} s last time" if estimate is not None else ""
+    print(f"loading {name} (weights, text encoder, codecs{about})...", file=sys.stderr, flush=True)
     t0 = time.monotonic()
     generator = open_generator(name, config)
-    print(f"loaded {name} in {time.monotonic() - t0:.1f} s; warming up before the first frame", file=sys.stderr)
+    took = time.monotonic() - t0
+    history.record(key, took)
+    warm = history.estimate(_startup(config, "warmup")[1])
+    then = f" (about {warm:.0f} s)" if warm is not None else ""
+    print(f"loaded {name} in {took:.1f} s; warming up before the first frame{then}", file=sys.stderr)
     return generator
+
+
+def _startup(config: Config, phase: str) -> tuple[Any, str]:
+    """The start-up history and this run's key for ``phase`` (``load`` or ``warmup``): the model,
+    the working size, the steps and the device (the GPU's name, or ``cpu``)."""
+    from livestyle.pipeline.startup_history import StartupHistory, startup_key
+
+    device = config.model.device
+    if device in ("auto", "cuda") or device.startswith("cuda:"):
+        import torch
+
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    key = startup_key(phase, config.model.name, tuple(config.stream.size), config.model.steps, device)
+    return StartupHistory(), key
 
 
 def _governor(config: Config) -> Any:
@@ -463,14 +495,18 @@ def stream(
         return {"params": controller.params.to_dict(), **ctl.stats()}
 
     model_info = {"name": config.model.name, "styles": config.model.name != "passthrough",
-                  "warnings": _passthrough_warnings(config), "max_steps": max_steps}
+                  "warnings": _passthrough_warnings(config), "max_steps": max_steps, "warmup_estimate_s": None}
+    warmup_history: tuple[Any, str] | None = None
+    if is_model:
+        warmup_history = _startup(config, "warmup")
+        model_info["warmup_estimate_s"] = warmup_history[0].estimate(warmup_history[1])
 
     def stats() -> dict[str, Any]:
         return {**runner.stats(), "controls": control_stats(), "model": model_info}
 
     line = StatusLine(log_interval=config.runner.log_interval)
     if status:
-        runner.add_stats_listener(lambda snapshot: line({**snapshot, "controls": control_stats()}))
+        runner.add_stats_listener(lambda snapshot: line({**snapshot, "controls": control_stats(), "model": model_info}))
     stop_server: Callable[[], None] | None = None
     try:
         if serve is not None:
@@ -482,6 +518,8 @@ def stream(
         if stop_server is not None:
             stop_server()
     report.stats["controls"] = control_stats()
+    if warmup_history is not None and report.stats.get("warmup_s") is not None:
+        warmup_history[0].record(warmup_history[1], report.stats["warmup_s"])  # the next start's estimate
     for name, error in report.sink_errors.items():
         print(f"warning: sink {name} failed and was closed: {error}", file=sys.stderr)
     return report

@@ -122,7 +122,11 @@ function showState(ps) {
   $("notice").textContent = warnings.join(" ");
   const warming = Boolean(ps.warming);
   $("warm-badge").hidden = !warming;
-  if (warming && ps.elapsed_s !== undefined) $("warm-badge").textContent = `warming up ${Math.round(ps.elapsed_s)} s`;
+  if (warming && ps.elapsed_s !== undefined) {
+    const about = model.warmup_estimate_s;  // what it took last time on this machine, if known
+    $("warm-badge").textContent = `warming up ${Math.round(ps.elapsed_s)} s`
+      + (about !== undefined && about !== null ? ` of about ${Math.round(about)} s` : "");
+  }
   if (ps.bypass !== undefined) showBypass(ps.bypass);
   // The governor: the level it holds when it stepped quality down, and why (its latest decision).
   const gov = ps.governor || {};
