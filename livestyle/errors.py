@@ -18,6 +18,7 @@ __all__ = [
     "ControlError",
     "CommandRefusedError",
     "ServerError",
+    "one_line",
 ]
 
 
@@ -71,3 +72,10 @@ class CommandRefusedError(ControlError):
 
 class ServerError(LivestyleError):
     """The web server cannot start or a session cannot be created."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` as one line for a status or report: a livestyle error's message as is, anything else
+    prefixed with its type (``ValueError: ...``)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, LivestyleError) else f"{type(exc).__name__}: {text}"
