@@ -19,9 +19,8 @@ from livestyle.models.vae import (
     StreamingAutoencoder,
     StreamingWanVAE,
     WanVAE,
-    load_wan_vae,
-    original_to_diffusers_key,
 )
+from livestyle.models.vae_loading import load_wan_vae, original_to_diffusers_key
 
 
 @pytest.fixture(scope="module")

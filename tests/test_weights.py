@@ -105,7 +105,7 @@ def test_tiny_model_is_generated_locally_and_loads(tmp_path: Path, monkeypatch: 
 
     from livestyle.models.taehv import load_taehv
     from livestyle.models.text import PromptEncoder
-    from livestyle.models.vae import load_wan_vae
+    from livestyle.models.vae_loading import load_wan_vae
     from livestyle.models.weights import pull
 
     monkeypatch.setenv("LIVESTYLE_CACHE_DIR", str(tmp_path / "cache"))

@@ -73,7 +73,8 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
     from livestyle.models.checkpoints import load_dit
     from livestyle.models.taehv import StreamingTAEHV, load_taehv
     from livestyle.models.text import PromptEncoder
-    from livestyle.models.vae import StreamingWanVAE, load_wan_vae
+    from livestyle.models.vae import StreamingWanVAE
+    from livestyle.models.vae_loading import load_wan_vae
     from livestyle.models.weights import get_model
 
     spec = get_model(name)

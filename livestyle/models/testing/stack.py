@@ -75,11 +75,8 @@ def write_wan_vae_diffusers(folder: str | Path, *, config_name: str = "tiny", se
     """Write a diffusers ``vae/`` folder: ``config.json`` and ``diffusion_pytorch_model.safetensors``."""
     from safetensors.torch import save_file
 
-    from livestyle.models.vae import (
-        LATENTS_MEAN,
-        LATENTS_STD,
-        original_to_diffusers_key,
-    )
+    from livestyle.models.vae import LATENTS_MEAN, LATENTS_STD
+    from livestyle.models.vae_loading import original_to_diffusers_key
 
     model = random_wan_vae(config_name, seed)
     cfg = model.config
