@@ -143,10 +143,10 @@ def chunk_latency(provider, imgs: list[np.ndarray], chunk: int, gen_ms: float, i
 
 
 def open_selfie():
-    from livestyle.models import weights
+    from livestyle.models.weights_pull import pull
     from livestyle.pipeline.masks.selfie import open_selfie_segmenter
 
-    weights.pull("mediapipe-selfie", progress=False)
+    pull("mediapipe-selfie", progress=False)
     return open_selfie_segmenter(SelfieMaskConfig())
 
 

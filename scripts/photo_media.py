@@ -59,12 +59,12 @@ def write_clip(path: Path, seconds: float, width: int = 640, height: int = 480, 
 def write_still(path: Path, width: int = 640, height: int = 480) -> None:
     """Camera | selfie mask | background blurred (``effects.fill=blur``), side by side, as JPEG."""
     from livestyle.config import SelfieMaskConfig
-    from livestyle.models import weights
+    from livestyle.models.weights_pull import pull
     from livestyle.pipeline.effects import blurred, composite
     from livestyle.pipeline.masks.selfie import open_selfie_segmenter
     from livestyle.pipeline.masks.smoothing import feather
 
-    weights.pull("mediapipe-selfie", progress=False)
+    pull("mediapipe-selfie", progress=False)
     camera = panned_views(width, height, 1, noise=0.0)[0]
     subject = feather(open_selfie_segmenter(SelfieMaskConfig()).compute(camera).subject, 2.0)
     after = composite(blurred(camera, 12.0), camera, subject, "background")

@@ -32,9 +32,9 @@ MIN_IOU = 0.85  # measured 0.93 (general) and 0.92 (landscape) at mask >= 0.5
 
 @pytest.fixture(scope="session")
 def selfie_files() -> dict[str, Path]:
-    from livestyle.models import weights
+    from livestyle.models.weights_pull import pull
 
-    return weights.pull("mediapipe-selfie", progress=False)
+    return pull("mediapipe-selfie", progress=False)
 
 
 @pytest.fixture()
@@ -71,7 +71,7 @@ def panned(n: int, step: int = 4, noise: float = 3.0, seed: int = 0) -> list[np.
 
 
 def test_the_pulled_files_are_the_registry_s(selfie_files: dict[str, Path]) -> None:
-    from livestyle.models.weights import verify
+    from livestyle.models.weights_verify import verify
 
     results = verify("mediapipe-selfie")
     assert [r.spec.role for r in results] == ["general", "landscape", "face"] == list(selfie_files)

@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from livestyle.errors import WeightsError
-from livestyle.models.weights import get_model, list_models, locate, resolve, verify
+from livestyle.models.weights import get_model, list_models, locate, resolve
+from livestyle.models.weights_verify import verify
 
 REAL_MODELS = {"sdv2-1.3b", "sdv2-14b", "self-forcing-1.3b", "krea-14b", "longlive-1.3b", "tiny"}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -106,7 +107,7 @@ def test_tiny_model_is_generated_locally_and_loads(tmp_path: Path, monkeypatch: 
     from livestyle.models.taehv import load_taehv
     from livestyle.models.text import PromptEncoder
     from livestyle.models.vae_loading import load_wan_vae
-    from livestyle.models.weights import pull
+    from livestyle.models.weights_pull import pull
 
     monkeypatch.setenv("LIVESTYLE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing may be downloaded
@@ -356,7 +357,7 @@ def test_pull_into_a_weights_dir_and_verify_catches_bad_files(hub: FakeHub, tmp_
 
 
 def test_hub_errors_are_one_line(hub: FakeHub, tmp_path: Path) -> None:
-    from livestyle.models.weights import pull
+    from livestyle.models.weights_pull import pull
 
     reg = tmp_path / "reg"
     reg.mkdir()

@@ -15,13 +15,8 @@ from safetensors.torch import save_file
 
 from livestyle.models.testing import dit as W
 from livestyle.models.testing import stack
-from livestyle.models.weights import (
-    ModelSpec,
-    get_model,
-    git_blob_sha1,
-    list_models,
-    verify,
-)
+from livestyle.models.weights import ModelSpec, get_model, list_models
+from livestyle.models.weights_verify import git_blob_sha1, verify
 
 FILES = {
     "dit": "ckpt/model.pt",

@@ -77,7 +77,8 @@ def pull_cmd(
     or a LoRA (OWNER/REPO) into the LoRA folder, where --lora, presets and the page find it by name."""
     from rich.console import Console
 
-    from livestyle.models.weights import FileSpec, get_model, list_models, pull
+    from livestyle.models.weights import FileSpec, get_model, list_models
+    from livestyle.models.weights_pull import pull
 
     console = Console(stderr=True)
     if "/" in name and name not in {m.name for m in list_models()}:
@@ -109,7 +110,8 @@ def verify_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from livestyle.models.weights import get_model, human_size, verify
+    from livestyle.models.weights import get_model, human_size
+    from livestyle.models.weights_verify import verify
 
     model = get_model(name)
     results = verify(model, weights_dir=weights_dir, check_hashes=not no_hash)

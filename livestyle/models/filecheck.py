@@ -6,7 +6,7 @@ tensor names and shapes against the model the registry entry names (``dit: 1.3b`
 transformer, its Wan VAE, umT5-XXL and TAEHV; ``dit: tiny`` → the tiny test stack). A file that
 does not fit raises :class:`~livestyle.errors.WeightsError` with one line naming the role and what
 is wrong; a file that fits returns the list of checks it passed. What could not be checked is
-listed by the caller (``livestyle.models.weights.verify``) as "unverified".
+listed by the caller (``livestyle.models.weights_verify.verify``) as "unverified".
 """
 
 from __future__ import annotations

@@ -13,11 +13,8 @@ Resolution order for a file (:func:`resolve`):
 3. generated files: ``<generated dir>/<model>/<file>`` (``$LIVESTYLE_CACHE_DIR/weights``).
 
 A missing file raises :class:`WeightsError` naming the file and the ``livestyle weights pull``
-command. :func:`pull` downloads through ``huggingface_hub`` (progress bars, resumable, the standard
-cache), failing fast without network and checking free disk space first. :func:`verify` checks
-what it can — the exact size and SHA-256 or git blob id where the registry knows them, the file's
-format header, its tensor names and shapes against the model config (``livestyle.models.filecheck``)
-— and lists what it could not check as unverified.
+command. Downloading is :func:`livestyle.models.weights_pull.pull`; checking the files on disk is
+:func:`livestyle.models.weights_verify.verify`.
 
 Model-level keys besides ``files``: ``container`` (which weight set of a training save the model
 streams: what its upstream inference loader takes) and ``adapter`` (``rank``/``alpha`` of a LoRA
@@ -27,12 +24,8 @@ or ``unverified``) and ``git_sha1`` (the git blob id of a file pinned from a Git
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import logging
 import os
-import shutil
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,18 +38,16 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "FileSpec",
-    "FileStatus",
     "ModelSpec",
+    "file_present",
     "generated_dir",
     "get_model",
-    "git_blob_sha1",
     "human_size",
     "list_models",
+    "local_weights_dir",
     "locate",
-    "pull",
     "registry_dir",
     "resolve",
-    "verify",
 ]
 
 WEIGHTS_DIR_ENV = "LIVESTYLE_WEIGHTS_DIR"
@@ -69,12 +60,12 @@ class FileSpec:
 
     ``repo``/``revision``: Hub repository; ``file``: path of a file in it; ``folder``: path of a
     folder in it (all files below are fetched); ``size``/``sha256``: exact values when known
-    (checked by :func:`verify`); ``approx_size``: bytes for disk-space planning when the exact size
+    (checked by :func:`~livestyle.models.weights_verify.verify`); ``approx_size``: bytes for disk-space planning when the exact size
     is unknown; ``generate``: ``"module:function"`` writing the file locally instead of downloading;
     ``url``: an alternative public source, for the error message; ``optional``: the model runs
     without it (e.g. the TAEHV fast decoder); ``license``: the file's licence as its upstream card
     or repository states it (``"unverified"`` when not read); ``git_sha1``: the git blob id of the
-    pinned upstream file (checked by :func:`verify`).
+    pinned upstream file (checked by :func:`~livestyle.models.weights_verify.verify`).
     """
 
     role: str
@@ -257,14 +248,16 @@ def get_model(name: str, directory: Path | None = None) -> ModelSpec:
 # -- resolution -------------------------------------------------------------------------------------
 
 
-def _weights_dir(weights_dir: str | Path | None) -> Path | None:
+def local_weights_dir(weights_dir: str | Path | None) -> Path | None:
+    """The local weights folder: ``weights_dir``, else ``$LIVESTYLE_WEIGHTS_DIR``, else None."""
     if weights_dir is not None:
         return Path(weights_dir).expanduser()
     env = os.environ.get(WEIGHTS_DIR_ENV)
     return Path(env).expanduser() if env else None
 
 
-def _usable(path: Path, spec: FileSpec) -> bool:
+def file_present(path: Path, spec: FileSpec) -> bool:
+    """``path`` holds ``spec``: an existing file, or a folder that is not empty."""
     if spec.is_folder:
         return path.is_dir() and any(path.iterdir())
     return path.is_file()
@@ -293,18 +286,18 @@ def _hub_cached(spec: FileSpec) -> Path | None:
     except (LocalEntryNotFoundError, OSError, ValueError):
         return None
     folder = Path(root) / spec.path
-    return folder if _usable(folder, spec) else None
+    return folder if file_present(folder, spec) else None
 
 
 def locate(model: ModelSpec, role: str, *, weights_dir: str | Path | None = None) -> tuple[Path | None, list[Path]]:
     """Where ``role`` of ``model`` is: ``(path or None, local paths that were looked at)``."""
     spec = model.file(role)
     looked: list[Path] = []
-    root = _weights_dir(weights_dir)
+    root = local_weights_dir(weights_dir)
     if root is not None:
         for candidate in _local_candidates(model, spec, root):
             looked.append(candidate)
-            if _usable(candidate, spec):
+            if file_present(candidate, spec):
                 return candidate, looked
     cached = _hub_cached(spec)
     if cached is not None:
@@ -312,7 +305,7 @@ def locate(model: ModelSpec, role: str, *, weights_dir: str | Path | None = None
     if spec.generate:
         candidate = generated_dir() / model.name / spec.path
         looked.append(candidate)
-        if _usable(candidate, spec):
+        if file_present(candidate, spec):
             return candidate, looked
     return None, looked
 
@@ -335,10 +328,8 @@ def resolve(name: str | ModelSpec, role: str, *, weights_dir: str | Path | None 
     )
 
 
-# -- download -------------------------------------------------------------------------------------
-
-
 def human_size(n: int | None) -> str:
+    """``n`` bytes as ``1.2 GB`` (``?`` for None)."""
     if n is None:
         return "?"
     size = float(n)
@@ -347,319 +338,3 @@ def human_size(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{n} B"
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    value = os.environ.get("HF_HUB_OFFLINE", "")
-    return bool(constants.HF_HUB_OFFLINE) or value.upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def _offline_message(model: ModelSpec, spec: FileSpec, why: str) -> str:
-    return (
-        f"cannot download {spec.repo}/{spec.path} for {model.name!r}: {why}; "
-        f"download it elsewhere and put it at DIR/{model.name}/{spec.path}, then pass --weights-dir DIR "
-        f"(or set {WEIGHTS_DIR_ENV}=DIR)"
-    )
-
-
-def _free_bytes(path: Path) -> int:
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
-
-
-def _hub_cache_dir() -> Path:
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
-
-
-def _target_dir(model: ModelSpec, weights_dir: Path | None) -> Path | None:
-    return weights_dir / model.name if weights_dir is not None else None
-
-
-def _check_space(model: ModelSpec, todo: list[FileSpec], dest: Path, sizes: dict[str, int | None]) -> None:
-    need = sum(sizes.get(s.role) or 0 for s in todo)
-    if not need:
-        return
-    free = _free_bytes(dest)
-    if need > free:
-        raise WeightsError(
-            f"not enough disk space for {model.name!r} in {dest}: {human_size(need)} needed, {human_size(free)} free; "
-            "free some space, or download elsewhere with --weights-dir DIR (or HF_HOME=DIR for the Hugging Face cache)"
-        )
-
-
-def _remote_size(spec: FileSpec) -> int | None:
-    """Exact size from the Hub (a HEAD request), or None for folders / on failure."""
-    if spec.is_folder or not spec.repo:
-        return None
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
-    meta = get_hf_file_metadata(hf_hub_url(spec.repo, spec.path, revision=spec.revision), timeout=10, retry_on_errors=False)
-    return meta.size
-
-
-def _hub_error(model: ModelSpec, spec: FileSpec, exc: Exception) -> WeightsError:
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    target = f"{spec.repo}/{spec.path}"
-    if _is_connection_error(exc):
-        return WeightsError(_offline_message(model, spec, "no connection to the Hugging Face Hub"))
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, HfHubHTTPError):  # the HTTP error behind a wrapper
-        cause = cause.__cause__ or cause.__context__
-    err: BaseException = cause if cause is not None else exc
-    if isinstance(err, GatedRepoError):
-        return WeightsError(f"{spec.repo} is gated: accept its terms on huggingface.co and log in (`hf auth login`), then pull again")
-    if isinstance(err, RepositoryNotFoundError):
-        return WeightsError(f"repository {spec.repo} not found on the Hugging Face Hub (or it is private); check configs/models/{model.name}.yaml")
-    if isinstance(err, RevisionNotFoundError):
-        return WeightsError(f"revision {spec.revision!r} of {spec.repo} not found; check configs/models/{model.name}.yaml")
-    if isinstance(err, EntryNotFoundError):
-        return WeightsError(f"{target} not found on the Hugging Face Hub; check configs/models/{model.name}.yaml")
-    if isinstance(err, LocalEntryNotFoundError):
-        return WeightsError(_offline_message(model, spec, "no connection to the Hugging Face Hub"))
-    first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return WeightsError(f"downloading {target} failed: {first_line}")
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    names = {"ConnectError", "ConnectTimeout", "ConnectionError", "ReadTimeout", "TimeoutException", "NetworkError", "OfflineModeIsEnabled"}
-    seen: BaseException | None = exc
-    while seen is not None:
-        if type(seen).__name__ in names or isinstance(seen, (ConnectionError, TimeoutError)):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _generate(model: ModelSpec, spec: FileSpec, dest: Path) -> Path:
-    module_name, _, func_name = (spec.generate or "").partition(":")
-    try:
-        writer: Callable[..., Any] = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as exc:
-        raise WeightsError(f"{model.name}: generator {spec.generate!r} for {spec.role} cannot be imported ({exc})") from None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    writer(dest)
-    return dest
-
-
-def pull(
-    name: str | ModelSpec,
-    *,
-    weights_dir: str | Path | None = None,
-    roles: Iterable[str] | None = None,
-    include_optional: bool = True,
-    progress: bool = True,
-    on_file: Callable[[FileSpec, Path, str], None] | None = None,
-) -> dict[str, Path]:
-    """Fetch every file of ``name`` that is not already present; return ``role -> path``.
-
-    Hub files go to the standard Hugging Face cache (or ``DIR/<model>/`` with ``weights_dir``)
-    through ``hf_hub_download`` / ``snapshot_download``, which show progress bars and resume
-    interrupted downloads (``progress=False`` hides the bars). Generated files are written locally. ``on_file(spec, path, status)``
-    is called per file with status ``"present"``, ``"downloaded"`` or ``"generated"``.
-    Raises :class:`WeightsError` when offline, out of disk space, or on a Hub error.
-    """
-    model = name if isinstance(name, ModelSpec) else get_model(name)
-    wanted = list(roles) if roles is not None else [r for r, s in model.files.items() if include_optional or not s.optional]
-    root = _weights_dir(weights_dir)
-    done: dict[str, Path] = {}
-    todo: list[FileSpec] = []
-    for role in wanted:
-        spec = model.file(role)
-        found, _ = locate(model, role, weights_dir=root)
-        if found is not None:
-            done[role] = found
-            if on_file:
-                on_file(spec, found, "present")
-        else:
-            todo.append(spec)
-    generate = [s for s in todo if s.generate and not s.repo]
-    hub = [s for s in todo if s.repo]
-    for spec in generate:
-        base = _target_dir(model, root) or generated_dir() / model.name
-        done[spec.role] = _generate(model, spec, base / spec.path)
-        if on_file:
-            on_file(spec, done[spec.role], "generated")
-    if not hub:
-        return done
-    if _offline():
-        raise WeightsError(_offline_message(model, hub[0], "HF_HUB_OFFLINE is set"))
-    dest = _target_dir(model, root) or _hub_cache_dir()
-    _check_space(model, hub, dest, {s.role: s.planned_size for s in hub})  # what the registry knows, before any network
-    sizes: dict[str, int | None] = {}
-    for spec in hub:  # one HEAD per file, without retries: fails fast with no network, gives exact sizes
-        try:
-            size = _remote_size(spec)
-        except Exception as exc:  # noqa: BLE001 - every hub/network failure becomes one WeightsError
-            raise _hub_error(model, spec, exc) from None
-        sizes[spec.role] = size if size is not None else spec.planned_size
-    _check_space(model, hub, dest, sizes)
-
-    from huggingface_hub import hf_hub_download, snapshot_download
-    from huggingface_hub.utils import (
-        are_progress_bars_disabled,
-        disable_progress_bars,
-        enable_progress_bars,
-    )
-
-    bars_were_off = are_progress_bars_disabled()
-    if not progress:
-        disable_progress_bars()
-    try:
-        _download(model, hub, root, done, on_file, hf_hub_download, snapshot_download)
-    finally:
-        if not progress and not bars_were_off:
-            enable_progress_bars()
-    return done
-
-
-def _download(
-    model: ModelSpec,
-    hub: list[FileSpec],
-    root: Path | None,
-    done: dict[str, Path],
-    on_file: Callable[[FileSpec, Path, str], None] | None,
-    hf_hub_download: Callable[..., str],
-    snapshot_download: Callable[..., str],
-) -> None:
-    for spec in hub:
-        local_dir = str(_target_dir(model, root)) if root is not None else None
-        try:
-            if spec.is_folder:
-                snap = snapshot_download(
-                    spec.repo, revision=spec.revision, allow_patterns=[f"{spec.path}/*"], local_dir=local_dir
-                )
-                path = Path(snap) / spec.path
-            else:
-                path = Path(
-                    hf_hub_download(spec.repo, spec.path, revision=spec.revision, local_dir=local_dir)  # type: ignore[arg-type]
-                )
-        except Exception as exc:  # noqa: BLE001 - mapped to one-line WeightsErrors
-            raise _hub_error(model, spec, exc) from None
-        if not _usable(path, spec):
-            raise WeightsError(f"{spec.repo}/{spec.path} downloaded but {path} is empty; check configs/models/{model.name}.yaml")
-        done[spec.role] = path
-        if on_file:
-            on_file(spec, path, "downloaded")
-
-
-# -- verification ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FileStatus:
-    """Result of checking one file.
-
-    ``ok`` False with ``problem`` set when missing or wrong. ``checked``: the checks it passed;
-    ``unverified``: what could not be checked (no published hash, no exact size, ...). ``state``
-    sums it up: ``verified`` (content hash matched), ``checked`` (everything checkable passed, the
-    rest is listed as unverified), ``FAIL``, ``missing`` or ``optional, absent``.
-    """
-
-    spec: FileSpec
-    path: Path | None
-    ok: bool
-    size: int | None
-    problem: str = ""
-    checked: tuple[str, ...] = ()
-    unverified: tuple[str, ...] = ()
-
-    @property
-    def state(self) -> str:
-        if self.path is None:
-            return "optional, absent" if self.ok else "missing"
-        if not self.ok:
-            return "FAIL"
-        return "verified" if any(c.startswith(("sha256", "git blob")) for c in self.checked) else "checked"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def git_blob_sha1(path: Path) -> str:
-    """The id git gives the file's content (``sha1("blob <size>\\0" + bytes)``), as ``git ls-tree`` shows it."""
-    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _folder_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _check_file(model: ModelSpec, spec: FileSpec, path: Path, check_hashes: bool) -> FileStatus:
-    from livestyle.models.filecheck import STRUCTURE_ROLES, check_structure
-
-    size = _folder_size(path) if spec.is_folder else path.stat().st_size
-    checked: list[str] = []
-    unverified: list[str] = []
-
-    def fail(problem: str) -> FileStatus:
-        return FileStatus(spec, path, False, size, problem, tuple(checked), tuple(unverified))
-
-    if spec.is_folder:
-        unverified.append("folder contents (no sizes or hashes published per file)")
-    elif spec.size is not None:
-        if size != spec.size:
-            return fail(f"size {size} bytes, expected {spec.size} (truncated or wrong file)")
-        checked.append(f"size {size} bytes")
-    else:
-        unverified.append("exact size (registry has none)")
-    try:
-        checked += check_structure(spec.role, path, model)
-    except WeightsError as exc:
-        return fail(str(exc))
-    if spec.role not in STRUCTURE_ROLES:
-        unverified.append(f"tensor names and shapes (no check for role {spec.role!r})")
-    if spec.is_folder:
-        return FileStatus(spec, path, True, size, "", tuple(checked), tuple(unverified))
-    if spec.sha256 and check_hashes:
-        digest = _sha256(path)
-        if digest != spec.sha256:
-            return fail(f"sha256 {digest[:12]}..., expected {spec.sha256[:12]}...")
-        checked.append("sha256 matches the registry")
-    elif spec.git_sha1 and check_hashes:
-        blob = git_blob_sha1(path)
-        if blob != spec.git_sha1:
-            where = f"; get the pinned file from {spec.url}" if spec.url else ""
-            return fail(f"git blob {blob[:12]} is not the pinned upstream file {spec.git_sha1[:12]}{where}")
-        checked.append(f"git blob {blob[:12]} = the pinned upstream file")
-    else:
-        unverified.append("content hash (skipped: --no-hash)" if (spec.sha256 or spec.git_sha1) else "content hash (none published)")
-    return FileStatus(spec, path, True, size, "", tuple(checked), tuple(unverified))
-
-
-def verify(name: str | ModelSpec, *, weights_dir: str | Path | None = None, check_hashes: bool = True) -> list[FileStatus]:
-    """Check each file of ``name``: present; exact size, SHA-256 or git blob id where the registry
-    knows them; format header, tensor names and shapes against the model config. Each result lists
-    what was checked and what stayed unverified; nothing is reported as plainly "ok"."""
-    model = name if isinstance(name, ModelSpec) else get_model(name)
-    results: list[FileStatus] = []
-    for role, spec in model.files.items():
-        path, _ = locate(model, role, weights_dir=weights_dir)
-        if path is None:
-            problem = "optional, not downloaded" if spec.optional else "missing"
-            results.append(FileStatus(spec, None, spec.optional, None, problem))
-            continue
-        results.append(_check_file(model, spec, path, check_hashes))
-    return results

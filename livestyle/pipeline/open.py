@@ -56,7 +56,8 @@ def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
 
 
 def _path(spec, role: str, weights_dir: str | None = None) -> Path:  # type: ignore[no-untyped-def]
-    from livestyle.models.weights import pull, resolve
+    from livestyle.models.weights import resolve
+    from livestyle.models.weights_pull import pull
 
     try:
         return resolve(spec, role, weights_dir=weights_dir)
