@@ -73,7 +73,7 @@ def test_apply_overrides_on_a_built_config() -> None:
         ("stream.size=big", "stream.size: expected WIDTHxHEIGHT such as 832x480, got 'big'"),
         ("stream.size=0x480", "stream.size: width and height must be between 1 and 8192, got 0x480"),
         ("server.port=70000", "server.port: expected an integer >= 1 and <= 65535, got 70000"),
-        ("stream=1", "config key 'stream' is a section; set one of: size, fps, max_frames, pace, loop"),
+        ("stream=1", "config key 'stream' is a section; set one of: size, aspect, fps, max_frames, pace, loop"),
         ("model.steps.x=1", "unknown config key 'model.steps.x'; model.steps has no sub-keys"),
         ("model.steps", "--set expects key.path=value (e.g. model.steps=2), got 'model.steps'"),
     ],

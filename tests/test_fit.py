@@ -94,3 +94,61 @@ def test_bad_fit_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert code != 0 and err.startswith("error: stream.fit: expected one of crop, pad, stretch"), err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_without_size_the_working_size_follows_a_4_3_clip(tmp_path: Path) -> None:
+    """No --size: the 4:3 clip is worked and written at 4:3 (about 832x480's pixels), uncropped."""
+    clip, out = tmp_path / "square.mp4", tmp_path / "out.mp4"
+    write_square_clip(clip)
+    code = main(["run", "--source", str(clip), "--sink", str(out), "--model", "passthrough", "--no-pace",
+                 "--no-loop", "--quiet"])
+    assert code == 0
+    frame = last_frame(out)
+    assert frame.shape == (544, 720, 3)  # working_size((640, 480), (832, 480)): 4:3 in multiples of 16
+    w, h = white_box(frame)
+    assert abs(w - h) <= 4, (w, h)
+    assert abs(h / frame.shape[0] - 200 / 480) < 0.02  # the whole picture: nothing cropped away
+
+
+def test_a_typed_size_or_aspect_fixed_pins_the_working_size(tmp_path: Path) -> None:
+    clip = tmp_path / "square.mp4"
+    write_square_clip(clip)
+    for args in (["--size", "832x480"], ["--set", "stream.aspect=fixed"]):
+        out = tmp_path / f"out{len(args[0])}.mp4"
+        assert main(["run", "--source", str(clip), "--sink", str(out), "--model", "passthrough", "--no-pace",
+                     "--no-loop", "--quiet", *args]) == 0
+        assert last_frame(out).shape == (480, 832, 3)
+
+
+def test_a_camera_is_asked_for_the_working_size_and_its_own_mode_kept() -> None:
+    from livestyle.ingest.camera import CameraDevice, CameraSource
+
+    asked: list[tuple[int, int] | None] = []
+
+    class FourByThree:
+        def read(self) -> np.ndarray:
+            return square_picture()
+
+        def close(self) -> None:
+            pass
+
+    def opener(device: CameraDevice, size: tuple[int, int] | None, fps: float) -> FourByThree:
+        asked.append(size)
+        return FourByThree()
+
+    source = CameraSource(CameraDevice("test", "test", None, None), size=None, request=(832, 480), opener=opener)
+    info = source.open()
+    assert asked == [(832, 480)] and (info.width, info.height) == (640, 480)
+    frame = next(iter(source.frames()))
+    assert frame.image.shape == (480, 640, 3)
+    source.close()
+
+
+def test_the_aspect_rule_stays_within_the_models_largest_size() -> None:
+    from livestyle.commands.run import _aspect_rule
+
+    class Family:
+        max_size = (512, 512)
+
+    assert _aspect_rule((832, 480), Family())((640, 480)) == (512, 384)
+    assert _aspect_rule((832, 480), None)((1920, 1080)) == (832, 464)  # 16:9 at 832x480's pixels

@@ -255,7 +255,7 @@ def build_config(
         raise ConfigError(f"--fps must be positive, got {fps:g}")
     extra = list(overrides)
     if size is not None:
-        extra.append(f"stream.size={size}")
+        extra += [f"stream.size={size}", "stream.aspect=fixed"]  # a size typed on the command line is meant
     if fps is not None:
         extra.append(f"stream.fps={fps}")
     if max_frames is not None:
@@ -403,6 +403,25 @@ def _startup(config: Config, phase: str) -> tuple[Any, str]:
     return StartupHistory(), key
 
 
+def _has_own_aspect(spec: str) -> bool:
+    """Cameras, files and network streams have an aspect ratio of their own; the test pattern (made
+    at the working size) and the browser (cropped to it on arrival) do not."""
+    return spec.strip().lower() not in ("pattern", "webrtc", "whip")
+
+
+def _aspect_rule(requested: tuple[int, int], family: Any) -> Callable[[tuple[int, int]], tuple[int, int]]:
+    """The working size for a source: its aspect ratio at about ``requested``'s pixel count, in
+    multiples of 16, within the model's largest size (``family.max_size``) when it has one."""
+    from livestyle.pipeline.fit import working_size
+
+    bound = getattr(family, "max_size", None)
+
+    def rule(source: tuple[int, int]) -> tuple[int, int]:
+        return working_size(source, tuple(requested), explicit=False, bound=bound)  # type: ignore[arg-type]
+
+    return rule
+
+
 def _governor(config: Config) -> Any:
     """The runtime governor of ``config.governor`` (None when disabled); its chunk budget is set
     per chunk by the runner from the generator's chunk size and the frame rate."""
@@ -437,11 +456,11 @@ def stream(
     ``runner.log_interval`` when stderr is not a terminal). Ctrl-C / SIGTERM (or ``q``)
     stop the run cleanly and recordings are finalized.
     """
-    from livestyle.pipeline.commands import SetBypass
     from livestyle.control.setup import Controls, build_controller, load_preset_book
     from livestyle.ingest import open_source
     from livestyle.output import open_sink
     from livestyle.output.media import RecordingOptions
+    from livestyle.pipeline.commands import SetBypass
     from livestyle.pipeline.effects import EffectGenerator
     from livestyle.pipeline.runner import Runner
 
@@ -454,7 +473,12 @@ def stream(
     # Background effects (docs/effects.md): a no-op wrapper under effects.mode=full, so that
     # SetEffect can switch the effect on mid-stream; in bypass it shows the mask preview.
     generator = EffectGenerator(inner, config.effects)
-    src = open_source(source, size=s.size, fps=s.fps, pace=s.pace, loop=s.loop, fit=s.fit) if isinstance(source, str) else source
+    follow = s.aspect == "source" and isinstance(source, str) and _has_own_aspect(source)
+    if isinstance(source, str):
+        src = open_source(source, size=None if follow else s.size, fps=s.fps, pace=s.pace, loop=s.loop, fit=s.fit,
+                          capture_size=s.size)
+    else:
+        src = source
     recording = RecordingOptions.from_config(config.recording)
     outs = [open_sink(spec, fps=s.fps, recording=recording) if isinstance(spec, str) else spec for spec in sinks]
     runner = Runner(
@@ -470,6 +494,7 @@ def stream(
         bypass_filter=generator.bypassed if config.effects.preview else None,
         governor=_governor(config) if s.pace else None,
         fit=s.fit,
+        size_for_source=_aspect_rule(s.size, getattr(inner, "family", None)) if follow else None,
     )
     is_model = isinstance(inner, _ModelLimits)
     max_steps = inner.max_steps if is_model else _config_max_steps()

@@ -42,6 +42,7 @@ def open_source(
     pace: bool = True,
     loop: bool = True,
     fit: FitMode = DEFAULT_FIT,
+    capture_size: tuple[int, int] | None = None,
 ) -> Source:
     """The source named by ``spec`` (not yet opened).
 
@@ -55,6 +56,8 @@ def open_source(
         loop: files: start again at the end (False: the stream ends).
         fit: how a picture of another shape becomes ``size``: ``crop`` (centre crop, default),
             ``pad`` (black bars) or ``stretch`` (:mod:`livestyle.pipeline.fit`).
+        capture_size: cameras with ``size`` None: the mode asked of the camera (its frames then
+            come out at the size it picks, aspect ratio kept).
 
     Raises:
         SourceError: unknown scheme, missing file, or a missing optional dependency.
@@ -83,7 +86,7 @@ def open_source(
     if _is_camera(spec):
         from livestyle.ingest.camera import CameraSource, camera_device
 
-        return CameraSource(camera_device(spec), size=size, fps=fps, fit=fit)
+        return CameraSource(camera_device(spec), size=size, request=capture_size, fps=fps, fit=fit)
     scheme = urlsplit(spec).scheme.lower() if "://" in spec else ""
     if scheme == "srt":
         from livestyle.ingest.srt import open_srt_source

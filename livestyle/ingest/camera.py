@@ -205,7 +205,10 @@ class CameraSource:
     Args:
         device: what :func:`camera_device` resolved.
         size: ``(width, height)`` asked of the camera; frames are fitted to it by ``fit`` when the
-            camera delivers another size (:mod:`livestyle.pipeline.fit`). None keeps the camera's size.
+            camera delivers another size (:mod:`livestyle.pipeline.fit`). None keeps the size the
+            camera delivers (the one it chose for ``request``, if given).
+        request: with ``size`` None, the size asked of the camera (it picks its nearest mode);
+            frames come out at whatever it delivers, so its aspect ratio is kept.
         fit: ``crop`` (default), ``pad`` or ``stretch``.
         fps: rate asked of the camera, and the rate at which the last frame repeats while the
             camera is being reconnected.
@@ -218,6 +221,7 @@ class CameraSource:
         device: CameraDevice,
         *,
         size: tuple[int, int] | None = None,
+        request: tuple[int, int] | None = None,
         fps: float | None = None,
         fit: FitMode = DEFAULT_FIT,
         opener: Callable[[CameraDevice, tuple[int, int] | None, float], Reader] = open_reader,
@@ -227,6 +231,7 @@ class CameraSource:
         self.name = device.label
         self._device = device
         self._size = size
+        self._request = request if size is None else None
         self._fps = fps or DEFAULT_FPS
         self._fit = check_fit(fit)
         self._opener = opener
@@ -241,7 +246,7 @@ class CameraSource:
 
     def open(self) -> StreamInfo:
         self._stop.clear()
-        reader = self._opener(self._device, self._size, self._fps)
+        reader = self._opener(self._device, self._size or self._request, self._fps)
         try:
             first = reader.read() if self._size is None else None
         except CameraLost as exc:

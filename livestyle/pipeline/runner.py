@@ -62,6 +62,7 @@ from typing import Any
 from livestyle.errors import ConfigError, PipelineError
 from livestyle.pipeline.audio import AudioPath
 from livestyle.pipeline.channels import Inbox
+from livestyle.pipeline.commands import SetSize
 from livestyle.pipeline.delivery import DeliveryScheduler
 from livestyle.pipeline.frames import Frame, Generator, Sink, Source, StreamInfo
 from livestyle.pipeline.governor import Governor
@@ -105,6 +106,9 @@ class Runner:
         delivery: the scheduler of due times (default: :class:`DeliveryScheduler` at ``fps``).
         fit: how a source frame of another shape is brought to ``size``: ``crop`` (default: centre
             crop, aspect kept), ``pad`` or ``stretch``.
+        size_for_source: once the source is open, its size -> the size to work and write at
+            (e.g. :func:`~livestyle.pipeline.fit.working_size`: the source's aspect ratio); None
+            keeps ``size``.
         governor: steps quality down when the generator falls behind (None: settings pinned).
             It sees each chunk's time against the chunk period, the delivery offset D as the
             latency and the frames waiting as the backlog; its decisions are applied between
@@ -131,6 +135,7 @@ class Runner:
         delivery: DeliveryScheduler | None = None,
         governor: Governor | None = None,
         fit: str = "crop",
+        size_for_source: Callable[[tuple[int, int]], tuple[int, int]] | None = None,
     ) -> None:
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max_frames must be at least 1 (or None to run until stopped), got {max_frames}")
@@ -160,6 +165,7 @@ class Runner:
         self._stop_at: float | None = None  # time.monotonic() of the first stop request
         self._governor = governor
         self._fit = fit
+        self._size_for_source = size_for_source
         self._listeners: list[StatsListener] = []
         self._lock = threading.Lock()
         self._stop_reason: str | None = None
@@ -202,6 +208,8 @@ class Runner:
             raise PipelineError("runner already started; build a new Runner for a new stream")
         self._started = True
         info = self._source.open()
+        if self._size_for_source is not None and info.width > 0 and info.height > 0:
+            self._follow_source((info.width, info.height))
         sink_info = StreamInfo(
             width=self._size[0], height=self._size[1], fps=self._fps, time_base=info.time_base
         )
@@ -362,6 +370,17 @@ class Runner:
     @property
     def bypass(self) -> bool:
         return self._live.bypass
+
+    def _follow_source(self, source: tuple[int, int]) -> None:
+        """Work (and write) at ``size_for_source(source)``: e.g. a 4:3 camera's aspect ratio at
+        about the requested pixel count, so nothing is cropped or stretched (``stream.aspect``)."""
+        assert self._size_for_source is not None
+        size = self._size_for_source(source)
+        if size == self._size:
+            return
+        log.info("source %s is %dx%d: working at %dx%d (its aspect ratio)", self._source.name, *source, *size)
+        self._size = size
+        self._live.apply(SetSize(*size))  # before the warm-up, so the first chunk is already at this size
 
     # ---------------------------------------------------------------- threads
 
