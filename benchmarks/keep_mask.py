@@ -39,7 +39,8 @@ from livestyle.models.vae import StreamingWanVAE
 from livestyle.pipeline.family import FAMILY_PRESETS
 from livestyle.pipeline.frames import Frame
 from livestyle.pipeline.noise import keep_scale, latent_keep_mask
-from livestyle.pipeline.stream import Controls, StreamModels, StreamPipeline
+from livestyle.pipeline.stream import StreamPipeline
+from livestyle.pipeline.stream_state import Controls, StreamModels
 
 SRC_W, SRC_H = 640, 480
 

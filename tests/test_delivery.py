@@ -253,7 +253,8 @@ def test_a_free_text_prompt_with_a_slow_encoder_never_stalls_the_video() -> None
     1.5 s to encode; the video keeps going, and the new prompt lands once it is ready."""
     from livestyle.pipeline.family import FAMILY_PRESETS
     from livestyle.pipeline.random_models import random_stream_models
-    from livestyle.pipeline.stream import Controls, StreamPipeline
+    from livestyle.pipeline.stream import StreamPipeline
+    from livestyle.pipeline.stream_state import Controls
 
     models = random_stream_models("tiny", "cpu", torch.float32)
     fast = models.prompt_encoder

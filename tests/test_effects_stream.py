@@ -16,7 +16,8 @@ from livestyle.models.vae import StreamingWanVAE
 from livestyle.pipeline.effects import EffectGenerator
 from livestyle.pipeline.family import FAMILY_PRESETS
 from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.stream import Controls, StreamModels, StreamPipeline
+from livestyle.pipeline.stream import StreamPipeline
+from livestyle.pipeline.stream_state import Controls, StreamModels
 
 H, W = 32, 48
 GREEN = (0, 177, 64)

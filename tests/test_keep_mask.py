@@ -28,7 +28,8 @@ from livestyle.pipeline.effects import EffectGenerator
 from livestyle.pipeline.family import FAMILY_PRESETS
 from livestyle.pipeline.frames import Frame
 from livestyle.pipeline.noise import keep_scale, latent_keep_mask
-from livestyle.pipeline.stream import Controls, StreamModels, StreamPipeline
+from livestyle.pipeline.stream import StreamPipeline
+from livestyle.pipeline.stream_state import Controls, StreamModels
 
 H, W = 32, 32
 FRAMES = 17  # the 5-frame first chunk and 3 more chunks

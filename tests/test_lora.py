@@ -27,7 +27,8 @@ from livestyle.pipeline.commands import LoraRef, SetLora
 from livestyle.pipeline.family import FAMILY_PRESETS
 from livestyle.pipeline.frames import Frame, StreamInfo
 from livestyle.pipeline.loras import LoraLibrary
-from livestyle.pipeline.stream import Controls, StreamModels, StreamPipeline
+from livestyle.pipeline.stream import StreamPipeline
+from livestyle.pipeline.stream_state import Controls, StreamModels
 
 CFG = DIT_CONFIGS["tiny"]
 

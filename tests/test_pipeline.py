@@ -31,12 +31,8 @@ from livestyle.pipeline.commands import (
 )
 from livestyle.pipeline.family import FAMILY_PRESETS, FamilyConfig, family_from_mapping
 from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.stream import (
-    Controls,
-    StreamModels,
-    StreamPipeline,
-    schedule_for,
-)
+from livestyle.pipeline.stream import StreamPipeline
+from livestyle.pipeline.stream_state import Controls, StreamModels, schedule_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -55,7 +55,8 @@ from livestyle.models.testing.stack import random_wan_vae
 from livestyle.models.vae import LATENTS_MEAN, LATENTS_STD, StreamingWanVAE
 from livestyle.pipeline.family import FAMILY_PRESETS
 from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.stream import Controls, StreamModels, StreamPipeline
+from livestyle.pipeline.stream import StreamPipeline
+from livestyle.pipeline.stream_state import Controls, StreamModels
 
 
 def _reference_function(module_file: str, name: str):

@@ -12,7 +12,8 @@ import torch
 from livestyle.pipeline.family import FAMILY_PRESETS
 from livestyle.pipeline.frames import Frame
 from livestyle.pipeline.random_models import random_stream_models
-from livestyle.pipeline.stream import Controls, StreamPipeline
+from livestyle.pipeline.stream import StreamPipeline
+from livestyle.pipeline.stream_state import Controls
 
 W, H = 64, 48
 

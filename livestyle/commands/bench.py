@@ -143,7 +143,7 @@ def _feed(pipe: Any, opts: BenchOptions, state: dict[str, int]) -> list[Any]:
 def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dict[str, Any]:
     """Build the random stack, run the four measurements, return the result dict (JSON-able).
 
-    ``models``: a random :class:`~livestyle.pipeline.stream.StreamModels` already built for
+    ``models``: a random :class:`~livestyle.pipeline.stream_state.StreamModels` already built for
     ``opts`` (suites reuse one stack, and its compiled graphs, across configurations).
     """
     import torch
@@ -155,7 +155,8 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
         RandomStackOptions,
         random_stream_models,
     )
-    from livestyle.pipeline.stream import Controls, StreamPipeline
+    from livestyle.pipeline.stream import StreamPipeline
+    from livestyle.pipeline.stream_state import Controls
     from livestyle.pipeline.timing import StageTimer
 
     say = log or (lambda *_: None)
@@ -316,9 +317,9 @@ def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float, *,
     is reported with the largest frame gap in the two seconds after it (``live_commands``, and
     ``prompt_change`` for a ``SetPrompt``).
     """
-    from livestyle.pipeline.commands import SetPrompt
     from livestyle.ingest.pattern import PatternSource
     from livestyle.output.null import NullSink
+    from livestyle.pipeline.commands import SetPrompt
     from livestyle.pipeline.metrics import viewer_summary
     from livestyle.pipeline.runner import Runner
 

@@ -22,7 +22,8 @@ from livestyle.config import Config
 from livestyle.errors import ConfigError, WeightsError
 from livestyle.pipeline.chunking import fit_working_size
 from livestyle.pipeline.family import family_from_mapping
-from livestyle.pipeline.stream import Controls, StreamModels, StreamPipeline
+from livestyle.pipeline.stream import StreamPipeline
+from livestyle.pipeline.stream_state import Controls, StreamModels
 
 __all__ = [
     "open_krea_14b",

@@ -29,7 +29,7 @@ from livestyle.errors import ConfigError
 from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
 from livestyle.models.taehv import TAEHV, TAEHV_CONFIGS, StreamingTAEHV
 from livestyle.models.vae import VAE_CONFIGS, StreamingWanVAE, WanVAE
-from livestyle.pipeline.stream import StreamModels
+from livestyle.pipeline.stream_state import StreamModels
 
 __all__ = ["DECODERS", "MODEL_SIZES", "RandomStackOptions", "random_dit_on", "random_prompt_encoder", "random_stream_models"]
 

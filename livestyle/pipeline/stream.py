@@ -4,29 +4,8 @@ Per chunk: frames → pixels ``[1, 3, T, H, W]`` in [-1, 1] → streaming encode
 encoder) → noise injection at the requested strength → causal DiT denoising with a KV cache →
 streaming decode → frames that keep the pts / capture time / index of the inputs they came from.
 
-One denoising loop serves every family; :class:`~livestyle.pipeline.family.FamilyConfig.kv_mode`
-switches what the cache holds:
-
-- ``stream_batch`` (StreamDiffusionV2): the first chunk runs every step sequentially; then the
-  cache is replicated to one row per step and each chunk enters slot 0 of a ``[steps, 16, F, h, w]``
-  batch; ONE transformer call advances every slot one step, slot ``i < steps-1`` is re-noised to
-  step ``i+1``, the last slot leaves finished. Output lags the input by ``steps - 1`` chunks.
-  With ``FamilyConfig.stream_batch`` false (SDV2's ``single-wo`` mode,
-  ``CausalStreamInferencePipeline.inference_wo_batch``) every chunk takes the warm-up's path
-  instead: its steps run in turn at batch 1 on the same ``BlockSlots``, each step's K/V overwriting
-  the chunk's slots (the last step's stay; no clean re-run), and the chunk leaves at once.
-- ``rerun`` (Self-Forcing, LongLive): sequential steps, then a call at ``context_noise`` on the
-  result overwrites the block's cache slots with clean K/V.
-- ``recompute`` (Krea): before each block after the first the cache is rebuilt by one
-  block-causal t=0 pass over [first-frame latent, last k-1 clean latents] at positions 0..k-1, and
-  the block is generated at k..; generation adds the KV attention bias.
-
-Reference code each mode reproduces: StreamDiffusionV2 ``models/wan/causal_stream_inference.py``
-(``prepare``, ``inference_stream``, ``inference_wo_batch``) and ``streamv2v/inference.py`` (``run_inference``,
-``compute_noise_scale_and_step``) — checked frame for frame by ``tests/test_pipeline_parity.py``;
-Self-Forcing ``pipeline/causal_inference.py`` (steps 3.1–3.3); Krea ``release_server.py``
-(``get_clean_context_frames``, ``recompute_kv_cache``, ``generate_block_internal``). Noise is
-drawn frame-major ``[B, F, C, h, w]`` as all three do, so a seed gives the authors' noise.
+One denoising loop serves every family (:class:`~livestyle.pipeline.denoise.Denoiser`: what each
+``kv_mode`` keeps in the KV cache, and the reference code each reproduces).
 
 Keep masks (issue 9, ``effects.keep_hint``): when a chunk's frames carry
 ``Frame.extras["keep_mask"]`` (``float32`` ``[H, W]`` in ``[0, 1]``, 1 = the camera will show
@@ -45,9 +24,9 @@ step) sees the map, and SDV2's motion controller scales ``s`` before the map doe
 masks (``keep_hint`` off, ``full`` effect) take the exact path they always took, bit for bit.
 
 All streaming state (caches, stream-batch slots, encoder/decoder caches, motion controller, noise
-generator, clean-latent history) lives in one :class:`StreamState` that ``reset()`` replaces; the
-live controls (strength, steps, seed, bypass, decoder, size) live in :class:`Controls`. Commands
-apply between chunks only.
+generator, clean-latent history) lives in one :class:`~livestyle.pipeline.stream_state.StreamState`
+that ``reset()`` replaces; the live controls (strength, steps, seed, bypass, decoder, size) live in
+:class:`~livestyle.pipeline.stream_state.Controls`. Commands apply between chunks only.
 
 No host syncs in the hot loop except the one per chunk that moves the decoded pixels to the host;
 SDV2's motion controller and first step stay on the device, and the NaN/Inf check rides on the
@@ -56,34 +35,21 @@ pixel transfer.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
 from livestyle.config import EffectsConfig
 from livestyle.errors import ControlError, LivestyleError, PipelineError
-from livestyle.models.dit import CausalWanDiT
-from livestyle.models.kv_cache import BlockSlots, KVCache
+from livestyle.models.kv_cache import KVCache
 from livestyle.models.lora import LoraMerger
-from livestyle.models.scheduler import (
-    add_noise,
-    krea_steps,
-    sigma_for_timestep,
-    warp_steps,
-    x0_from_velocity,
-)
-from livestyle.models.vae import StreamingAutoencoder
 from livestyle.pipeline.chunking import ChunkPlan, frames_to_pixels, pixels_to_images
 from livestyle.pipeline.commands import (
-    LoraRef,
     Reset,
     SetBypass,
     SetDecoder,
@@ -96,6 +62,7 @@ from livestyle.pipeline.commands import (
     SetStrength,
     Stop,
 )
+from livestyle.pipeline.denoise import Denoiser
 from livestyle.pipeline.family import FamilyConfig
 from livestyle.pipeline.frames import Frame
 from livestyle.pipeline.loras import LoraLibrary
@@ -106,116 +73,16 @@ from livestyle.pipeline.noise import (
     latent_keep_mask,
     mix,
     motion_distance,
-    sdv2_first_step,
 )
 from livestyle.pipeline.prompt_worker import PromptWorker
 from livestyle.pipeline.prompts import PromptState
+from livestyle.pipeline.stream_state import Controls, StreamModels, StreamState, schedule_for
 from livestyle.pipeline.timing import StageTimer
 
-__all__ = ["Controls", "PromptEncoder", "StreamModels", "StreamPipeline", "StreamState", "schedule_for"]
+__all__ = ["StreamPipeline"]
 
 log = logging.getLogger(__name__)
 _DEFAULT_KEEP_STRENGTH: float = EffectsConfig().keep_strength  # for keep masks that come without a strength
-
-
-class PromptEncoder(Protocol):
-    """Text → embedding ``[1, L, text_dim]`` (umT5 output, padding zeroed), cached per text."""
-
-    def __call__(self, text: str) -> torch.Tensor: ...
-
-
-@dataclass
-class StreamModels:
-    """The networks a stream runs, already on the device and in the compute dtype.
-
-    ``codecs`` maps a decoder choice (``"wan"``, ``"tiny-decoder"``, ``"tiny"``) to
-    ``(encoder, decoder)`` factories of fresh streaming autoencoders (their caches are stream state);
-    ``encode_image`` encodes one picture ``[1, 3, 1, H, W]`` on its own (Krea's first-frame
-    re-encode); the encoder's latent space must match the family (``raw`` for SDV2).
-    ``prompt_cached(text)`` says whether ``prompt_encoder`` answers ``text`` from its cache (cheap
-    enough to run between chunks); None: never assume so, every new prompt is encoded on the
-    prompt worker thread (:mod:`livestyle.pipeline.prompt_worker`). ``loras``: where ``SetLora``
-    names resolve (None: the default LoRA folder).
-    """
-
-    dit: CausalWanDiT
-    prompt_encoder: PromptEncoder
-    codecs: dict[str, tuple[Callable[[], StreamingAutoencoder], Callable[[], StreamingAutoencoder]]]
-    encode_image: Callable[[torch.Tensor], torch.Tensor] | None = None
-    label: str = ""
-    prompt_cached: Callable[[str], bool] | None = None
-    loras: LoraLibrary | None = None
-
-
-@dataclass
-class Controls:
-    """Live settings; every change is validated by :meth:`StreamPipeline.apply`."""
-
-    prompt: str
-    strength: float
-    steps: int
-    seed: int
-    width: int
-    height: int
-    decoder: str = "wan"
-    bypass: bool = False
-    effect: str = "full"
-    loras: tuple[LoraRef, ...] = ()
-
-
-@dataclass
-class _Pending:
-    """Input frames whose styled versions are still in flight (stream-batch slots)."""
-
-    frames: list[Frame]
-
-
-@dataclass
-class StreamState:
-    """Everything a stream remembers between chunks; ``StreamPipeline.reset`` makes a new one."""
-
-    plan: ChunkPlan
-    encoder: StreamingAutoencoder
-    decoder: StreamingAutoencoder
-    noise: NoiseSource
-    motion: MotionController
-    cache: KVCache | None = None
-    chunks: int = 0
-    source_size: tuple[int, int] | None = None
-    last_pixel: torch.Tensor | None = None
-    prompt_version: int = -1
-    # stream batch
-    hidden: torch.Tensor | None = None
-    slot_t: torch.Tensor | None = None
-    in_flight: deque[_Pending] = field(default_factory=deque)
-    # clean history (rerun: LongLive re-cache; recompute: Krea context)
-    clean: deque[torch.Tensor] = field(default_factory=deque)
-    decoded: deque[torch.Tensor] = field(default_factory=deque)
-    first_latent: torch.Tensor | None = None
-
-
-def schedule_for(family: FamilyConfig, steps: int, strength: float) -> list[float]:
-    """The chunk's denoising timesteps (floats in 0..1000) before any per-chunk first-step change.
-
-    ``sdv2``: the first ``steps`` entries of ``family.timesteps`` (warped if the family warps) with
-    the first replaced by ``int(1000*strength) - 100`` (700 at 0.8); ``schedule``: Krea's warped
-    ``linspace(1000*strength, 0, n)``. Memoised: the same settings give the same list every chunk.
-    """
-    return list(_schedule(family, int(steps), float(strength)))
-
-
-@functools.lru_cache(maxsize=256)
-def _schedule(family: FamilyConfig, steps: int, strength: float) -> tuple[float, ...]:
-    if family.noise == "schedule":
-        s = max(strength, 1e-3)
-        if family.final_zero_step:
-            return tuple(krea_steps(s, max(steps, 2), family.shift))
-        return tuple(krea_steps(s, steps + 1, family.shift)[:-1])
-    ts = list(family.timesteps[:steps])
-    if family.warp:
-        ts = warp_steps(ts, family.shift)
-    ts[0] = float(sdv2_first_step(strength))
-    return tuple(ts)
 
 
 class StreamPipeline:
@@ -255,6 +122,7 @@ class StreamPipeline:
         # KV caches kept across resets, by (batch, geometry): a restarted stream reuses the buffers,
         # so the DiT's CUDA graphs (captured on them) stay valid and no live chunk pays a re-capture
         self._caches: dict[tuple[Any, ...], KVCache] = {}
+        self._denoiser = Denoiser(models, family, device=self.device, dtype=dtype, caches=self._caches)
         if models.loras is None:
             models.loras = LoraLibrary(None, models.dit.config, device=self.device)
         self._lora = LoraMerger(models.dit)
@@ -472,7 +340,7 @@ class StreamPipeline:
     @property
     def _stream_batched(self) -> bool:
         """SDV2 stream batch on: chunks after the first share one call over ``steps`` slots."""
-        return self.family.kv_mode == "stream_batch" and self.family.stream_batch
+        return self._denoiser.stream_batched
 
     def _validate_strength(self, value: float) -> None:
         if not 0.0 <= float(value) <= 1.0:
@@ -517,46 +385,6 @@ class StreamPipeline:
             motion=MotionController(init_scale=c.strength, scale=c.strength),
         )
 
-    def _new_cache(self, plan: ChunkPlan) -> KVCache:
-        """A cleared batch-1 cache for ``plan``: the one kept from an earlier stream of the same
-        geometry (``KVCache.reset``), else a new one."""
-        key = (1, plan.tokens_per_frame, plan.latents, plan.first_latents)
-        cache = self._caches.get(key)
-        if cache is not None:
-            cache.reset()
-            return cache
-        cache = self._caches[key] = self._allocate_cache(plan)
-        return cache
-
-    def _expanded_cache(self, cache: KVCache, steps: int, plan: ChunkPlan) -> KVCache:
-        """``cache`` replicated to ``steps`` rows (stream batch), into the kept cache of that size."""
-        key = (steps, plan.tokens_per_frame, plan.latents, plan.first_latents)
-        kept = self._caches.get(key)
-        out = cache.expand_batch(steps, out=kept)
-        self._caches[key] = out
-        return out
-
-    def _allocate_cache(self, plan: ChunkPlan) -> KVCache:
-        f = self.family
-        n = plan.latents
-        if f.kv_mode == "recompute":
-            frames, sink = f.recompute_frames + max(plan.latents, plan.first_latents), f.sink_frames
-        else:
-            frames, sink = f.kv_cache_frames, f.sink_frames
-        return KVCache.allocate(
-            self.models.dit.config, batch=1, frames=frames, tokens_per_frame=plan.tokens_per_frame,
-            sink_frames=sink, device=self.device, dtype=self.dtype,
-            rope_refresh=f.rope_refresh_frames or None,
-            rope_rebase=(frames - n) if f.rope_refresh_frames else None,
-            adaptive_sink_threshold=f.adapt_sink_threshold if f.adapt_sink_threshold > -1 else None,
-        )
-
-    def _noise(self, st: StreamState, like: torch.Tensor) -> torch.Tensor:
-        """Noise shaped like ``like`` ``[B, C, F, h, w]``, drawn frame-major ``[B, F, C, h, w]`` (the
-        reference's layout, so a seed reproduces the authors' noise) and permuted."""
-        b, ch, fr, h, w = like.shape
-        return st.noise.draw((b, fr, ch, h, w), like.dtype).permute(0, 2, 1, 3, 4)
-
     def _keep_map(self, frames: list[Frame], latents: torch.Tensor) -> tuple[torch.Tensor, float] | None:
         """The chunk's latent keep map (``[1, 1, F, h, w]`` in the latents' dtype and device) and keep
         strength, or None when no frame carries ``extras["keep_mask"]`` or the strength is 0."""
@@ -572,12 +400,6 @@ class StreamPipeline:
         keep = latent_keep_mask(masks, fr, (h, w))
         assert keep is not None
         return keep.to(device=latents.device, dtype=latents.dtype, non_blocking=True), float(k)
-
-    def _dit(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, cache: KVCache, block: BlockSlots,
-             kv_bias: float | None = None) -> torch.Tensor:
-        """One transformer call on ``x`` ``[B, 16, F, h, w]`` at timesteps ``t`` ``[B]``; returns x0 (same layout)."""
-        v = self.models.dit(x, t, ctx, cache=cache, block=block, kv_bias=kv_bias)
-        return x0_from_velocity(x, v, sigma_for_timestep(t, self.family.shift))
 
     def _run_chunk(self, st: StreamState, frames: list[Frame]) -> list[Frame]:
         c, f = self.controls, self.family
@@ -600,10 +422,11 @@ class StreamPipeline:
         keep = self._keep_map(frames, latents)
         if keep is not None:
             scale = keep_scale(scale, keep[0], keep[1])
-        noisy = mix(latents, self._noise(st, latents), scale)
+        noisy = mix(latents, self._denoiser.noise(st, latents), scale)
         ctx = self.prompts.advance()
         with self.timer.stage("denoise"):
-            out_latents, out_frames = self._denoise(st, noisy, timesteps, first_step, ctx, frames)
+            out_latents, out_frames = self._denoiser.denoise(st, noisy, timesteps, first_step, ctx, frames,
+                                                             self.prompts.version)
         st.chunks += 1
         if out_latents is None:
             return []
@@ -624,130 +447,6 @@ class StreamPipeline:
         if len(images) != len(out_frames):
             raise PipelineError(f"decoder returned {len(images)} frames for {len(out_frames)} inputs")
         return [fr.with_image(img) for fr, img in zip(out_frames, images)]
-
-    # ---------------------------------------------------------------- the one denoising loop
-    def _denoise(self, st: StreamState, noisy: torch.Tensor, timesteps: list[float], first_step: torch.Tensor | None,
-                 ctx: torch.Tensor, frames: list[Frame]) -> tuple[torch.Tensor | None, list[Frame]]:
-        """Denoise one chunk's noisy latents ``[1, 16, F, h, w]`` at ``timesteps`` (``first_step``, a
-        0-d device tensor, replaces the first one when given: SDV2's motion controller).
-
-        Returns ``(clean latents of the chunk now leaving the pipeline or None, its input frames)``.
-        """
-        f = self.family
-        dev = self.device
-        if st.cache is None:
-            st.cache = self._new_cache(st.plan)
-        cache = st.cache
-        prompt_changed = self.prompts.version != st.prompt_version
-        if prompt_changed:
-            cache.cross.reset()
-            if f.recache_on_prompt and st.prompt_version >= 0 and st.clean:
-                self._recache(st, ctx)
-            st.prompt_version = self.prompts.version
-
-        if self._stream_batched and st.hidden is not None:
-            return self._stream_batch_step(st, noisy, timesteps, first_step, ctx, frames)
-
-        # sequential steps: SDV2 warm-up and single-wo (no stream batch), Self-Forcing/LongLive, Krea
-        kv_bias = None
-        if f.kv_mode == "recompute":
-            if st.chunks > 0:
-                self._recompute(st, ctx)
-            kv_bias = f.attention_bias
-        x = noisy
-        ts = torch.tensor(timesteps, device=dev, dtype=torch.float32)
-        if first_step is not None:
-            ts[0] = first_step
-        x0 = x
-        block = cache.begin_block(x.shape[2])
-        for i in range(len(timesteps)):
-            x0 = self._dit(x, ts[i : i + 1], ctx, cache, block, kv_bias)
-            if i + 1 < len(timesteps):
-                x = add_noise(x0, self._noise(st, x0), sigma_for_timestep(ts[i + 1], f.shift))
-        if f.kv_mode == "rerun":  # clean K/V overwrite the noisy ones at the same slots
-            self._dit(x0, torch.full((1,), f.context_noise, device=dev), ctx, cache, block)
-        if f.kv_mode == "recompute" or f.recache_on_prompt:
-            self._remember_clean(st, x0)
-        if self._stream_batched:
-            steps = len(timesteps)
-            st.cache = self._expanded_cache(cache, steps, st.plan)
-            _, ch, _, h, w = x0.shape
-            st.hidden = torch.zeros((steps, ch, st.plan.latents, h, w), device=dev, dtype=x0.dtype)
-            st.slot_t = ts.clone()
-            st.in_flight = deque()
-        return x0, frames
-
-    def _stream_batch_step(self, st: StreamState, noisy: torch.Tensor, timesteps: list[float],
-                           first_step: torch.Tensor | None, ctx: torch.Tensor,
-                           frames: list[Frame]) -> tuple[torch.Tensor | None, list[Frame]]:
-        """SDV2 stream batch: one transformer call advances every slot one step (§4.3)."""
-        assert st.hidden is not None and st.slot_t is not None and st.cache is not None
-        f, cache = self.family, st.cache
-        steps = st.hidden.shape[0]
-        hidden = torch.cat([noisy, st.hidden[:-1]], dim=0)
-        st.slot_t[0] = timesteps[0] if first_step is None else first_step
-        f0 = st.plan.first_latents
-        block = cache.begin_block(hidden.shape[2])
-        # Rows that hold no chunk yet (the first steps-1 calls) must not advance: SDV2 starts every
-        # row at the frame after the warm-up chunk, so a row's first real chunk overwrites the
-        # slots its placeholder wrote (kv_cache_starts in causal_stream_inference.py).
-        empty_rows = len(st.in_flight) + 1
-        if empty_rows < steps:
-            cache.next_frame[empty_rows:].fill_(f0)
-            cache.next_pos[empty_rows:].fill_(f0)
-        x0 = self._dit(hidden, st.slot_t, ctx, cache, block)
-        if steps > 1:
-            renoised = add_noise(x0[:-1], self._noise(st, x0[:-1]), sigma_for_timestep(st.slot_t[1:], f.shift))
-            st.hidden = torch.cat([renoised, x0[-1:]], dim=0)
-        else:
-            st.hidden = x0
-        st.in_flight.appendleft(_Pending(frames))
-        if len(st.in_flight) < steps:
-            return None, []
-        done = st.in_flight.pop()
-        return x0[-1:], done.frames
-
-    def _remember_clean(self, st: StreamState, x0: torch.Tensor) -> None:
-        f = self.family
-        keep = f.recompute_frames if f.kv_mode == "recompute" else f.kv_cache_frames - f.sink_frames
-        if st.first_latent is None:
-            st.first_latent = x0[:, :, :1]
-        st.clean.extend(x0.unbind(2))
-        while len(st.clean) > keep:
-            st.clean.popleft()
-
-    def _recompute(self, st: StreamState, ctx: torch.Tensor) -> None:
-        """Krea: rebuild the cache from clean context at t=0 with one block-causal pass (§5.1)."""
-        f, cache = self.family, st.cache
-        assert cache is not None
-        k = f.recompute_frames
-        recent = list(st.clean)[-(k - 1):] if k > 1 else []
-        first = st.first_latent
-        slid = (st.chunks - 1) * self.family.latents_per_chunk >= k
-        if slid and self.models.encode_image is not None and st.decoded:
-            first = self.models.encode_image(st.decoded[0][None, :, None]).to(self.dtype)
-        assert first is not None
-        context = torch.cat([first, *[z[:, :, None] for z in recent]], dim=2)
-        cache.reset(zero=False)  # the block-causal pass below rewrites every slot it attends to
-        cache.cross.reset()
-        blk = cache.begin_block(context.shape[2])
-        zeros = torch.zeros((1,), device=self.device)
-        self.models.dit(context, zeros, ctx, cache=cache, block=blk, causal_block_frames=f.latents_per_chunk)
-
-    def _recache(self, st: StreamState, ctx: torch.Tensor) -> None:
-        """LongLive: re-run the cached clean frames at t=0 with the new prompt, at their own slots."""
-        cache = st.cache
-        assert cache is not None
-        f = self.family
-        generated = f.first_chunk_latents + (st.chunks - 1) * f.latents_per_chunk
-        n = min(len(st.clean), cache.ring_frames, generated - cache.sink_frames)
-        if n <= 0:
-            return
-        clean = torch.stack(list(st.clean)[-n:], dim=2)
-        blk = cache.recent_block(n)
-        zeros = torch.zeros((1,), device=self.device)
-        self.models.dit(clean, zeros, ctx, cache=cache, block=blk, causal_block_frames=f.latents_per_chunk)
-        cache.cross.reset()
 
     def _out_of_memory(self, frames: list[Frame]) -> list[Frame]:
         self.counters["oom"] += 1
