@@ -41,9 +41,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_suite import Suite, random_umt5  # noqa: E402
+from gpu_suite import Suite  # noqa: E402
 
 from livestyle.commands.bench import BenchOptions, run_bench, write_profile  # noqa: E402
+from livestyle.models.testing.on_device import random_umt5_xxl_on  # noqa: E402
 from livestyle.pipeline.budget import Candidate, load_profile, predict  # noqa: E402
 from livestyle.pipeline.random_models import RandomStackOptions, random_stream_models  # noqa: E402
 
@@ -58,7 +59,7 @@ def umt5_encoder() -> Any:
     Token ids come from a hash of the text (no tokenizer files on the device): the cost of a
     512-token pass is what matters here, not the ids.
     """
-    model = random_umt5()
+    model = random_umt5_xxl_on(DEV, BF16)
     vocab = model.config.vocab_size
 
     def encode(text: str) -> torch.Tensor:

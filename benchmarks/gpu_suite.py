@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from livestyle.commands.bench import BenchOptions, run_bench  # noqa: E402
 from livestyle.models.dit import CausalWanDiT  # noqa: E402
 from livestyle.models.kv_cache import KVCache  # noqa: E402
-from livestyle.pipeline.random_models import RandomStackOptions, random_dit_on, random_stream_models  # noqa: E402
+from livestyle.models.testing.on_device import random_dit_on, random_umt5_xxl_on  # noqa: E402
+from livestyle.pipeline.random_models import RandomStackOptions, random_stream_models  # noqa: E402
 
 DEV = torch.device("cuda")
 BF16 = torch.bfloat16
@@ -312,26 +313,9 @@ def part_profile(s: Suite, size: str = "1.3b") -> None:
     torch.cuda.empty_cache()
 
 
-def random_umt5() -> Any:
-    """umT5-XXL-shaped encoder (transformers ``UMT5EncoderModel``, Wan 2.1's config) with random
-    bf16 weights on the GPU."""
-    from transformers import UMT5Config, UMT5EncoderModel
-
-    cfg = UMT5Config(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-                     relative_attention_num_buckets=32, relative_attention_max_distance=128,
-                     feed_forward_proj="gated-gelu", dropout_rate=0.0)
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(BF16)
-    try:
-        with torch.device(DEV):
-            return UMT5EncoderModel(cfg).eval()
-    finally:
-        torch.set_default_dtype(old)
-
-
 def part_umt5(s: Suite) -> None:
     def run() -> dict[str, Any]:
-        model = random_umt5()
+        model = random_umt5_xxl_on(DEV, BF16)
         params = sum(p.numel() for p in model.parameters())
         ids = torch.randint(0, 256384, (1, 512), device=DEV)
         mask = torch.zeros(1, 512, dtype=torch.long, device=DEV)

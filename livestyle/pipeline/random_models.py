@@ -1,14 +1,15 @@
-"""RANDOM-weight model stacks at the real shapes, built directly on the device: for benchmarks only.
+"""RANDOM-weight :class:`~livestyle.pipeline.stream_state.StreamModels` at the real shapes: for benchmarks only.
 
 Nothing here loads a checkpoint, and nothing it builds produces a meaningful picture. Throughput
 and memory do not depend on weight values, so ``livestyle bench`` and ``benchmarks/gpu_suite.py``
-measure the real :class:`~livestyle.pipeline.stream.StreamPipeline` with these stand-ins:
+measure the real :class:`~livestyle.pipeline.stream.StreamPipeline` with these stand-ins, each
+built on the device in the compute dtype by :mod:`livestyle.models.testing.on_device` (the one home
+of the random-weight builders); this module only assembles them into a stream's stack:
 
-- the causal Wan DiT of ``DIT_CONFIGS[model]`` (``"1.3b"``, ``"14b"`` or ``"tiny"``), built on the
-  device in the compute dtype (a 14B model never exists in fp32), PyTorch's default init drawn
-  from a seeded generator, then ``fuse_qkv()`` unless asked not to;
+- the causal Wan DiT of ``DIT_CONFIGS[model]`` (``"1.3b"``, ``"14b"`` or ``"tiny"``), then
+  ``fuse_qkv()`` unless asked not to;
 - the Wan 2.1 VAE (``VAE_CONFIGS["wan2.1"]``; ``"tiny"`` for the tiny model) and TAEHV
-  (``TAEHV_CONFIGS["taew2_1"]``; ``"tiny"``), same way;
+  (``TAEHV_CONFIGS["taew2_1"]``; ``"tiny"``);
 - a seeded random prompt embedding ``[1, 24, text_dim]`` in place of umT5-XXL (the encoder runs
   once per prompt, never per chunk; its cost is measured separately by the GPU suite).
 
@@ -19,19 +20,18 @@ return raw latents (SDV2's latent space), decoders take normalised ones, as in t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from livestyle.errors import ConfigError
-from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
-from livestyle.models.taehv import TAEHV, TAEHV_CONFIGS, StreamingTAEHV
-from livestyle.models.vae import VAE_CONFIGS, StreamingWanVAE, WanVAE
+from livestyle.models.taehv import StreamingTAEHV
+from livestyle.models.testing.on_device import random_codecs_on, random_dit_on, random_prompt_encoder
+from livestyle.models.vae import StreamingWanVAE
 from livestyle.pipeline.stream_state import StreamModels
 
-__all__ = ["DECODERS", "MODEL_SIZES", "RandomStackOptions", "random_dit_on", "random_prompt_encoder", "random_stream_models"]
+__all__ = ["DECODERS", "MODEL_SIZES", "RandomStackOptions", "random_stream_models"]
 
 MODEL_SIZES: tuple[str, ...] = ("1.3b", "14b", "tiny")
 """DiT sizes a random stack can be built at."""
@@ -63,46 +63,6 @@ class RandomStackOptions:
     seed: int = 0
 
 
-@contextmanager
-def _build_on(device: torch.device, dtype: torch.dtype, seed: int) -> Iterator[None]:
-    """Construct modules directly on ``device`` in ``dtype`` with a seeded init."""
-    old = torch.get_default_dtype()
-    torch.manual_seed(seed)
-    if device.type == "cuda":
-        torch.cuda.manual_seed(seed)
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            yield
-    finally:
-        torch.set_default_dtype(old)
-
-
-def random_dit_on(model: str, device: torch.device | str, dtype: torch.dtype, *, seed: int = 0,
-                  fuse_qkv: bool = True) -> CausalWanDiT:
-    """A random-weight ``CausalWanDiT`` of ``DIT_CONFIGS[model]`` built on ``device`` in ``dtype`` (eval mode)."""
-    if model not in DIT_CONFIGS:
-        raise ConfigError(f"unknown DiT size {model!r}; use one of {', '.join(DIT_CONFIGS)}")
-    dev = torch.device(device)
-    with _build_on(dev, dtype, seed):
-        dit = CausalWanDiT(DIT_CONFIGS[model])
-    if fuse_qkv:
-        dit.fuse_qkv()
-    return dit.requires_grad_(False).eval()  # after fuse_qkv: its new Linears start with requires_grad=True
-
-
-def random_prompt_encoder(text_dim: int, device: torch.device | str, dtype: torch.dtype, *, seed: int = 0,
-                          tokens: int = 24) -> Callable[[str], torch.Tensor]:
-    """A stand-in for umT5: every prompt maps to one seeded random embedding ``[1, tokens, text_dim]``."""
-    gen = torch.Generator().manual_seed(seed)
-    emb = (0.5 * torch.randn(1, tokens, text_dim, generator=gen)).to(device=device, dtype=dtype)
-
-    def encode(text: str) -> torch.Tensor:
-        return emb
-
-    return encode
-
-
 def _channels_last(module: torch.nn.Module, rank: int, fmt: torch.memory_format) -> None:
     """Put every ``rank``-D parameter (the convolution weights of that kind) in ``fmt`` in place."""
     with torch.no_grad():
@@ -127,9 +87,8 @@ def random_stream_models(model: str, device: torch.device | str, dtype: torch.dt
     dev = torch.device(device)
     dit = random_dit_on(model, dev, dtype, seed=options.seed, fuse_qkv=options.fuse_qkv)
     tiny = model == "tiny"
-    with _build_on(dev, dtype, options.seed + 1):
-        vae = WanVAE(VAE_CONFIGS["tiny" if tiny else "wan2.1"]).eval().requires_grad_(False)
-        taehv = TAEHV(TAEHV_CONFIGS["tiny" if tiny else "taew2_1"]).eval().requires_grad_(False)
+    vae, taehv = random_codecs_on("tiny" if tiny else "wan2.1", "tiny" if tiny else "taew2_1", dev, dtype,
+                                  seed=options.seed + 1)
     cl = options.channels_last and dev.type == "cuda"
     if cl:
         _channels_last(taehv, 4, torch.channels_last)
