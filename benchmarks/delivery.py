@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_suite import Suite  # noqa: E402
 
-from livestyle.commands.bench import BenchOptions, run_bench, write_profile  # noqa: E402
+from livestyle.cli.bench import BenchOptions, run_bench, write_profile  # noqa: E402
 from livestyle.models.testing.on_device import random_umt5_xxl_on  # noqa: E402
 from livestyle.pipeline.budget import Candidate, load_profile, predict  # noqa: E402
 from livestyle.pipeline.random_models import RandomStackOptions, random_stream_models  # noqa: E402

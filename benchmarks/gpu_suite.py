@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from livestyle.commands.bench import BenchOptions, run_bench  # noqa: E402
+from livestyle.cli.bench import BenchOptions, run_bench  # noqa: E402
 from livestyle.models.dit import CausalWanDiT  # noqa: E402
 from livestyle.models.kv_cache import KVCache  # noqa: E402
 from livestyle.models.testing.on_device import random_dit_on, random_umt5_xxl_on  # noqa: E402

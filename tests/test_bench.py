@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from livestyle.commands.bench import write_profile
+from livestyle.cli.bench import write_profile
 from livestyle.errors import ConfigError
 from livestyle.pipeline.random_models import random_stream_models
 
@@ -72,7 +72,7 @@ def test_unknown_size_is_a_config_error() -> None:
 
 
 def test_bad_vae_choice_is_a_config_error() -> None:
-    from livestyle.commands.bench import BenchOptions, run_bench
+    from livestyle.cli.bench import BenchOptions, run_bench
 
     with pytest.raises(ConfigError, match="--vae 'vqgan' is not one of wan, tiny-decoder, tiny"):
         run_bench(BenchOptions(model="tiny", vae="vqgan", device="cpu"))

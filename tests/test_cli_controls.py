@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 from livestyle.cli import main
-from livestyle.commands.run import build_config, format_status, stream
+from livestyle.cli.run import build_config, stream
+from livestyle.cli.status import format_status
 from livestyle.control.presets import load_presets
 
 PRESETS = load_presets()

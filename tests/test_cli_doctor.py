@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from livestyle.cli import main
-from livestyle.commands.doctor import check_obs, run_checks
+from livestyle.cli.doctor import check_obs, run_checks
 
 EXPECTED = {"python", "torch", "pyav", "codecs", "ffmpeg (srt://)", "opencv (window)", "cameras",
             "virtual camera", "obs websocket", "chromium"}
@@ -49,7 +49,7 @@ def test_obs_check_reachable_and_not(tmp_path: object) -> None:
 
 
 def test_virtual_camera_gap_names_the_setup_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    import livestyle.commands.doctor as doctor
+    import livestyle.cli.doctor as doctor
 
     monkeypatch.setattr(doctor, "_video_devices", lambda: [("/dev/video0", "Integrated Camera")])
     monkeypatch.setattr(doctor.platform, "system", lambda: "Linux")
@@ -73,7 +73,7 @@ def test_human_report(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_exit_code_is_0_only_when_nothing_is_missing(monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    import livestyle.commands.doctor as doctor
+    import livestyle.cli.doctor as doctor
 
     ok = [doctor.Check("python", "ok", "3.11"), doctor.Check("chromium", "warn", "none", "apt install chromium")]
     monkeypatch.setattr(doctor, "run_checks", lambda host, port: ok)

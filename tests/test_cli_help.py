@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from livestyle.commands.help_text import wrap_command
+from livestyle.cli.help_text import wrap_command
 
 VERBS = ["run", "serve", "demo", "doctor", "bench", "budget", "weights", "weights pull", "weights list",
          "weights verify", "weights path"]

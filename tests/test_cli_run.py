@@ -232,7 +232,7 @@ def test_status_line_redraws_in_place_on_a_terminal_only(monkeypatch: pytest.Mon
 
     monkeypatch.setenv("COLUMNS", "250")  # a wide terminal: the full line (narrow: test_terminal.py)
 
-    from livestyle.commands.run import StatusLine
+    from livestyle.cli.status import StatusLine
 
     stats = {"fps_in": 30.0, "fps_out": 29.5, "fps_written": 29.4, "frames_out": 90, "frames_lost": 3,
              "drops": {"input": 2, "sink:a.mp4": 1}, "gap_ms": {"p95": 35.0, "max": 70.0},

@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from livestyle.cli import main
-from livestyle.commands.signals import SignalWatch, Terminated, signal_exit_code
+from livestyle.cli.signals import SignalWatch, Terminated, signal_exit_code
 
 
 def test_sigterm_outside_a_run_raises_terminated_and_is_recorded() -> None:

@@ -145,7 +145,7 @@ def test_a_camera_is_asked_for_the_working_size_and_its_own_mode_kept() -> None:
 
 
 def test_the_aspect_rule_stays_within_the_models_largest_size() -> None:
-    from livestyle.commands.run import _aspect_rule
+    from livestyle.cli.run import _aspect_rule
 
     class Family:
         max_size = (512, 512)

@@ -121,7 +121,7 @@ def test_backoff_is_per_level_and_pure() -> None:
 
 
 def test_run_wires_the_governor_and_no_governor_pins(tmp_path: object) -> None:
-    from livestyle.commands.run import build_config, stream
+    from livestyle.cli.run import build_config, stream
 
     for extra, enabled in (([], True), (["governor.enabled=false"], False)):
         cfg = build_config(None, ["stream.size=64x48", *extra], model="passthrough", max_frames=20)

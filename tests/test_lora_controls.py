@@ -154,7 +154,7 @@ def test_api_lists_the_folder_and_switches(tmp_path: Path) -> None:
 
 
 def test_cli_lora_options_add_to_the_config() -> None:
-    from livestyle.commands.run import build_config
+    from livestyle.cli.run import build_config
     from livestyle.control.setup import initial_params
 
     cfg = build_config(None, ["model.loras=base:0.5"], loras=["/x/ink.safetensors:0.8", "film"])

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from livestyle.cli import main
-from livestyle.commands.run import format_status
+from livestyle.cli.status import format_status
 from livestyle.config import Config
 from livestyle.pipeline import generators
 from livestyle.pipeline.passthrough import PassthroughGenerator

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from livestyle.commands.run import format_status
+from livestyle.cli.status import format_status
 from livestyle.pipeline.startup_history import KEEP, StartupHistory, default_history_path, startup_key
 
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from livestyle.commands.run import StatusLine, format_status
+from livestyle.cli.status import StatusLine, format_status
 
 STATS = {"fps_in": 30.0, "fps_out": 29.5, "frames_out": 90, "drops": {"input": 2, "sink:a.mp4": 1},
          "stage_ms": {"generate": {"p50": 41.0}, "sink:a.mp4": {"p50": 3.2}},

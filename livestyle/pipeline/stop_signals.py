@@ -2,7 +2,7 @@
 
 :func:`install_stop_handlers` is what :meth:`livestyle.pipeline.runner.Runner.run` installs while
 it streams in the main thread. The exit code a signal leads to is the CLI's business
-(``livestyle/commands/signals.py``, docs/exit-codes.md).
+(``livestyle/cli/signals.py``, docs/exit-codes.md).
 """
 
 from __future__ import annotations

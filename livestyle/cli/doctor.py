@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from livestyle.commands.help_text import examples
+from livestyle.cli.help_text import examples
 from livestyle.optional import ffmpeg_protocols
 
 __all__ = ["Check", "doctor", "register", "run_checks"]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from livestyle.commands.help_text import examples
+from livestyle.cli.help_text import examples
 from livestyle.errors import ConfigError
 
 __all__ = ["budget", "register", "run_command"]

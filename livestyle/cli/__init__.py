@@ -1,6 +1,6 @@
 """The ``livestyle`` command line. The only place that turns errors into messages and exit codes.
 
-Each verb lives in ``livestyle/commands/<verb>.py`` and exposes ``register(app)``; heavy imports
+Each verb lives in ``livestyle/cli/<verb>.py`` and exposes ``register(app)``; heavy imports
 (torch, av, aiortc) happen inside the command functions so ``--help`` stays fast and the model
 commands work on machines without the I/O extras.
 """
@@ -19,7 +19,7 @@ try:  # typer >= 0.20 vendors click
 except ImportError:  # pragma: no cover - older typer on real click
     from click import ClickException
 
-from livestyle.commands.signals import SignalWatch, Terminated, signal_exit_code
+from livestyle.cli.signals import SignalWatch, Terminated, signal_exit_code
 from livestyle.errors import LivestyleError
 
 __all__ = ["app", "main"]
@@ -31,7 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "weights",
     "bench",
 )
-"""Modules under ``livestyle.commands`` whose ``register(app)`` adds a verb."""
+"""Modules under ``livestyle.cli`` whose ``register(app)`` adds a verb."""
 
 _PLAIN_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "Path": "PATH"}
 
@@ -88,7 +88,7 @@ def _root(
 
 
 for _module in COMMAND_MODULES:
-    importlib.import_module(f"livestyle.commands.{_module}").register(app)
+    importlib.import_module(f"livestyle.cli.{_module}").register(app)
 
 
 def _setup_logging() -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 import typer
 
-from livestyle.commands.help_text import examples
+from livestyle.cli.help_text import examples
 from livestyle.errors import ConfigError, PipelineError
 
 __all__ = ["BenchOptions", "register", "run_bench", "write_profile"]

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from livestyle.commands.help_text import examples
-from livestyle.commands.run import (
+from livestyle.cli.help_text import examples
+from livestyle.cli.run import (
     BypassOption,
     ControlOptions,
     FitOption,

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from livestyle.commands.help_text import examples
+from livestyle.cli.help_text import examples
 from livestyle.errors import ConfigError
 
 __all__ = ["demo", "register"]
@@ -32,7 +32,7 @@ def demo(
     prompt: Annotated[str | None, typer.Option(help="Style prompt (for a model)")] = None,
 ) -> None:
     """Record the animated test pattern through livestyle to a video file (no GPU or camera needed)."""
-    from livestyle.commands.run import build_config, stream
+    from livestyle.cli.run import build_config, stream
 
     if not seconds > 0:
         raise ConfigError(f"--seconds must be positive, got {seconds:g}")

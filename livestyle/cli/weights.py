@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from livestyle.commands.help_text import examples
+from livestyle.cli.help_text import examples
 from livestyle.errors import WeightsError
 
 __all__ = ["register", "weights_app"]
