@@ -51,3 +51,19 @@ def test_a_prompt_with_a_lone_surrogate_is_cached_in_memory_only(tmp_path: Path)
     cache.put(prompt, _embedding(1), 8)  # used to raise UnicodeEncodeError in the digest
     assert torch.equal(cache.get(prompt), _embedding(1))
     assert list(tmp_path.rglob("*.safetensors")) == []
+
+
+def test_memory_keeps_only_the_real_tokens_and_gives_back_the_padded_embedding() -> None:
+    """A streamer typing a new prompt every few seconds must not grow the process: 64 remembered
+    umT5-XXL prompts of ~20 tokens are ~10 MiB, not 64 x [512, 4096] (the soak found ~300 MiB)."""
+    cache = PromptEmbeddingCache("m", None, capacity=64)
+    dim, length = 4096, 20
+    for k in range(100):
+        emb = torch.zeros(TEXT_LEN, dim, dtype=torch.bfloat16)
+        emb[:length] = torch.randn(length, dim).to(torch.bfloat16) + k
+        cache.put(f"prompt {k}", emb, length)
+    assert cache.memory_bytes() == 64 * length * dim * 2
+    got = cache.get("prompt 99")
+    assert got is not None and got.shape == (TEXT_LEN, dim) and got.dtype == torch.bfloat16
+    assert torch.all(got[length:] == 0) and float(got[:length].float().mean()) > 90
+    assert cache.get("prompt 0") is None  # evicted: least recently used
