@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from fakes import FakeClock
 
 from livestyle.errors import SourceError
 from livestyle.ingest import open_source
@@ -103,19 +104,8 @@ class ScriptedCamera:
         pass
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 10.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def test_lost_camera_repeats_last_frame_and_reconnects_with_backoff() -> None:
-    clock = FakeClock()
+    clock = FakeClock(10.0)
     camera = ScriptedCamera(clock, frames_before_loss=3, absent_until=13.0)
     device = CameraDevice("test", "test", None, None)
     source = CameraSource(device, size=(6, 4), fps=10, opener=camera.open,

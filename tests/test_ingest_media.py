@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import FakeClock
 
 from livestyle.errors import SourceError
 from livestyle.ingest import open_source
@@ -34,19 +35,6 @@ def write_clip(path: Path, frames: int, size: tuple[int, int] = (64, 48), fps: f
             sink.write(frame)
     sink.close()
     return path
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def free_udp_port() -> int:
@@ -95,7 +83,7 @@ def test_file_loops_with_monotonic_pts(tmp_path: Path) -> None:
 
 def test_file_pacing_follows_pts_on_the_clock(tmp_path: Path) -> None:
     clip = write_clip(tmp_path / "c.mp4", 6, fps=25)
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     source = MediaSource(str(clip), loop=False, clock=clock, sleep=clock.sleep)
     source.open()
     frames = list(source.frames())

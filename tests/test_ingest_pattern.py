@@ -7,24 +7,12 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from fakes import FakeClock
 
 from livestyle.errors import SourceError
 from livestyle.ingest import open_source
 from livestyle.ingest.pacing import Pacer
 from livestyle.ingest.pattern import PatternSource, render_pattern
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_frames_have_exact_pts_and_size() -> None:
@@ -67,7 +55,7 @@ def test_frame_counter_reads_back() -> None:
 
 
 def test_pacing_on_injected_clock() -> None:
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     source = PatternSource((32, 24), 20, max_frames=5, clock=clock, sleep=clock.sleep)
     source.open()
     frames = list(source.frames())
@@ -76,7 +64,7 @@ def test_pacing_on_injected_clock() -> None:
 
 
 def test_pacer_reanchors_after_a_stall_instead_of_bursting() -> None:
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     pacer = Pacer(clock, clock.sleep, max_lag=0.5)
     pacer.wait(0.0)
     clock.now += 0.01

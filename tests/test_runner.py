@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fakes import FakeClock
 
 from livestyle.errors import ConfigError, PipelineError, SinkError, SourceError
 from livestyle.pipeline.channels import Inbox, SinkChannel
@@ -20,16 +21,6 @@ from livestyle.pipeline.runner import Runner
 
 TB = Fraction(1, 30)
 SIZE = (32, 16)
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_frame(i: int, size: tuple[int, int] = SIZE, t: float = 0.0) -> Frame:
