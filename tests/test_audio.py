@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from host_helpers import free_udp_port
 
 from livestyle.cli import main
 from livestyle.ingest.media import MediaSource
@@ -269,12 +269,6 @@ except av.error.ExitError:
 json.dump({"times": times, "means": means, "audio": sum(audio, []), "audio_start": start, "rate": rate,
            "codec": a.codec_context.name if a else None}, open(out, "w"))
 """
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_mpegts_over_udp_carries_the_audio_to_another_process(clip: Path, tmp_path: Path,

@@ -11,7 +11,6 @@ import os
 import pty
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from host_helpers import free_tcp_port
 
 from livestyle.cli import main
 from livestyle.cli.run import build_config, stream
@@ -32,12 +32,6 @@ from livestyle.control.presets import load_presets
 PRESETS = load_presets()
 ANIME = PRESETS[PRESETS.index_of("anime")]
 COMIC = PRESETS[PRESETS.index_of("comic")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http(method: str, url: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
@@ -102,7 +96,7 @@ def api_run() -> Iterator[Callable[..., tuple[Proc, str]]]:
     procs: list[Proc] = []
 
     def start(*extra: str, stdin: Any = subprocess.DEVNULL) -> tuple[Proc, str]:
-        port = free_port()
+        port = free_tcp_port()
         p = Proc(["-i", "pattern", "-o", "null", "--size", "64x48", "--fps", "30", "--quiet",
                   "--api", "--api-port", str(port), *extra], stdin=stdin)
         procs.append(p)

@@ -6,6 +6,7 @@ import json
 import socket
 
 import pytest
+from host_helpers import free_tcp_port
 
 from livestyle.cli import main
 from livestyle.cli.doctor import check_obs, run_checks
@@ -14,14 +15,8 @@ EXPECTED = {"python", "torch", "pyav", "codecs", "ffmpeg (srt://)", "opencv (win
             "virtual camera", "obs websocket", "chromium"}
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_json_lists_every_check_and_every_gap_has_a_fix(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["doctor", "--json", "--obs-port", str(_closed_port())])
+    code = main(["doctor", "--json", "--obs-port", str(free_tcp_port())])
     checks = json.loads(capsys.readouterr().out)
     assert any(c["name"] == "obs websocket" and c["status"] == "missing" for c in checks)  # nothing on that port
     assert code == 1  # a missing check is an exit code scripts can stop on
@@ -43,7 +38,7 @@ def test_obs_check_reachable_and_not(tmp_path: object) -> None:
         port = server.getsockname()[1]
         ok = check_obs("127.0.0.1", port)
     assert ok.status in ("ok", "warn") and f"127.0.0.1:{port} reachable" in ok.detail
-    gone = check_obs("127.0.0.1", _closed_port())
+    gone = check_obs("127.0.0.1", free_tcp_port())
     assert gone.status == "missing"
     assert "Tools > WebSocket Server Settings" in gone.fix
 
@@ -63,12 +58,12 @@ def test_virtual_camera_gap_names_the_setup_command(monkeypatch: pytest.MonkeyPa
 
 
 def test_human_report(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["doctor", "--obs-port", str(_closed_port())]) == 1  # OBS is missing on that port
+    assert main(["doctor", "--obs-port", str(free_tcp_port())]) == 1  # OBS is missing on that port
     out = capsys.readouterr().out
     assert "[ok  ] python" in out
     assert "fix: start OBS" in out
     assert "checks passed" in out
-    assert len(run_checks(obs_port=_closed_port())) >= len(EXPECTED)
+    assert len(run_checks(obs_port=free_tcp_port())) >= len(EXPECTED)
 
 
 def test_exit_code_is_0_only_when_nothing_is_missing(monkeypatch: pytest.MonkeyPatch,

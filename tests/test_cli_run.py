@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from host_helpers import free_udp_port
 
 from livestyle.cli import main
 
@@ -181,15 +181,9 @@ def test_signal_finalizes_the_recording_to_the_last_frame(tmp_path: Path, sig: s
     assert all(b > a for a, b in zip(pts, pts[1:]))
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_udp_mpegts_stream_to_a_second_process(tmp_path: Path) -> None:
-    port = _free_udp_port()
+    port = free_udp_port()
     got = tmp_path / "received.mkv"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     receiver = subprocess.Popen(

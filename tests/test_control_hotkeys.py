@@ -9,10 +9,10 @@ import shutil
 import subprocess
 import sys
 import termios
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from host_helpers import start_xvfb, wait_for
 
 from livestyle.control.controller import Controller, Params
 from livestyle.control.hotkeys import GlobalHotkeys, TerminalHotkeys
@@ -21,13 +21,6 @@ from livestyle.errors import ConfigError
 from livestyle.pipeline.commands import Reset, SetBypass, Stop
 
 BOOK = PresetBook([Preset("ink", "an ink drawing"), Preset("neon", "neon city"), Preset("clay", "claymation")])
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def controller() -> tuple[Controller, list[object]]:
@@ -122,20 +115,6 @@ def test_no_display_gives_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> N
         GlobalHotkeys(ctl).start()
     assert "(import failed: this platform is not supported" in str(info.value)
     assert "\n" not in str(info.value)
-
-
-def start_xvfb(*args: str) -> tuple[str, subprocess.Popen[bytes]]:
-    """Xvfb on a free display number (it picks one and reports it once it accepts clients)."""
-    read, write = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-nolisten", "tcp", *args],
-                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        number = pipe.readline().strip()
-    if not number:
-        proc.kill()
-        raise AssertionError(f"Xvfb did not start (exit code {proc.wait(5)})")
-    return f":{number.decode()}", proc
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@ close() from another thread ends a blocked read."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 
 import pytest
+from host_helpers import free_udp_port
 
 from livestyle.errors import SourceError
 from livestyle.ingest import open_source
@@ -17,12 +17,6 @@ from livestyle.ingest.camera import CameraSource
 from livestyle.ingest.media import MediaSource
 from livestyle.ingest.pattern import PatternSource
 from livestyle.pipeline.frames import Source
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(

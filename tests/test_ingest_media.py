@@ -3,7 +3,6 @@ changes, rate limiting, a UDP stream from another process, and every bad-input m
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakes import FakeClock
+from host_helpers import free_udp_port
 
 from livestyle.errors import SourceError
 from livestyle.ingest import open_source
@@ -35,12 +35,6 @@ def write_clip(path: Path, frames: int, size: tuple[int, int] = (64, 48), fps: f
             sink.write(frame)
     sink.close()
     return path
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def take(source, n: int):

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from host_helpers import free_udp_port, start_xvfb, wait_for
 
 from livestyle.control.controller import Controller, Params
 from livestyle.control.obs_bridge import (
@@ -55,17 +56,6 @@ BOOK = PresetBook(
         Preset("clay", "claymation figures"),
     ]
 )
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def _missing() -> str | None:
@@ -193,20 +183,6 @@ class Obs:
     def log_tail(self) -> str:
         path = self.home / "obs.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
-
-
-def start_xvfb(*args: str) -> tuple[str, subprocess.Popen[bytes]]:
-    """Xvfb on a free display number (it picks one and reports it once it accepts clients)."""
-    read, write = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-nolisten", "tcp", *args],
-                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        number = pipe.readline().strip()
-    if not number:
-        proc.kill()
-        raise AssertionError(f"Xvfb did not start (exit code {proc.wait(5)})")
-    return f":{number.decode()}", proc
 
 
 @pytest.fixture(scope="module")
@@ -405,8 +381,7 @@ def test_livestyle_output_reaches_obs_as_a_udp_media_source(obs: Obs) -> None:
     from livestyle.output import open_sink
     from livestyle.pipeline.frames import Frame, StreamInfo
 
-    with socket_port() as port:
-        pass
+    port = free_udp_port()
     sink = open_sink(f"udp://127.0.0.1:{port}", fps=30)
     sink.open(StreamInfo(width=320, height=240, fps=30))
     obs.call("CreateInput", sceneName="Main", inputName="livestyle video", inputKind="ffmpeg_source",
@@ -443,12 +418,3 @@ def test_livestyle_output_reaches_obs_as_a_udp_media_source(obs: Obs) -> None:
         stop.set()
         sender.join(5)
         sink.close()
-
-
-@contextlib.contextmanager
-def socket_port() -> Iterator[int]:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        yield s.getsockname()[1]

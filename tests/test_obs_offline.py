@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 import time
 
 import pytest
+from host_helpers import free_tcp_port
 
 from livestyle.control.controller import Controller, Params
 from livestyle.control.obs_bridge import ObsBridge, ObsSettings
@@ -17,19 +17,13 @@ from livestyle.errors import ConfigError, ControlError
 BOOK = PresetBook([Preset("ink", "an ink drawing"), Preset("neon", "neon city")])
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens here once the socket closes
-
-
 def make_controller() -> Controller:
     return Controller(BOOK, lambda command: None, Params("start", 0.5, 2, 1))
 
 
 def test_obs_not_running_keeps_trying_quietly(caplog: pytest.LogCaptureFixture) -> None:
     pytest.importorskip("obswebsocket")
-    settings = ObsSettings(port=closed_port(), password="pw", backoff_min=0.05, backoff_max=0.2)
+    settings = ObsSettings(port=free_tcp_port(), password="pw", backoff_min=0.05, backoff_max=0.2)
     bridge = ObsBridge(make_controller(), settings)
     with caplog.at_level(logging.DEBUG, logger="livestyle.control.obs_bridge"):
         bridge.start()  # returns at once

@@ -5,7 +5,6 @@ every bad-output message."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from host_helpers import free_tcp_port, free_udp_port
 
 from livestyle.errors import SinkError
 from livestyle.ingest.pattern import PatternSource
@@ -22,12 +22,6 @@ from livestyle.output import open_sink
 from livestyle.pipeline.frames import Frame, StreamInfo
 
 av = pytest.importorskip("av")
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def read_back(path: Path) -> tuple[object, list]:
@@ -90,7 +84,7 @@ def test_foreign_time_base_and_odd_size(tmp_path: Path) -> None:
 
 
 def test_udp_mpegts_to_a_second_process(tmp_path: Path) -> None:
-    port = free_port()
+    port = free_udp_port()
     reader = textwrap.dedent(f"""
         import json, av
         container = av.open("udp://127.0.0.1:{port}", format="mpegts", timeout=(20, 20),
@@ -126,7 +120,7 @@ def test_udp_mpegts_to_a_second_process(tmp_path: Path) -> None:
 
 
 def test_tcp_receiver_that_goes_away(tmp_path: Path) -> None:
-    port = free_port(socket.SOCK_STREAM)
+    port = free_tcp_port()
     receiver = textwrap.dedent(f"""
         import sys, av
         container = av.open("tcp://127.0.0.1:{port}?listen=1", format="mpegts", timeout=(20, 20))
@@ -176,7 +170,7 @@ def test_unwritable_paths(tmp_path: Path) -> None:
 
 
 def test_unreachable_stream_url() -> None:
-    port = free_port(socket.SOCK_STREAM)
+    port = free_tcp_port()
     with pytest.raises(SinkError) as err:
         open_sink(f"tcp://127.0.0.1:{port}").open(StreamInfo(64, 48, 30.0))
     assert str(err.value) == f"cannot open tcp://127.0.0.1:{port}: Connection refused"
@@ -191,7 +185,7 @@ def test_write_before_open_and_after_close(tmp_path: Path) -> None:
 
 
 def test_rtmp_flv_to_a_second_process() -> None:
-    port = free_port(socket.SOCK_STREAM)
+    port = free_tcp_port()
     url = f"rtmp://127.0.0.1:{port}/live/test"
     receiver = textwrap.dedent(f"""
         import json, av

@@ -3,23 +3,17 @@ as caller, our source receives as listener; and the message when no ffmpeg with 
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import pytest
+from host_helpers import free_udp_port
 
 from livestyle.errors import SinkError, SourceError
 from livestyle.ingest import open_source
 from livestyle.ingest.pattern import PatternSource
 from livestyle.optional import ffmpeg_with_srt
 from livestyle.output import open_sink
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_no_ffmpeg_with_srt(monkeypatch: pytest.MonkeyPatch) -> None:
