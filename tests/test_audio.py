@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from host_helpers import free_udp_port
+from media_helpers import TONE_HZ, dominant_hz, read_audio_video, tone_with_clicks
 
 from livestyle.cli import main
 from livestyle.ingest.media import MediaSource
@@ -31,8 +32,6 @@ av = pytest.importorskip("av")
 
 FPS = 30
 RATE = 48000
-TONE_HZ = 440.0
-CLICK_HZ = 3000.0
 SIZE = (64, 48)
 
 
@@ -53,10 +52,7 @@ def make_clip(path: Path, *, seconds: float = 2.0, click_at: float = 1.0, audio:
         out.mux(video.encode(None))
         if astream is None:
             return
-        t = np.arange(round(seconds * rate)) / rate
-        wave = 0.2 * np.sin(2 * np.pi * TONE_HZ * t)
-        click = (t >= click_at) & (t < click_at + 0.03)
-        wave[click] = 0.9 * np.sin(2 * np.pi * CLICK_HZ * t[click])
+        wave = tone_with_clicks(np.arange(round(seconds * rate)) / rate, [click_at])
         channels = 1 if layout == "mono" else 2
         samples = np.repeat(wave[None].astype(np.float32), channels, axis=0)
         for start in range(0, samples.shape[1], 1024):
@@ -65,35 +61,6 @@ def make_clip(path: Path, *, seconds: float = 2.0, click_at: float = 1.0, audio:
             aframe.sample_rate, aframe.pts, aframe.time_base = rate, start, Fraction(1, rate)
             out.mux(astream.encode(aframe))
         out.mux(astream.encode(None))
-
-
-def read_back(path: str, **open_kwargs: Any) -> dict[str, Any]:
-    """Video frame times and brightness, decoded audio (mono float) and its start time."""
-    with av.open(path, **open_kwargs) as container:
-        vstream = container.streams.video[0]
-        astreams = container.streams.audio
-        times, means = [], []
-        chunks: list[np.ndarray] = []
-        audio_start, rate = None, None
-        streams = [vstream, *astreams[:1]]
-        for packet in container.demux(*streams):
-            for frame in packet.decode():
-                if packet.stream is vstream:
-                    times.append(float(frame.pts * vstream.time_base))
-                    means.append(float(frame.to_ndarray(format="gray").mean()))
-                else:
-                    if audio_start is None:
-                        audio_start = float(frame.pts * astreams[0].time_base)
-                        rate = frame.sample_rate
-                    chunks.append(frame.to_ndarray().astype(np.float32).reshape(len(frame.layout.channels), -1)[0])
-        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-        return {"times": times, "means": means, "audio": audio, "audio_start": audio_start, "rate": rate,
-                "has_audio": bool(astreams), "codec": astreams[0].codec_context.name if astreams else None}
-
-
-def dominant_hz(samples: np.ndarray, rate: int) -> float:
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
-    return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum))])
 
 
 def check_sync(got: dict[str, Any], *, duration: float | None = None) -> float:
@@ -129,7 +96,7 @@ def test_passthrough_recording_keeps_the_audio_in_sync(clip: Path, tmp_path: Pat
     code = main(["run", "--source", str(clip), "--sink", str(out), "--no-pace", "--no-loop", "--quiet",
                  "--size", "64x48", "--fps", "30"])
     assert code == 0, capsys.readouterr().err
-    got = read_back(str(out))
+    got = read_audio_video(str(out))
     assert len(got["times"]) == 60
     check_sync(got, duration=2.0)
 
@@ -167,7 +134,7 @@ def test_pipeline_delay_keeps_sync_and_loops_continue_the_audio(clip: Path, tmp_
     runner = Runner(source, LaggingChunks(), [sink], size=SIZE, fps=FPS, max_frames=100, backpressure=True)
     report = runner.run()
     assert report.frames_out == 100 and report.drops.get("audio", 0) == 0
-    got = read_back(str(out))
+    got = read_audio_video(str(out))
     assert len(got["times"]) == 100
     # 100 frames of a 60-frame loop: two clicks, 2 s apart, each with its white frame
     audio, rate, start = got["audio"], got["rate"], got["audio_start"]
@@ -190,7 +157,7 @@ def test_source_without_audio_and_sink_without_audio(tmp_path: Path) -> None:
     report = Runner(source, PassthroughGenerator(), [MediaSink(str(out), "mp4")], size=SIZE, fps=FPS,
                     backpressure=True).run()
     assert report.frames_out == 15 and "audio" not in report.stats
-    got = read_back(str(out))
+    got = read_audio_video(str(out))
     assert len(got["times"]) == 15 and not got["has_audio"]
     # audio=False: the clip's sound is left out on request
     clip_with_sound = tmp_path / "sound.mp4"
@@ -210,7 +177,7 @@ def test_stereo_44k1_source_is_mixed_and_resampled_only_as_needed(tmp_path: Path
     out = tmp_path / "out.mkv"
     Runner(MediaSource(str(clip), pace=False, loop=False), PassthroughGenerator(), [MediaSink(str(out), "matroska")],
            size=SIZE, fps=FPS, backpressure=True).run()
-    got = read_back(str(out))
+    got = read_audio_video(str(out))
     assert got["rate"] == 44100
     check_sync(got, duration=1.0)
 
@@ -236,7 +203,7 @@ def test_sink_places_audio_by_pts_fills_gaps_and_cuts_overlaps(tmp_path: Path) -
     for i in range(45):  # 1.5 s of video
         sink.write(Frame(np.full((SIZE[1], SIZE[0], 3), 90, np.uint8), round(i / FPS / tb), tb, 0.0, i))
     sink.close()
-    got = read_back(str(out))
+    got = read_audio_video(str(out))
     audio, rate, start = got["audio"], got["rate"], got["audio_start"]
     assert start == pytest.approx(0.0, abs=1e-3)
     assert start + len(audio) / rate == pytest.approx(1.5, abs=0.03)
@@ -311,6 +278,6 @@ def test_a_stop_mid_stream_finalizes_the_recording_with_its_audio(clip: Path, tm
     threading.Timer(1.4, runner.stop).start()
     report = runner.run()
     assert report.stop_reason == "stopped"
-    got = read_back(str(out))
+    got = read_audio_video(str(out))
     assert len(got["times"]) >= 30
     check_sync(got)  # click with its white frame, tone kept, audio ends with the last frame

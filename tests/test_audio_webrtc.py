@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent / "browser"))
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from netns import NetnsRunner, netns_unavailable_reason
-from test_audio import dominant_hz, read_back
+from media_helpers import dominant_hz, read_audio_video
+from netns import NetnsRunner
 from webrtc_clients import ColourTrack, sdp_post
 
 from livestyle.ingest.webrtc import WebRTCSource
@@ -27,16 +27,6 @@ from livestyle.output.media import MediaSink
 from livestyle.pipeline.passthrough import PassthroughGenerator
 from livestyle.pipeline.runner import Runner
 from livestyle.server.app import ServerSettings, ServerThread
-
-
-@pytest.fixture(scope="module")
-def netns() -> Any:
-    reason = netns_unavailable_reason()
-    if reason:
-        pytest.skip(f"no network namespace: {reason}")
-    runner = NetnsRunner()
-    yield runner
-    runner.close()
 
 
 class Tone48k(MediaStreamTrack):
@@ -100,7 +90,7 @@ def test_whip_publishers_audio_reaches_a_recording(netns: NetnsRunner, tmp_path:
     out = tmp_path / "whip.mp4"
     result = netns.run(_record, out, audio)
     assert result["pub"]["status"] == 201, result["pub"]
-    got = read_back(str(out))
+    got = read_audio_video(str(out))
     assert got["has_audio"] and got["codec"] == "aac" and got["rate"] == 48000
     assert len(got["times"]) >= 30  # ~80 expected in 3 s
     video_start, video_end = got["times"][0], got["times"][-1] + 1 / 30

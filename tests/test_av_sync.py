@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_helpers import read_audio_video, tone_with_clicks
 
 from livestyle.output.audio import JITTER_S
 from livestyle.output.media import MediaSink
@@ -67,11 +68,7 @@ class SkewedLiveSource:
 
     def _chunk(self, k: int) -> AudioChunk:
         n0 = k * CHUNK  # device sample index; host time of sample n is n / device_rate
-        t = (n0 + np.arange(CHUNK)) / self.device_rate
-        wave = 0.2 * np.sin(2 * np.pi * 440.0 * t)
-        for c in CLICKS:
-            on = (t >= c) & (t < c + 0.03)
-            wave[on] = 0.9 * np.sin(2 * np.pi * 3000.0 * t[on])
+        wave = tone_with_clicks((n0 + np.arange(CHUNK)) / self.device_rate, CLICKS)
         return AudioChunk(wave.astype(np.float32)[None], RATE, round(n0 / self.device_rate / TB), TB, time.monotonic())
 
     def frames(self) -> Iterator[Frame]:
@@ -92,21 +89,10 @@ class SkewedLiveSource:
 
 
 def _read(path: Path) -> tuple[list[float], list[float], np.ndarray, float, int]:
-    times, means, chunks = [], [], []
-    audio_start, rate = None, RATE
-    with av.open(str(path)) as f:
-        vs, as_ = f.streams.video[0], f.streams.audio[0]
-        for packet in f.demux(vs, as_):
-            for frame in packet.decode():
-                if packet.stream is vs:
-                    times.append(float(frame.pts * vs.time_base))
-                    means.append(float(frame.to_ndarray(format="gray").mean()))
-                else:
-                    if audio_start is None:
-                        audio_start, rate = float(frame.pts * as_.time_base), frame.sample_rate
-                    chunks.append(frame.to_ndarray().astype(np.float32).reshape(len(frame.layout.channels), -1)[0])
-    assert audio_start is not None
-    return times, means, np.concatenate(chunks), audio_start, rate
+    """The recording's video frame times and brightness, its audio (mono float), audio start and rate."""
+    got = read_audio_video(str(path))
+    assert got["audio_start"] is not None
+    return got["times"], got["means"], got["audio"], got["audio_start"], got["rate"]
 
 
 @pytest.mark.slow

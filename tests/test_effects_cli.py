@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_helpers import decoded_rgb, write_h264
 
 from livestyle.cli import main
 from livestyle.pipeline.masks.overlay import PREVIEW_TINT
@@ -19,24 +20,12 @@ SKIN = (224, 172, 140)
 
 
 def write_green_clip(path: Path) -> None:
-    """A green screen with a skin-coloured subject block (cols 48..111) in every frame."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(24))
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"crf": "0", "preset": "ultrafast"}
-        for i in range(N):
-            img = np.empty((H, W, 3), np.uint8)
-            img[:] = GREEN
-            img[16:, 48:112] = SKIN
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
-def decoded(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    """A green screen with a skin-coloured subject block (cols 48..111) in every frame (N frames,
+    W x H, 24 fps, lossless H.264)."""
+    img = np.empty((H, W, 3), np.uint8)
+    img[:] = GREEN
+    img[16:, 48:112] = SKIN
+    write_h264(path, [img] * N, fps=Fraction(24), options={"crf": "0", "preset": "ultrafast"})
 
 
 @pytest.mark.parametrize("effect", ["background", "person"])
@@ -50,7 +39,7 @@ def test_mask_preview_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixt
     ])
     err = capsys.readouterr().err
     assert code == 0, err
-    frames = decoded(out)
+    frames = decoded_rgb(out)
     assert len(frames) == N
     tint = np.array(PREVIEW_TINT, np.float32)
     for img in frames:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_helpers import decoded_rgb, write_h264
 
 from livestyle.cli import main
 from livestyle.errors import ConfigError
@@ -60,19 +61,8 @@ def test_working_size_rule() -> None:
 
 
 def write_square_clip(path: Path, frames: int = 6) -> None:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
-        stream.options = {"crf": "10"}
-        for _ in range(frames):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(square_picture(), format="rgb24")))
-        container.mux(stream.encode())
-
-
-def last_frame(path: Path) -> np.ndarray:
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    return frames[-1]
+    """``frames`` frames of :func:`square_picture` (640x480, a 200x200 white square) at 30 fps, H.264 crf 10."""
+    write_h264(path, [square_picture()] * frames, fps=30, options={"crf": "10"})
 
 
 @pytest.mark.parametrize(("args", "expect_square"), [([], True), (["--fit", "pad"], True), (["--fit", "stretch"], False)])
@@ -83,7 +73,7 @@ def test_square_in_a_4_3_clip_through_the_cli(tmp_path: Path, args: list[str], e
     code = main(["run", "--source", str(clip), "--sink", str(out), "--model", "passthrough", "--no-pace",
                  "--no-loop", "--size", "832x480", "--quiet", *args])
     assert code == 0
-    frame = last_frame(out)
+    frame = decoded_rgb(out)[-1]
     assert frame.shape == (480, 832, 3)
     w, h = white_box(frame)
     assert (abs(w - h) <= 4) is expect_square, (w, h)
@@ -103,7 +93,7 @@ def test_without_size_the_working_size_follows_a_4_3_clip(tmp_path: Path) -> Non
     code = main(["run", "--source", str(clip), "--sink", str(out), "--model", "passthrough", "--no-pace",
                  "--no-loop", "--quiet"])
     assert code == 0
-    frame = last_frame(out)
+    frame = decoded_rgb(out)[-1]
     assert frame.shape == (544, 720, 3)  # working_size((640, 480), (832, 480)): 4:3 in multiples of 16
     w, h = white_box(frame)
     assert abs(w - h) <= 4, (w, h)
@@ -117,7 +107,7 @@ def test_a_typed_size_or_aspect_fixed_pins_the_working_size(tmp_path: Path) -> N
         out = tmp_path / f"out{len(args[0])}.mp4"
         assert main(["run", "--source", str(clip), "--sink", str(out), "--model", "passthrough", "--no-pace",
                      "--no-loop", "--quiet", *args]) == 0
-        assert last_frame(out).shape == (480, 832, 3)
+        assert decoded_rgb(out)[-1].shape == (480, 832, 3)
 
 
 def test_a_camera_is_asked_for_the_working_size_and_its_own_mode_kept() -> None:

@@ -170,24 +170,18 @@ def test_person_means_selfie_where_litert_is_installed(selfie_files) -> None:
 
 def test_cli_blurs_the_background_of_a_real_clip_and_keeps_every_frame(selfie_files, tmp_path: Path) -> None:
     """``livestyle run --effect background --mask person --set effects.fill=blur`` on a panned photo clip."""
-    av = pytest.importorskip("av")
+    pytest.importorskip("av")
+    from media_helpers import decoded_rgb, write_h264
+
     from livestyle.cli import main
 
     frames = panned(30, step=4, noise=0.0)
     clip, out = tmp_path / "pan.mp4", tmp_path / "out.mp4"
-    with av.open(str(clip), "w") as container:
-        stream = container.add_stream("libx264", rate=30, options={"crf": "12"})
-        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    write_h264(clip, frames, fps=30, options={"crf": "12"})
     code = main(["run", "--source", str(clip), "--sink", str(out), "--model", "passthrough", "--effect", "background",
                  "--mask", "person", "--set", "effects.fill=blur", "--no-loop", "--no-pace", "--size", "640x480", "--quiet"])
     assert code == 0
-    with av.open(str(out)) as container:
-        written = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    written = decoded_rgb(out)
     assert len(written) == len(frames)
 
     from livestyle.pipeline.effects import blurred

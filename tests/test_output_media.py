@@ -19,9 +19,21 @@ from host_helpers import free_tcp_port, free_udp_port
 from livestyle.errors import SinkError
 from livestyle.ingest.pattern import PatternSource
 from livestyle.output import open_sink
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.pipeline.frames import Frame, Sink, StreamInfo
 
 av = pytest.importorskip("av")
+
+
+def open_when_listening(sink: Sink, info: StreamInfo, receiver: str) -> None:
+    """Open ``sink`` once the receiver process listens: up to 100 tries 0.1 s apart (it needs a
+    moment to start); fails the test naming ``receiver`` if it never does."""
+    for _ in range(100):
+        try:
+            sink.open(info)
+            return
+        except SinkError:
+            time.sleep(0.1)
+    pytest.fail(f"could not connect to the {receiver}")
 
 
 def read_back(path: Path) -> tuple[object, list]:
@@ -132,15 +144,7 @@ def test_tcp_receiver_that_goes_away(tmp_path: Path) -> None:
     process = subprocess.Popen([sys.executable, "-c", receiver], stdout=subprocess.PIPE, text=True)
     sink = open_sink(f"tcp://127.0.0.1:{port}")
     source = PatternSource((64, 48), 30, pace=False)
-    info = source.open()
-    for _ in range(100):  # the listener needs a moment to start
-        try:
-            sink.open(info)
-            break
-        except SinkError:
-            time.sleep(0.1)
-    else:
-        pytest.fail("could not connect to the receiver")
+    open_when_listening(sink, source.open(), "receiver")
     with pytest.raises(SinkError) as err:
         for frame in source.frames():
             sink.write(frame)
@@ -203,14 +207,7 @@ def test_rtmp_flv_to_a_second_process() -> None:
         source = PatternSource((64, 48), 30, pace=False)
         info = source.open()
         sink = open_sink(url)
-        for _ in range(100):  # the listener needs a moment to start
-            try:
-                sink.open(info)
-                break
-            except SinkError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("could not connect to the RTMP receiver")
+        open_when_listening(sink, info, "RTMP receiver")
         try:
             for frame in source.frames():
                 sink.write(frame)

@@ -1,4 +1,5 @@
-"""Fixtures of the WebRTC tests: a private network namespace and (for browser tests) Chromium."""
+"""Fixtures of the browser tests: Chromium and its fake camera (the ``netns`` fixture they run in is
+in tests/conftest.py, shared with tests/test_audio_webrtc.py)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from chromium import Chromium, chromium_path
 from fake_camera import write_fake_camera
-from netns import NetnsRunner, netns_unavailable_reason
-
-
-@pytest.fixture(scope="module")
-def netns() -> Iterator[NetnsRunner]:
-    """A worker thread in a fresh network namespace (lo with 127.0.0.1 and 127.0.0.2)."""
-    reason = netns_unavailable_reason()
-    if reason:
-        pytest.skip(f"no network namespace: {reason}")
-    runner = NetnsRunner()
-    yield runner
-    runner.close()
+from netns import NetnsRunner
 
 
 @pytest.fixture(scope="module")
