@@ -18,6 +18,10 @@ import numpy as np
 TONE_HZ = 440.0
 CLICK_HZ = 3000.0
 
+GREEN = (0, 177, 64)  # the green screen of write_green_clip (RGB)
+SKIN = (224, 172, 140)  # its subject
+GREEN_CLIP_W, GREEN_CLIP_H, GREEN_CLIP_N = 160, 96, 8  # its size and frame count
+
 
 def write_h264(path: Path, images: Sequence[np.ndarray], *, fps: int | Fraction = 30,
                options: dict[str, str] | None = None) -> Path:
@@ -36,6 +40,15 @@ def write_h264(path: Path, images: Sequence[np.ndarray], *, fps: int | Fraction 
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path
+
+
+def write_green_clip(path: Path) -> Path:
+    """A green screen with a skin-coloured subject block (cols 48..111, rows 16 down) in every
+    frame: GREEN_CLIP_N frames of GREEN_CLIP_W x GREEN_CLIP_H at 24 fps, lossless H.264."""
+    img = np.empty((GREEN_CLIP_H, GREEN_CLIP_W, 3), np.uint8)
+    img[:] = GREEN
+    img[16:, 48:112] = SKIN
+    return write_h264(path, [img] * GREEN_CLIP_N, fps=Fraction(24), options={"crf": "0", "preset": "ultrafast"})
 
 
 def decoded_rgb(path: Path) -> list[np.ndarray]:

@@ -255,7 +255,11 @@ def test_terminal_hotkeys_drive_a_running_stream(api_run: Callable[..., tuple[Pr
 
 def test_mask_preview_shows_during_bypass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The panic key shows the camera; with --mask-preview the key's tint stays on it."""
-    from test_effects_cli import GREEN, SKIN, H, N, W, decoded, write_green_clip
+    from media_helpers import GREEN, SKIN, write_green_clip
+    from media_helpers import GREEN_CLIP_H as H
+    from media_helpers import GREEN_CLIP_N as N
+    from media_helpers import GREEN_CLIP_W as W
+    from media_helpers import decoded_rgb as decoded
 
     from livestyle.pipeline.masks.overlay import PREVIEW_TINT
 

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from fakes import StampSink
 from host_canary import HostCanary, unexplained_losses
 
 from livestyle.ingest.pattern import PatternSource
 from livestyle.pipeline.commands import SetPrompt
 from livestyle.pipeline.delivery import DeliveryScheduler
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.pipeline.frames import Frame
 from livestyle.pipeline.metrics import percentile
 from livestyle.pipeline.runner import Runner
 from livestyle.pipeline.synthetic import SyntheticGenerator
@@ -30,24 +31,6 @@ from livestyle.pipeline.synthetic import SyntheticGenerator
 FPS = 30.0
 PERIOD = 1.0 / FPS
 SIZE = (64, 48)
-
-
-class StampSink:
-    """Keeps (frame index, capture time, write time) of every frame it is given."""
-
-    name = "stamp"
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[int, float, float]] = []
-
-    def open(self, info: StreamInfo) -> None:
-        self.info = info
-
-    def write(self, frame: Frame) -> None:
-        self.rows.append((frame.index, frame.capture_time, time.monotonic()))
-
-    def close(self) -> None:
-        pass
 
 
 # ------------------------------------------------------------------ the pure scheduler

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
-from media_helpers import decoded_rgb, write_h264
+from media_helpers import (
+    GREEN,
+    GREEN_CLIP_H,
+    GREEN_CLIP_N,
+    GREEN_CLIP_W,
+    SKIN,
+    decoded_rgb,
+    write_green_clip,
+)
 
 from livestyle.cli import main
 from livestyle.pipeline.masks.overlay import PREVIEW_TINT
 
 av = pytest.importorskip("av")
 
-W, H, N = 160, 96, 8
-GREEN = (0, 177, 64)
-SKIN = (224, 172, 140)
-
-
-def write_green_clip(path: Path) -> None:
-    """A green screen with a skin-coloured subject block (cols 48..111) in every frame (N frames,
-    W x H, 24 fps, lossless H.264)."""
-    img = np.empty((H, W, 3), np.uint8)
-    img[:] = GREEN
-    img[16:, 48:112] = SKIN
-    write_h264(path, [img] * N, fps=Fraction(24), options={"crf": "0", "preset": "ultrafast"})
+W, H, N = GREEN_CLIP_W, GREEN_CLIP_H, GREEN_CLIP_N
 
 
 @pytest.mark.parametrize("effect", ["background", "person"])

@@ -7,17 +7,11 @@ from fractions import Fraction
 
 import numpy as np
 import torch
+from pipeline_helpers import tiny_wan_pipeline
 
 from livestyle.config import EffectsConfig
-from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
-from livestyle.models.testing.dit import random_dit_state_dict
-from livestyle.models.testing.stack import random_wan_vae
-from livestyle.models.vae import StreamingWanVAE
 from livestyle.pipeline.effects import EffectGenerator
-from livestyle.pipeline.family import FAMILY_PRESETS
 from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.stream import StreamPipeline
-from livestyle.pipeline.stream_state import Controls, StreamModels
 
 H, W = 32, 48
 GREEN = (0, 177, 64)
@@ -39,22 +33,8 @@ def bar(i: int) -> np.ndarray:
     return m
 
 
-def tiny_stream_pipeline(steps: int = 2) -> StreamPipeline:
-    dit = CausalWanDiT(DIT_CONFIGS["tiny"])
-    dit.load_state_dict(random_dit_state_dict("tiny", seed=1))
-    vae = random_wan_vae("tiny", seed=2)
-    embeds = torch.randn(1, 8, DIT_CONFIGS["tiny"].text_dim, generator=torch.Generator().manual_seed(3))
-    models = StreamModels(
-        dit=dit.eval(),
-        prompt_encoder=lambda text: embeds,
-        codecs={"wan": (lambda: StreamingWanVAE(vae, normalize_latents=False), lambda: StreamingWanVAE(vae))},
-    )
-    controls = Controls(prompt="p", strength=0.8, steps=steps, seed=0, width=W, height=H)
-    return StreamPipeline(models, FAMILY_PRESETS["sdv2"], controls)
-
-
 def test_person_region_shows_the_same_frames_camera_under_stream_batch_delay():
-    gen = EffectGenerator(tiny_stream_pipeline(), EffectsConfig(mode="background", mask="chroma", feather=0.0, smoothing=0.0))
+    gen = EffectGenerator(tiny_wan_pipeline(W, H), EffectsConfig(mode="background", mask="chroma", feather=0.0, smoothing=0.0))
     outputs: list[Frame] = []
     lags: list[int] = []
     i = 0

@@ -15,21 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pipeline_helpers import tiny_wan_pipeline
 
 import livestyle.pipeline.stream as stream_module
 from livestyle.cli import main
 from livestyle.config import EffectsConfig, config_from_dict
 from livestyle.errors import ConfigError, PipelineError
-from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
-from livestyle.models.testing.dit import random_dit_state_dict
-from livestyle.models.testing.stack import random_wan_vae
 from livestyle.models.vae import StreamingWanVAE
 from livestyle.pipeline.effects import EffectGenerator
-from livestyle.pipeline.family import FAMILY_PRESETS
 from livestyle.pipeline.frames import Frame
 from livestyle.pipeline.noise import keep_scale, latent_keep_mask
 from livestyle.pipeline.stream import StreamPipeline
-from livestyle.pipeline.stream_state import Controls, StreamModels
 
 H, W = 32, 32
 FRAMES = 17  # the 5-frame first chunk and 3 more chunks
@@ -55,10 +51,7 @@ class Recorded:
 
 
 def pipeline(rec: Recorded, family: str = "sdv2", steps: int = 2) -> StreamPipeline:
-    dit = CausalWanDiT(DIT_CONFIGS["tiny"])
-    dit.load_state_dict(random_dit_state_dict("tiny", seed=1))
-    vae = random_wan_vae("tiny", seed=2)
-    embeds = torch.randn(1, 8, DIT_CONFIGS["tiny"].text_dim, generator=torch.Generator().manual_seed(3))
+    """The tiny random-model pipeline at W x H whose encoder and decoder record into ``rec``."""
 
     class Encoder(StreamingWanVAE):
         def encode(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -71,10 +64,8 @@ def pipeline(rec: Recorded, family: str = "sdv2", steps: int = 2) -> StreamPipel
             rec.decoded.append(latents.clone())
             return super().decode(latents)
 
-    models = StreamModels(dit=dit.eval(), prompt_encoder=lambda text: embeds, prompt_cached=lambda text: True,
-                          codecs={"wan": (lambda: Encoder(vae, normalize_latents=False), lambda: Decoder(vae))})
-    controls = Controls(prompt="p", strength=0.8, steps=steps, seed=0, width=W, height=H)
-    return StreamPipeline(models, FAMILY_PRESETS[family], controls)
+    return tiny_wan_pipeline(W, H, steps=steps, family=family, encoder=Encoder, decoder=Decoder,
+                             prompt_cached=lambda text: True)
 
 
 def run(extras: dict | None, family: str = "sdv2", steps: int = 2) -> tuple[np.ndarray, Recorded]:
@@ -219,9 +210,11 @@ def test_effect_generator_hands_the_configured_strength_to_the_pipeline() -> Non
 def test_run_with_keep_hint_on_a_green_screen_clip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     av = pytest.importorskip("av")
-    from test_effects_cli import GREEN, SKIN, N, decoded, write_green_clip
-    from test_effects_cli import H as CH
-    from test_effects_cli import W as CW
+    from media_helpers import GREEN, SKIN, write_green_clip
+    from media_helpers import GREEN_CLIP_H as CH
+    from media_helpers import GREEN_CLIP_N as N
+    from media_helpers import GREEN_CLIP_W as CW
+    from media_helpers import decoded_rgb as decoded
 
     weights = Path(os.environ.get("LIVESTYLE_CACHE_DIR") or Path.home() / ".cache" / "livestyle") / "weights" / "tiny"
     if weights.is_dir():  # reuse the tiny TEST model's random weights instead of writing them again

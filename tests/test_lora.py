@@ -14,21 +14,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fakes import StampSink
 from host_canary import HostCanary, unexplained_losses
+from pipeline_helpers import tiny_wan_pipeline
 
 from livestyle.errors import ControlError, ModelLoadError
 from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
 from livestyle.models.lora import LoraMerger, check_lora, module_name, read_lora_file
 from livestyle.models.testing.dit import random_dit_state_dict
 from livestyle.models.testing.lora import LAYOUTS, random_lora, write_lora
-from livestyle.models.testing.stack import random_wan_vae
-from livestyle.models.vae import StreamingWanVAE
 from livestyle.pipeline.commands import LoraRef, SetLora
-from livestyle.pipeline.family import FAMILY_PRESETS
 from livestyle.pipeline.frames import Frame, StreamInfo
 from livestyle.pipeline.loras import LoraLibrary
 from livestyle.pipeline.stream import StreamPipeline
-from livestyle.pipeline.stream_state import Controls, StreamModels
 
 CFG = DIT_CONFIGS["tiny"]
 
@@ -212,15 +210,9 @@ H, W = 32, 48
 
 
 def tiny_pipeline(folder: Path) -> StreamPipeline:
-    vae = random_wan_vae("tiny", seed=2)
-    embeds = torch.randn(1, 8, CFG.text_dim, generator=torch.Generator().manual_seed(3))
+    """The tiny random-model pipeline at W x H, one step, its DiT frozen, LoRAs from ``folder``."""
     dit = tiny_dit()
-    models = StreamModels(
-        dit=dit, prompt_encoder=lambda text: embeds,
-        codecs={"wan": (lambda: StreamingWanVAE(vae, normalize_latents=False), lambda: StreamingWanVAE(vae))},
-        loras=LoraLibrary(folder, dit.config),
-    )
-    return StreamPipeline(models, FAMILY_PRESETS["sdv2"], Controls(prompt="p", strength=0.8, steps=1, seed=0, width=W, height=H))
+    return tiny_wan_pipeline(W, H, steps=1, dit=dit, loras=LoraLibrary(folder, dit.config))
 
 
 def frame(i: int, t: float = 0.0) -> Frame:
@@ -283,22 +275,6 @@ class PacedSource:
         pass
 
 
-class TimedSink:
-    name = "timed"
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def open(self, info: StreamInfo) -> None:
-        pass
-
-    def write(self, f: Frame) -> None:
-        self.times.append(time.monotonic())
-
-    def close(self) -> None:
-        pass
-
-
 def test_switching_lora_mid_stream_through_the_runner_leaves_no_gap(tmp_path: Path) -> None:
     from livestyle.pipeline.runner import Runner
 
@@ -317,7 +293,7 @@ def test_switching_lora_mid_stream_through_the_runner_leaves_no_gap(tmp_path: Pa
             holder["runner"].submit(SetLora(() if ref is None else (LoraRef(*ref),)))
             submitted.set()
 
-    sink = TimedSink()
+    sink = StampSink()
     runner = Runner(PacedSource(n, fps, on_frame), pipe, [sink], size=(W, H), fps=fps, sink_queue=16)
     holder["runner"] = runner
     with HostCanary() as canary:

@@ -5,13 +5,11 @@ controller's range (neither still nor saturated), so max-over-frames vs mean-ove
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from pipeline_helpers import reference_function
 
 from livestyle.pipeline.noise import MotionController, motion_distance, sdv2_first_step
 
@@ -84,22 +82,8 @@ def _varying_clip(frames: int = 33, size: int = 32, seed: int = 0) -> tuple[torc
     return video, speeds
 
 
-def _reference_function(module_file: str, name: str):
-    """A top-level function of streamv2v (PyPI ``streamdiffusionv2`` 0.1.1) compiled from its
-    source file unchanged (``streamv2v/__init__`` imports torchvision, which is not installed)."""
-    spec = importlib.util.find_spec("streamv2v")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("pip install --no-deps streamdiffusionv2==0.1.1")
-    path = Path(next(iter(spec.submodule_search_locations))) / module_file
-    tree = ast.parse(path.read_text())
-    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
-    namespace: dict = {"torch": torch}
-    exec(compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102
-    return namespace[name]
-
-
 def test_controller_matches_the_reference_on_motion_inside_its_range() -> None:
-    reference = _reference_function("inference.py", "compute_noise_scale_and_step")
+    reference = reference_function("inference.py", "compute_noise_scale_and_step")
     video, _ = _varying_clip()
     chunk, init = 4, 0.8
     ours = MotionController(init_scale=init, scale=init)

@@ -40,14 +40,11 @@ import torch
 pytest.importorskip("einops", reason="the StreamDiffusionV2 reference needs einops (pip install einops)")
 causal_model = pytest.importorskip("models.wan.causal_model", reason="pip install --no-deps streamdiffusionv2==0.1.1")
 
-import ast
-import importlib.util
-from pathlib import Path
-
 from models.wan.causal_stream_inference import CausalStreamInferencePipeline
 from models.wan.flow_match import FlowMatchScheduler
 from models.wan.wan_base.modules.vae import WanVAE_
 from models.wan.wan_wrapper import CausalWanDiffusionWrapper
+from pipeline_helpers import reference_function
 
 from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
 from livestyle.models.testing.dit import random_dit_state_dict
@@ -58,25 +55,8 @@ from livestyle.pipeline.frames import Frame
 from livestyle.pipeline.stream import StreamPipeline
 from livestyle.pipeline.stream_state import Controls, StreamModels
 
-
-def _reference_function(module_file: str, name: str):
-    """A top-level function of a reference module, compiled from its source file.
-
-    ``streamv2v/__init__`` imports torchvision and omegaconf (its CLI/API), which this environment
-    does not have; the function itself only needs torch, so it is taken from the file unchanged.
-    """
-    spec = importlib.util.find_spec("streamv2v")
-    assert spec is not None and spec.submodule_search_locations
-    path = Path(next(iter(spec.submodule_search_locations))) / module_file
-    tree = ast.parse(path.read_text())
-    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
-    namespace: dict = {"torch": torch}
-    # the reference's own source, unchanged, so the test runs the authors' function
-    exec(compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102
-    return namespace[name]
-
-
-compute_noise_scale_and_step = _reference_function("inference.py", "compute_noise_scale_and_step")
+# the reference's own source, unchanged, so the test runs the authors' function
+compute_noise_scale_and_step = reference_function("inference.py", "compute_noise_scale_and_step")
 
 SEED = 3
 T_REFRESH = 50  # SingleGPUInferencePipeline.t_refresh
@@ -248,6 +228,16 @@ def _reference_run(video_u8: np.ndarray, state, vae_state, embeds, noise_scale: 
     return outputs, refreshes
 
 
+def _tiny_weights() -> tuple[dict[str, torch.Tensor], torch.nn.Module, torch.Tensor]:
+    """What both sides load, made after ``torch.manual_seed(0)``: the tiny DiT's random state dict
+    (seed 1), the tiny Wan VAE (seed 2) and one prompt embedding ``[1, 12, text_dim]`` (seed 4)."""
+    torch.manual_seed(0)
+    state = random_dit_state_dict("tiny", seed=1)
+    vae_model = random_wan_vae("tiny", seed=2)
+    embeds = torch.randn(1, 12, DIT_CONFIGS["tiny"].text_dim, generator=torch.Generator().manual_seed(4))
+    return state, vae_model, embeds
+
+
 def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float, size: int, steps: int,
           adapt_sink: float = -1, stream_batch: bool = True, kv_frames: int = 6) -> tuple[list[Frame], int, int]:
     """Our StreamPipeline on the same input; returns the output frames, the sink refreshes seen
@@ -293,10 +283,7 @@ def _ours(video_u8: np.ndarray, state, vae_model, embeds, noise_scale: float, si
     ],
 )
 def test_stream_batch_matches_streamdiffusionv2_reference(size: int, chunks: int, steps: int) -> None:
-    torch.manual_seed(0)
-    state = random_dit_state_dict("tiny", seed=1)
-    vae_model = random_wan_vae("tiny", seed=2)
-    embeds = torch.randn(1, 12, DIT_CONFIGS["tiny"].text_dim, generator=torch.Generator().manual_seed(4))
+    state, vae_model, embeds = _tiny_weights()
     video = _video(1 + 4 * chunks, size)
     with torch.no_grad():
         ref, _ = _reference_run(video, state, vae_model.state_dict(), embeds, 0.8, size, steps)
@@ -322,10 +309,7 @@ def test_motion_inside_the_controllers_range_matches_streamdiffusionv2_reference
     """A clip whose motion varies inside the controller's range: every chunk's noise scale and
     first step come from an unsaturated distance, frame for frame equal to the reference's."""
     size, chunks, steps = 16, 10, 2
-    torch.manual_seed(0)
-    state = random_dit_state_dict("tiny", seed=1)
-    vae_model = random_wan_vae("tiny", seed=2)
-    embeds = torch.randn(1, 12, DIT_CONFIGS["tiny"].text_dim, generator=torch.Generator().manual_seed(4))
+    state, vae_model, embeds = _tiny_weights()
     video = _drifting_video(1 + 4 * chunks, size)
     pix = torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
     scale, firsts = 0.8, []
@@ -353,10 +337,7 @@ def test_adaptive_sink_matches_streamdiffusionv2_reference() -> None:
     """The reference's default config (``adapt_sink_threshold 0.2``) on scene cuts: its evict-list
     sink refresh and ours pick the same slots, layer by layer and row by row."""
     size, chunks, steps = 16, 24, 2
-    torch.manual_seed(0)
-    state = random_dit_state_dict("tiny", seed=1)
-    vae_model = random_wan_vae("tiny", seed=2)
-    embeds = torch.randn(1, 12, DIT_CONFIGS["tiny"].text_dim, generator=torch.Generator().manual_seed(4))
+    state, vae_model, embeds = _tiny_weights()
     video = _video(1 + 4 * chunks, size, cut_every=12)
     with torch.no_grad():
         ref, ref_refreshes = _reference_run(video, state, vae_model.state_dict(), embeds, 0.8, size, steps, adapt_sink=0.2)
@@ -397,10 +378,7 @@ def test_single_wo_matches_streamdiffusionv2_reference(size: int, chunks: int, s
     K/V. livestyle keeps the intent of StreamDiffusionV2's stream batch (its paper, section 4) instead: all steps of a chunk in its one slot,
     the last step's K/V stay, so the frames drift from upstream's after the cache fills.
     """
-    torch.manual_seed(0)
-    state = random_dit_state_dict("tiny", seed=1)
-    vae_model = random_wan_vae("tiny", seed=2)
-    embeds = torch.randn(1, 12, DIT_CONFIGS["tiny"].text_dim, generator=torch.Generator().manual_seed(4))
+    state, vae_model, embeds = _tiny_weights()
     assert 2 + chunks <= kv_frames - 1  # the reference's cache never reaches its full branch
     video = _video(1 + 4 * chunks, size)
     with torch.no_grad():
