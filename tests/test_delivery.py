@@ -136,14 +136,20 @@ def _run(gen: Any, seconds: float, *, fps: float = FPS, canary: HostCanary | Non
     return runner, sink, report.stats
 
 
+TIMER_SLACK_S = 0.010
+"""A sleeping thread on a busy 2-core machine wakes up to ~10 ms late: a 67 ms gap at 30 fps is
+that, not a stall."""
+
+
 def _unexplained_stalls(rows: list[tuple[int, float, float]], period: float, canary: HostCanary) -> list[float]:
-    """Gaps over two frame periods between consecutive frames that the machine does not explain
-    (the canary process was not held up by at least half the excess at the same time): those are
-    the code's. A gap where frames are missing is a loss, judged by :func:`_unexplained_losses`."""
+    """Gaps over two frame periods (plus timer slack) between consecutive frames that the machine
+    does not explain (the canary process was not held up by at least half the excess at the same
+    time): those are the code's. A gap where frames are missing is a loss, judged by
+    :func:`_unexplained_losses`."""
     out = []
     for (i, _, a), (j, _, b) in itertools.pairwise(rows):
         gap = b - a
-        if j == i + 1 and gap > 2 * period and not canary.explains(a, b, (gap - period) / 2):
+        if j == i + 1 and gap > 2 * period + TIMER_SLACK_S and not canary.explains(a, b, (gap - period) / 2):
             out.append(round(gap, 4))
     return out
 
@@ -189,7 +195,9 @@ def test_a_fast_generator_gets_every_camera_frame_to_the_sink_on_time(case: str)
     assert _written_rate(sink.rows) == pytest.approx(FPS, rel=0.01)
     # glass to glass once the stream has started (the first second adapts D; see the next check)
     t_first = sink.rows[0][2]
-    g2g = sorted(w - c for _, c, w in sink.rows if w >= t_first + 1.0)
+    # frames in flight while the machine froze every process (the canary saw it) are left out
+    g2g = sorted(w - c for _, c, w in sink.rows if w >= t_first + 1.0 and not canary.explains(c, w, PERIOD))
+    assert len(g2g) >= 30, ("the machine froze through most of the run", canary.holds)
     chunk_p95 = percentile(sorted(gen.calls_ms[1:]), 95) / 1000.0
     bound = 3 * PERIOD + chunk_p95 + 2 * PERIOD + gen.lag_chunks * 4 * PERIOD
     assert percentile(g2g, 95) <= bound, (percentile(g2g, 95), bound)
