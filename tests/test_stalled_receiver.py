@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from fractions import Fraction
 
 import numpy as np
-
 from fakes import StampSink
+
 from livestyle.output import open_sink
 from livestyle.pipeline.frames import Frame, StreamInfo
 from livestyle.pipeline.passthrough import PassthroughGenerator
