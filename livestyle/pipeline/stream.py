@@ -157,6 +157,8 @@ class StreamPipeline:
                 out = self._run_chunk(st, frames)
         except torch.OutOfMemoryError:
             out = self._out_of_memory(frames)
+        if st.cache is not None:  # the frames are on the host already: this copy waits on nothing
+            st.kv_positions = (st.cache.next_frame.tolist(), st.cache.next_pos.tolist())
         self.counters["chunks"] += 1
         self.counters["frames_out"] += len(out)
         return out
@@ -329,8 +331,8 @@ class StreamPipeline:
             "last_error": self.last_error,
         }
         if st.cache is not None:
-            out["kv_next_frame"] = st.cache.next_frame.tolist()
-            out["kv_next_position"] = st.cache.next_pos.tolist()
+            if st.kv_positions is not None:  # as of the last chunk (no GPU read on this thread)
+                out["kv_next_frame"], out["kv_next_position"] = st.kv_positions
             out["kv_cache_bytes"] = st.cache.nbytes()
         if self.device.type == "cuda":
             out["cuda_max_allocated"] = torch.cuda.max_memory_allocated(self.device)

@@ -93,6 +93,9 @@ class StreamState:
     noise: NoiseSource
     motion: MotionController
     cache: KVCache | None = None
+    kv_positions: tuple[list[int], list[int]] | None = None
+    """``(next_frame, next_pos)`` of ``cache`` per batch row after the last chunk, read on the
+    generator thread, so that ``stats()`` (the status thread) never waits on the GPU."""
     chunks: int = 0
     source_size: tuple[int, int] | None = None
     last_pixel: torch.Tensor | None = None
