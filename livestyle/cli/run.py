@@ -401,7 +401,7 @@ def run(
     model: ModelOption = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see configs/default.yaml)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: section.key=value (repeatable)")] = None,
-    size: Annotated[str | None, typer.Option(help="Pipeline size WIDTHxHEIGHT (rounded to multiples of 16)")] = None,
+    size: Annotated[str | None, typer.Option(help="Pipeline size WIDTHxHEIGHT, multiples of 16 (default: a camera or file keeps its own aspect ratio at about 832x480 pixels)")] = None,
     fps: FpsOption = None,
     max_frames: Annotated[int | None, typer.Option("--max-frames", help="Stop after this many output frames")] = None,
     no_pace: Annotated[bool, typer.Option("--no-pace", help="Read files as fast as possible; drop nothing")] = False,
