@@ -488,6 +488,12 @@ class Runner:
         t0 = self._clock()
         try:
             warm(self._live.work_size)
+            # Whatever loading and warming allocated is here for good: collect it once, then keep it
+            # out of every later collection (a full collection over a loaded model stalls a chunk by
+            # tens of ms). Still inside the warm-up: over a large heap this one collection takes
+            # hundreds of ms, and the frames it holds up are warm-up frames, not live ones lost.
+            gc.collect()
+            gc.freeze()
         finally:
             flushed = self._inbox.flush()
             with self._lock:
@@ -496,10 +502,6 @@ class Runner:
             if flushed:
                 self._metrics.drop("warmup", flushed)
             self._metrics.restart_viewer()
-        # Whatever loading and warming allocated is here for good: collect it once, then keep it out
-        # of every later collection (a full collection over a loaded model stalls a chunk by tens of ms).
-        gc.collect()
-        gc.freeze()
         log.info("generator %s warm in %.2f s", getattr(self._generator, "name", "?"), self._warmup_s)
 
     def _status_loop(self) -> None:
