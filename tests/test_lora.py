@@ -300,8 +300,11 @@ def test_switching_lora_mid_stream_through_the_runner_leaves_no_gap(tmp_path: Pa
         report = runner.run()
     assert submitted.is_set() and pipe._lora.switches == 4
     assert pipe.stats()["loras"] == ["ink:0.8"]
-    times = sink.times[8:]  # after the first chunks (warm-up, delivery offset settling)
-    assert len(times) > 60 and unexplained_losses(runner.drop_log(), canary, 1.0 / fps) == [], report.stats
+    rows = sink.rows[8:]  # after the first chunks (warm-up, delivery offset settling)
+    times = [w for _, _, w in rows]
+    # the stream was live across every switch (frames 60..120), however long a busy machine's warm-up took
+    assert rows and rows[0][0] < 60 and rows[-1][0] > 120, (rows[:1], rows[-1:], report.stats)
+    assert unexplained_losses(runner.drop_log(), canary, 1.0 / fps) == [], report.stats
     # no gap over two frame periods, except where the machine froze every process at that moment
     stalls = [(a, b) for a, b in itertools.pairwise(times) if b - a > 2.0 / fps
               and not canary.explains(a, b, (b - a - 1.0 / fps) / 2)]
