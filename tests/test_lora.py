@@ -286,10 +286,12 @@ def test_switching_lora_mid_stream_through_the_runner_leaves_no_gap(tmp_path: Pa
     switches = {60: ("ink", 1.0), 80: ("film", 0.5), 100: None, 120: ("ink", 0.8)}
     holder: dict[str, Runner] = {}
     submitted = threading.Event()
+    switched_at: list[float] = []
 
     def on_frame(i: int) -> None:
         if i in switches:
             ref = switches[i]
+            switched_at.append(time.monotonic())
             holder["runner"].submit(SetLora(() if ref is None else (LoraRef(*ref),)))
             submitted.set()
 
@@ -304,8 +306,15 @@ def test_switching_lora_mid_stream_through_the_runner_leaves_no_gap(tmp_path: Pa
     times = [w for _, _, w in rows]
     # the stream was live across every switch (frames 60..120), however long a busy machine's warm-up took
     assert rows and rows[0][0] < 60 and rows[-1][0] > 120, (rows[:1], rows[-1:], report.stats)
-    assert unexplained_losses(runner.drop_log(), canary, 1.0 / fps) == [], report.stats
-    # no gap over two frame periods, except where the machine froze every process at that moment
+    # no frame lost because of a switch: none in the second after one that the machine does not
+    # explain (a CPU too busy for the tiny model's real time drops whole chunks elsewhere too)
+    near_switch = [d for d in unexplained_losses(runner.drop_log(), canary, 1.0 / fps)
+                   if any(0.0 <= d[0] - t <= 1.0 for t in switched_at)]
+    assert near_switch == [], (near_switch, switched_at, report.stats)
+    # no gap over two frame periods in the second after a switch, except where the machine froze
+    # every process at that moment
     stalls = [(a, b) for a, b in itertools.pairwise(times) if b - a > 2.0 / fps
+              and any(-1.0 / fps <= a - t <= 1.0 for t in switched_at)
               and not canary.explains(a, b, (b - a - 1.0 / fps) / 2)]
-    assert stalls == [], f"gaps of {[round((b - a) * 1000) for a, b in stalls]} ms at 1000/{fps:g} ms per frame"
+    assert stalls == [], (f"gaps of {[round((b - a) * 1000) for a, b in stalls]} ms at 1000/{fps:g} ms per frame, "
+                          f"{[round(a - max(t for t in switched_at if t <= a + 1.0 / fps), 2) for a, _ in stalls]} s after a switch")
