@@ -28,6 +28,12 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+# Without a GPU the fused Triton kernels run under Triton's CPU interpreter (test_fused_kernels.py);
+# it must be chosen before anything imports triton.
+if not _cuda_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _cuda_available():
         return

@@ -49,6 +49,7 @@ EXAMPLES = examples(
     "livestyle bench --model tiny --device cpu --size 64x48 --seconds 2",
     "livestyle bench --model 1.3b --steps 1 --vae tiny --glass-seconds 60 --prompt-change-at 30",
     "livestyle bench --model 1.3b --steps 1 --vae tiny --write-profile configs/gpus/h100.yaml",
+    "livestyle bench --model 14b --steps 4 --vae tiny --fp8 --profile-chunks 6",
 )
 
 
@@ -81,6 +82,10 @@ class BenchOptions:
     channels_last: bool = True
     seed: int = 0
     family: dict[str, Any] = field(default_factory=dict)
+    profile_chunks: int = 0
+    """Profile this many steady-state chunks' GPU kernels (``livestyle.cli.bench_kernels``); 0: off."""
+    fused: bool = True
+    """The fused Triton kernels on CUDA (``livestyle.models.kernels``); off measures the unfused ops."""
 
 
 def _resolve_model(name: str) -> tuple[str, dict[str, Any], str]:
@@ -159,7 +164,10 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
     from livestyle.pipeline.stream_state import Controls
     from livestyle.pipeline.timing import StageTimer
 
+    from livestyle.models.kernels import fused_enabled, set_fused
+
     say = log or (lambda *_: None)
+    set_fused(None if opts.fused else False)
     if opts.vae not in DECODERS:
         raise ConfigError(f"--vae {opts.vae!r} is not one of {', '.join(DECODERS)}")
     if opts.seconds <= 0:
@@ -246,6 +254,13 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
         reserved = torch.cuda.max_memory_reserved(device) if device.type == "cuda" else 0
 
+        kernels: dict[str, Any] = {}
+        if opts.profile_chunks > 0 and device.type == "cuda":
+            from livestyle.cli.bench_kernels import format_kernel_table, profile_chunks
+
+            kernels = profile_chunks(lambda: _feed(pipe, opts, feed), opts.profile_chunks, lambda: _sync(device))
+            say(format_kernel_table(kernels))
+
         if pipe.counters["oom"] or pipe.controls.bypass:
             raise PipelineError(f"the stream ran out of GPU memory during the bench ({pipe.last_error}); "
                                 "use fewer steps, a smaller --size or --vae tiny")
@@ -297,6 +312,8 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
         "peak_reserved_gib": round(reserved / 2**30, 3),
         "build_s": round(build_s, 1),
         "warmup_s": round(warm_s, 1),
+        "fused_kernels": fused_enabled(torch.empty(0, device=device)),
+        "kernels": kernels,
     }
     del pipe
     gc.collect()
@@ -430,7 +447,9 @@ def bench(
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the DiT (CUDA only; off: CUDA graphs are faster)."),
     cuda_graphs: bool = typer.Option(True, "--cuda-graphs/--no-cuda-graphs", help="Replay the DiT's steady-state step from CUDA graphs (CUDA only)."),
     compile_codecs: bool = typer.Option(True, "--compile-codecs/--no-compile-codecs", help="torch.compile the VAE/TAEHV chunk steps (CUDA only; ~35 s of compile per codec in the warm-up)."),
-    fp8: bool = typer.Option(False, "--fp8", help="e4m3 linears in the DiT blocks (torch._scaled_mm, per-tensor scales; Hopper)."),
+    fp8: bool = typer.Option(False, "--fp8", help="e4m3 linears in the DiT blocks (torch._scaled_mm, per-token x per-channel scales; Hopper)."),
+    fused: bool = typer.Option(True, "--fused/--no-fused", help="The fused Triton kernels for the blocks' norms, modulation, RoPE and fp8 casts (CUDA; --no-fused: the plain PyTorch ops)."),
+    profile_chunks: int = typer.Option(0, "--profile-chunks", help="Profile this many steady-state chunks and print GPU kernel time by category (gemm, attention, elementwise, conv)."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16, fp32."),
     glass_seconds: float = typer.Option(10.0, "--glass-seconds", help="Seconds of paced 30 fps camera through the real Runner, measured at the sink after warm-up (60: the one-minute real-time test; 0: skip)."),
     prompt_change_at: float | None = typer.Option(None, "--prompt-change-at", help="Seconds into the camera run to type a new free-text prompt; reports the largest frame gap after it."),
@@ -445,6 +464,7 @@ def bench(
     opts = BenchOptions(model=model, steps=steps, width=width, height=height, vae=vae, seconds=seconds,
                         device=device, compile=compile, cuda_graphs=cuda_graphs, compile_codecs=compile_codecs, fp8=fp8, dtype=dtype, glass_seconds=glass_seconds, warmup_chunks=warmup,
                         prompt_change_at=prompt_change_at, cudnn_benchmark=cudnn_benchmark,
+                        fused=fused, profile_chunks=max(0, profile_chunks),
                         family={} if stream_batch else {"stream_batch": False})
     result = run_bench(opts, log=lambda msg: typer.echo(msg, err=True))
     st = result["stages_ms"]

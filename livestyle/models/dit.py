@@ -47,14 +47,13 @@ if TYPE_CHECKING:
     from livestyle.models.cuda_graphs import StepGraphs
 
 from livestyle.models.attention import KeyMask, attention
+from livestyle.models.kernels import fused_enabled
+from livestyle.models.kernels.norm import norm_modulate
+from livestyle.models.kernels.qk_rope import qk_norm_rope, rms_norm_reference
+from livestyle.models.kernels.quant import quantize_rows
+from livestyle.models.kernels.rows import QuantizedRows
 from livestyle.models.kv_cache import BlockSlots, KVCache
-from livestyle.models.rope import (
-    RopeTables,
-    apply_rope_freqs,
-    build_rope_tables,
-    rope_cos_sin,
-    rope_freqs,
-)
+from livestyle.models.rope import RopeAngles, RopeTables, build_rope_tables, rope_cos_sin, rope_freqs
 
 __all__ = ["DIT_CONFIGS", "CausalWanDiT", "DiTConfig", "sinusoidal_embedding"]
 
@@ -120,8 +119,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # F.rms_norm is one fused kernel on CUDA; same math as x * rsqrt(mean(x^2) + eps) in fp32
-        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype) * self.weight
+        return rms_norm_reference(x, self.weight, self.eps)
 
 
 def concat_linears(*linears: nn.Linear) -> nn.Linear:
@@ -162,18 +160,28 @@ class SelfAttention(nn.Module):
         self.qkv = concat_linears(self.q, self.k, self.v)
         del self.q, self.k, self.v
 
-    def forward(self, x: torch.Tensor, freqs: torch.Tensor, mask: KeyMask | None,
+    def forward(self, x: torch.Tensor | QuantizedRows, rope: RopeAngles, mask: KeyMask | None,
                 cache: KVCache | None, layer: int, block: BlockSlots | None) -> torch.Tensor:
+        """``x`` ``[B, L, dim]`` (or its fp8 rows on the fused path) → ``[B, L, dim]``."""
         if self.qkv is not None:
             q, k, v = self.qkv(x).chunk(3, dim=-1)
         else:
             q, k, v = self.q(x), self.k(x), self.v(x)
-        q = apply_rope_freqs(self.norm_q(q).unflatten(-1, (self.num_heads, -1)), freqs)
-        k = apply_rope_freqs(self.norm_k(k).unflatten(-1, (self.num_heads, -1)), freqs)
-        v = v.unflatten(-1, (self.num_heads, -1))
-        if cache is not None:
-            assert block is not None
-            k, v = cache.write(layer, block, k, v)
+        # the fused kernel writes K/V straight into the cache's slots; the adaptive sink must see
+        # the new K/V before it places them, so it keeps the cache's own write
+        direct = cache is not None and not cache.adaptive_sink
+        if direct:
+            assert cache is not None and block is not None
+            q, k, v = qk_norm_rope(q, k, v, self.norm_q.weight, self.norm_k.weight, rope.cos, rope.sin,
+                                   self.norm_q.eps, self.num_heads, freqs=rope.freqs,
+                                   k_out=cache.k[layer], v_out=cache.v[layer], index=block.write_index)
+        else:
+            q, k, v = qk_norm_rope(q, k, v, self.norm_q.weight, self.norm_k.weight, rope.cos, rope.sin,
+                                   self.norm_q.eps, self.num_heads, freqs=rope.freqs)
+            if cache is not None:
+                assert block is not None and k is not None and v is not None
+                k, v = cache.write(layer, block, k, v)
+        assert k is not None and v is not None
         out = attention(q, k.to(q.dtype), v.to(q.dtype), mask)
         return self.o(out.flatten(2))
 
@@ -207,8 +215,9 @@ class CrossAttention(nn.Module):
             k, v = self.k(ctx), self.v(ctx)
         return self.norm_k(k).unflatten(-1, (self.num_heads, -1)), v.unflatten(-1, (self.num_heads, -1))
 
-    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        q = self.norm_q(self.q(x)).unflatten(-1, (self.num_heads, -1))
+    def forward(self, x: torch.Tensor | QuantizedRows, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        q, _, _ = qk_norm_rope(self.q(x), None, None, self.norm_q.weight, None, None, None,
+                               self.norm_q.eps, self.num_heads)
         if k.shape[0] != q.shape[0]:  # one prompt for a whole batch (real strides for flash-attn)
             k = k.expand(q.shape[0], *k.shape[1:]).contiguous()
             v = v.expand(q.shape[0], *v.shape[1:]).contiguous()
@@ -230,25 +239,38 @@ class WanBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, dim))
         self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
 
-    def forward(self, x: torch.Tensor, mod: torch.Tensor, frames: int, freqs: torch.Tensor,
+    def forward(self, x: torch.Tensor, mod: torch.Tensor, frames: int, rope: RopeAngles,
                 mask: KeyMask | None, ctx_k: torch.Tensor, ctx_v: torch.Tensor,
                 cache: KVCache | None, layer: int, block: BlockSlots | None) -> torch.Tensor:
         """``x`` ``[B, F*T, dim]``; ``mod`` ``[B, F, 6, 1, dim]`` in ``x``'s dtype: this block's
-        ``modulation + e0`` with 1 already added to both scales (``CausalWanDiT._modulations``)."""
-        b, n, d = x.shape
+        ``modulation + e0`` with 1 already added to both scales (``CausalWanDiT._modulations``).
+
+        Each residual add and the LayerNorm + modulation after it are one ``norm_modulate`` (one
+        fused kernel on the GPU, which also writes fp8 rows when the next Linear is fp8)."""
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = mod.unbind(2)  # [B, F, 1, dim]
+        eps = self.norm1.eps
+        ffn_in, ffn_act, ffn_out = self.ffn
 
-        def modulate(h: torch.Tensor, shift: torch.Tensor, scale1: torch.Tensor) -> torch.Tensor:
-            return torch.addcmul(shift, h.view(b, frames, -1, d), scale1).view(b, n, d)
+        _, h = norm_modulate(x, frames, eps, shift=shift_sa, scale1=scale_sa,
+                             quantize=_takes_quantized(self.self_attn.qkv))
+        y = self.self_attn(h, rope, mask, cache, layer, block)  # type: ignore[arg-type]
+        x, h = norm_modulate(x, frames, eps, y=y, gate=gate_sa, weight=self.norm3.weight, bias=self.norm3.bias,
+                             quantize=_takes_quantized(self.cross_attn.q))
+        y = self.cross_attn(h, ctx_k, ctx_v)  # type: ignore[arg-type]
+        x, h = norm_modulate(x, frames, eps, y=y, shift=shift_ff, scale1=scale_ff,
+                             quantize=_takes_quantized(ffn_in))
+        hidden = ffn_in(h)
+        if _takes_quantized(ffn_out) and fused_enabled(hidden):
+            y = ffn_out(quantize_rows(hidden, gelu=True))  # GELU and the fp8 cast in one kernel
+        else:
+            y = ffn_out(ffn_act(hidden))
+        x, _ = norm_modulate(x, frames, eps, y=y, gate=gate_ff, norm=False)
+        return x
 
-        def gated_add(h: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-            return torch.addcmul(h.view(b, frames, -1, d), y.view(b, frames, -1, d), gate).view(b, n, d)
 
-        y = self.self_attn(modulate(self.norm1(x), shift_sa, scale_sa), freqs, mask, cache, layer, block)
-        x = gated_add(x, y, gate_sa)
-        x = x + self.cross_attn(self.norm3(x), ctx_k, ctx_v)
-        y = self.ffn(modulate(self.norm2(x), shift_ff, scale_ff))
-        return gated_add(x, y, gate_ff)
+def _takes_quantized(linear: nn.Module | None) -> bool:
+    """Whether ``linear`` takes fp8 rows (``Fp8Linear``) that a fused kernel can write directly."""
+    return bool(getattr(linear, "takes_quantized", False))
 
 
 class Head(nn.Module):
@@ -261,9 +283,12 @@ class Head(nn.Module):
         self.modulation = nn.Parameter(torch.randn(1, 2, cfg.dim) / cfg.dim**0.5)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor, frames: int) -> torch.Tensor:
-        b, n, d = x.shape
         shift, scale = (self.modulation.unsqueeze(0) + e.unsqueeze(2)).to(x.dtype).unsqueeze(3).unbind(2)
-        h = (self.norm(x).view(b, frames, -1, d) * (1 + scale) + shift).view(b, n, d)
+        if fused_enabled(x):
+            _, h = norm_modulate(x, frames, self.norm.eps, shift=shift, scale1=1 + scale)
+        else:
+            b, n, d = x.shape
+            h = (self.norm(x).view(b, frames, -1, d) * (1 + scale) + shift).view(b, n, d)
         return self.head(h)
 
 
@@ -399,7 +424,9 @@ class CausalWanDiT(nn.Module):
             positions = frame_positions
         else:
             positions = torch.arange(fp, device=x.device)[None].expand(b, fp)
-        freqs = rope_freqs(*rope_cos_sin(self.rope_tables(x.device), positions, hp, wp))
+        cos, sin = rope_cos_sin(self.rope_tables(x.device), positions, hp, wp)
+        # the fused kernel reads cos/sin; the reference path multiplies by one complex tensor
+        rope = RopeAngles(cos, sin, None if fused_enabled(tokens) else rope_freqs(cos, sin))
         if cache is not None:
             assert block is not None
             if cache.tokens_per_frame != hp * wp or cache.batch != b:
@@ -427,7 +454,7 @@ class CausalWanDiT(nn.Module):
 
         mods = self._modulations(e0, tokens.dtype)
         for i, blk in enumerate(self.blocks):
-            tokens = blk(tokens, mods[i], fp, freqs, mask, ctx_kv[i][0], ctx_kv[i][1], cache, i, block)
+            tokens = blk(tokens, mods[i], fp, rope, mask, ctx_kv[i][0], ctx_kv[i][1], cache, i, block)
 
         out = self.head(tokens, e, fp)  # [B, F*T, 64]
         out = out.view(b, fp, hp, wp, pt, ph, pw, cfg.out_dim)

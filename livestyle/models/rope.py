@@ -17,9 +17,11 @@ float32 and is cast back to the input dtype.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-__all__ = ["RopeTables", "apply_rope", "apply_rope_freqs", "build_rope_tables", "rope_axis_pairs", "rope_cos_sin", "rope_freqs"]
+__all__ = ["RopeAngles", "RopeTables", "apply_rope", "apply_rope_freqs", "build_rope_tables", "rope_axis_pairs", "rope_cos_sin", "rope_freqs"]
 
 
 def rope_axis_pairs(head_dim: int) -> tuple[int, int, int]:
@@ -43,6 +45,17 @@ class RopeTables:
 
     def to(self, device: torch.device | str) -> RopeTables:
         return RopeTables(tuple(c.to(device) for c in self.cos), tuple(s.to(device) for s in self.sin))
+
+
+@dataclass(frozen=True)
+class RopeAngles:
+    """One forward's rotation angles: ``cos``/``sin`` ``[B, L, 1, head_dim // 2]`` float32
+    (``rope_cos_sin``) and, for the unfused path, ``freqs`` = ``rope_freqs(cos, sin)`` (complex64,
+    built once per forward) or ``None`` where only the fused kernel reads them."""
+
+    cos: torch.Tensor
+    sin: torch.Tensor
+    freqs: torch.Tensor | None = None
 
 
 def build_rope_tables(head_dim: int, max_positions: int = 1024, theta: float = 10000.0,

@@ -1,0 +1,191 @@
+"""Each fused Triton kernel equals its unfused PyTorch reference (fp32 on the CPU, Triton's interpreter).
+
+On a machine without a GPU, tests/conftest.py sets ``TRITON_INTERPRET=1`` before Triton is imported,
+and ``set_fused("interpret")`` routes CPU tensors through the real kernels. The final float32 → e4m3
+cast is PyTorch's there (the interpreter's is not faithful); the GPU parity part of
+``benchmarks/gpu_suite.py`` (``fused``) checks the in-register cast on the device.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
+    pytest.skip("Triton needs TRITON_INTERPRET=1 on a CPU-only machine", allow_module_level=True)
+
+from livestyle.models.kernels import fused_enabled, set_fused  # noqa: E402
+from livestyle.models.kernels.norm import norm_modulate, norm_modulate_reference  # noqa: E402
+from livestyle.models.kernels.qk_rope import qk_norm_rope, qk_norm_rope_reference  # noqa: E402
+from livestyle.models.kernels.quant import quantize_rows, quantize_rows_reference  # noqa: E402
+from livestyle.models.kv_cache import KVCache  # noqa: E402
+from livestyle.models.rope import build_rope_tables, rope_cos_sin  # noqa: E402
+from livestyle.models.testing.dit import random_dit  # noqa: E402
+
+B, F, T, D, HEADS = 2, 3, 5, 96, 4  # D / HEADS = 24: RoPE pairs 4 / 4 / 4; D not a power of two
+
+
+@pytest.fixture
+def fused() -> Iterator[None]:
+    set_fused("interpret" if not torch.cuda.is_available() else "auto")
+    yield
+    set_fused(None)
+
+
+def _per_frame(gen: torch.Generator, scale: float = 1.0) -> torch.Tensor:
+    """A ``[B, F, 1, D]`` view with the strides of the model's stacked modulations (one of 6 rows)."""
+    mods = torch.randn(B, F, 6, 1, D, generator=gen) * scale
+    return mods[:, :, 2]
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 2e-6) -> None:
+    torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_fusion_is_off_by_default_on_cpu_and_on_in_interpret_mode(fused: None) -> None:
+    x = torch.zeros(2)
+    assert fused_enabled(x)
+    set_fused(False)
+    assert not fused_enabled(x)
+    set_fused(None)
+    assert not fused_enabled(x)  # auto: CUDA tensors only
+    with pytest.raises(ValueError, match="unknown fused-kernel mode"):
+        set_fused("fast")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", ["modulate", "gated_affine", "residual_modulate", "gated_only", "affine_plain"])
+def test_norm_modulate_matches_reference(fused: None, case: str) -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(B, F * T, D, generator=gen) * 3 + 1
+    y = torch.randn(B, F * T, D, generator=gen)
+    kw: dict = {}
+    if case in ("gated_affine", "residual_modulate", "gated_only"):
+        kw["y"] = y
+    if case in ("gated_affine", "gated_only"):
+        kw["gate"] = _per_frame(gen)
+    if case in ("gated_affine", "affine_plain"):
+        kw["weight"] = 1 + 0.1 * torch.randn(D, generator=gen)
+        kw["bias"] = 0.1 * torch.randn(D, generator=gen)
+    if case in ("modulate", "residual_modulate"):
+        kw["shift"], kw["scale1"] = _per_frame(gen), 1 + _per_frame(gen, 0.1)
+    if case == "gated_only":
+        kw["norm"] = False
+    want_r, want_h = norm_modulate_reference(x, F, 1e-6, **kw)
+    got_r, got_h = norm_modulate(x, F, 1e-6, **kw)
+    _close(got_r, want_r)
+    if case == "gated_only":
+        assert got_h is None and want_h is None
+    else:
+        assert isinstance(got_h, torch.Tensor) and want_h is not None
+        _close(got_h, want_h, 1e-5)
+
+
+def _assert_same_fp8(got: object, want: object) -> None:
+    """Same scales; e4m3 codes equal except where float32 rounding order flips a tie (≤ 1 step)."""
+    gd, gs, glead = got  # type: ignore[misc]
+    wd, ws, wlead = want  # type: ignore[misc]
+    assert glead == wlead and gd.dtype == wd.dtype == torch.float8_e4m3fn
+    _close(gs, ws, 1e-6)
+    codes_g, codes_w = gd.view(torch.uint8).int(), wd.view(torch.uint8).int()
+    assert (codes_g - codes_w).abs().max() <= 1
+    assert (codes_g != codes_w).float().mean() < 0.01
+
+
+def test_norm_modulate_writes_the_fp8_rows_of_its_output(fused: None) -> None:
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(B, F * T, D, generator=gen)
+    shift, scale1 = _per_frame(gen), 1 + _per_frame(gen, 0.1)
+    _, h = norm_modulate_reference(x, F, 1e-6, shift=shift, scale1=scale1)
+    _, q = norm_modulate(x, F, 1e-6, shift=shift, scale1=scale1, quantize=True)
+    assert h is not None
+    _assert_same_fp8(q, quantize_rows_reference(h))
+
+
+@pytest.mark.parametrize("gelu", [False, True])
+def test_quantize_rows_matches_reference(fused: None, gelu: bool) -> None:
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(B, F * T, 3 * D, generator=gen) * 2
+    x[0, 0] = 0  # an all-zero row: the scale floor, zeros out
+    got = quantize_rows(x, gelu=gelu)
+    _assert_same_fp8(got, quantize_rows_reference(x, gelu=gelu))
+    assert torch.equal(got.data[0].float(), torch.zeros(3 * D))
+
+
+def _rope(positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    tables = build_rope_tables(D // HEADS, 64)
+    return rope_cos_sin(tables, positions, 1, T)
+
+
+def test_qk_norm_rope_matches_reference_and_writes_the_cache_slots(fused: None) -> None:
+    gen = torch.Generator().manual_seed(4)
+    qkv = torch.randn(B, F * T, 3 * D, generator=gen) * 2
+    q, k, v = qkv.chunk(3, dim=-1)  # strided views, as the fused qkv GEMM gives them
+    wq, wk = 1 + 0.1 * torch.randn(D, generator=gen), 1 + 0.1 * torch.randn(D, generator=gen)
+    cos, sin = _rope(torch.tensor([[3, 4, 5], [7, 8, 9]]))
+    slots = 5 * T
+    index = (torch.arange(B)[:, None] * slots + 2 * T + torch.arange(F * T)[None]).reshape(-1)
+    caches = [torch.randn(2, B, slots, HEADS, D // HEADS, generator=gen) for _ in range(2)]
+    got_k, got_v = caches[0].clone(), caches[0].clone()
+    want_k, want_v = caches[1].clone(), caches[1].clone()
+    got_k.copy_(want_k)
+    got_v.copy_(want_v)
+    gq, gk, gv = qk_norm_rope(q, k, v, wq, wk, cos, sin, 1e-6, HEADS, k_out=got_k[1], v_out=got_v[1], index=index)
+    wq_, wk_, wv_ = qk_norm_rope_reference(q, k, v, wq, wk, cos, sin, 1e-6, HEADS, k_out=want_k[1], v_out=want_v[1], index=index)
+    _close(gq, wq_, 1e-5)
+    _close(got_k, want_k, 1e-5)  # the written slots, and every other slot untouched
+    _close(got_v, want_v, 0)
+    assert gk is not None and gk.data_ptr() == got_k[1].data_ptr() and gv is not None
+
+
+def test_qk_norm_rope_without_cache_and_for_the_cross_attention_query(fused: None) -> None:
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(B, F * T, D, generator=gen) for _ in range(3))
+    wq, wk = 1 + 0.1 * torch.randn(D, generator=gen), 1 + 0.1 * torch.randn(D, generator=gen)
+    cos, sin = _rope(torch.tensor([[0, 1, 2], [0, 1, 2]]))
+    for got, want in zip(qk_norm_rope(q, k, v, wq, wk, cos, sin, 1e-6, HEADS),
+                         qk_norm_rope_reference(q, k, v, wq, wk, cos, sin, 1e-6, HEADS), strict=True):
+        _close(got, want, 1e-5)  # type: ignore[arg-type]
+    gq, none_k, none_v = qk_norm_rope(q, None, None, wq, None, None, None, 1e-6, HEADS)
+    _close(gq, qk_norm_rope_reference(q, None, None, wq, None, None, None, 1e-6, HEADS)[0], 1e-5)
+    assert none_k is None and none_v is None
+    with pytest.raises(ValueError, match="together"):
+        qk_norm_rope(q, k, v, wq, wk, cos, sin, 1e-6, HEADS, index=torch.zeros(1, dtype=torch.long))
+
+
+def _velocities(fp8: bool, cached: bool) -> list[torch.Tensor]:
+    model = random_dit("tiny", seed=7).fuse_qkv()
+    if fp8:
+        model.quantize_fp8()
+    gen = torch.Generator().manual_seed(8)
+    ctx = torch.randn(1, 8, model.config.text_dim, generator=gen)
+    x = torch.randn(1, 16, 1, 8, 10, generator=gen)
+    out = []
+    with torch.no_grad():
+        if cached:
+            cache = KVCache.allocate(model.config, batch=1, frames=3, tokens_per_frame=20, sink_frames=1)
+            for step in range(5):  # fills, then rolls the ring
+                blk = cache.begin_block(1)
+                out.append(model(x + step, torch.full((1,), 900.0 - 100 * step), ctx, cache=cache, block=blk))
+        else:
+            out.append(model(torch.randn(1, 16, 3, 8, 10, generator=gen), torch.tensor([[500.0, 400.0, 300.0]]), ctx))
+    return out
+
+
+@pytest.mark.parametrize(("fp8", "cached"), [(False, True), (False, False), (True, True)])
+def test_the_fused_dit_forward_equals_the_reference(fp8: bool, cached: bool) -> None:
+    """The whole tiny DiT, every kernel fused (interpreter) against the reference ops, fp32."""
+    set_fused(False)
+    want = _velocities(fp8, cached)
+    set_fused("interpret" if not torch.cuda.is_available() else "auto")
+    try:
+        got = _velocities(fp8, cached)
+    finally:
+        set_fused(None)
+    for g, w in zip(got, want, strict=True):
+        err = ((g - w).norm() / w.norm()).item()
+        # fp32: rounding order only; fp8 too (the same float32 values are cast), bar a rare tie
+        assert err < (1e-4 if fp8 else 1e-5), err
