@@ -5,7 +5,9 @@ Self-Forcing family 9), every later one ``4*latents_per_chunk`` (SDV2 4, others 
 Wan VAE encodes the first frame alone and every later group of 4 frames into one latent frame.
 
 Pixel tensors are ``[1, 3, T, H, W]`` in ``[-1, 1]`` at the pipeline's working size; frames are
-``uint8 [H, W, 3]`` RGB at the source size. Resizing (bilinear, antialiased) happens on the device.
+``uint8 [H, W, 3]`` RGB at the source size. Resizing (bilinear, antialiased), ``uint8`` ↔ float
+conversion and normalisation happen on the device; the host only copies ``uint8`` frames
+(:mod:`livestyle.pipeline.transfer`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import torch.nn.functional as F
 from livestyle.errors import PipelineError
 from livestyle.pipeline.family import FamilyConfig
 from livestyle.pipeline.frames import Frame
+from livestyle.pipeline.transfer import ChunkTransfer
 
-__all__ = ["ChunkPlan", "fit_working_size", "frames_to_pixels", "pixels_to_images"]
+__all__ = ["ChunkPlan", "fit_working_size", "frames_to_pixels", "pixels_to_images", "pixels_to_uint8"]
 
 
 @dataclass(frozen=True)
@@ -71,18 +74,20 @@ def fit_working_size(width: int, height: int, bound: tuple[int, int] | None) -> 
     return max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16)
 
 
-def frames_to_pixels(frames: Sequence[Frame], width: int, height: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def frames_to_pixels(frames: Sequence[Frame], width: int, height: int, device: torch.device, dtype: torch.dtype,
+                     transfer: ChunkTransfer | None = None) -> torch.Tensor:
     """Stack frames into ``[1, 3, T, height, width]`` pixels in ``[-1, 1]`` (``dtype``, ``device``).
 
-    All frames must share one size; they are resized to the working size when it differs.
+    All frames must share one size; they are resized to the working size when it differs. The
+    ``uint8`` frames go to the device in one copy (``transfer``: the stream's pinned staging, see
+    :mod:`livestyle.pipeline.transfer`); conversion, normalisation and resizing run there.
     """
     if not frames:
         raise PipelineError("a chunk needs at least one frame")
     h0, w0 = frames[0].height, frames[0].width
     if any(f.height != h0 or f.width != w0 for f in frames):
         raise PipelineError("frames of one chunk differ in size; the runner must re-plan between chunks")
-    stack = np.stack([f.image for f in frames])  # [T, H, W, 3] uint8
-    x = torch.from_numpy(stack).to(device=device, non_blocking=True)
+    x = (transfer or ChunkTransfer(device)).upload([f.image for f in frames])  # [T, H, W, 3] uint8
     x = x.permute(0, 3, 1, 2).float()  # [T, 3, H, W]
     if (h0, w0) != (height, width):
         x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
@@ -90,12 +95,18 @@ def frames_to_pixels(frames: Sequence[Frame], width: int, height: int, device: t
     return x.permute(1, 0, 2, 3).unsqueeze(0).to(dtype)
 
 
-def pixels_to_images(pixels: torch.Tensor, width: int, height: int) -> list[np.ndarray]:
-    """``[1, 3, T, h, w]`` pixels in ``[-1, 1]`` → ``T`` ``uint8 [height, width, 3]`` arrays (one copy to host)."""
+def pixels_to_uint8(pixels: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """``[1, 3, T, h, w]`` pixels in ``[-1, 1]`` → ``uint8 [T, height, width, 3]`` (contiguous), on
+    their device: everything but the copy to the host."""
     x = pixels[0].permute(1, 0, 2, 3).float()  # [T, 3, h, w]
     if x.shape[-2:] != (height, width):
         x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
     x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    arr = x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-    return [np.ascontiguousarray(a) for a in arr]
+    return x.permute(0, 2, 3, 1).contiguous()
 
+
+def pixels_to_images(pixels: torch.Tensor, width: int, height: int, transfer: ChunkTransfer | None = None) -> list[np.ndarray]:
+    """``[1, 3, T, h, w]`` pixels in ``[-1, 1]`` → ``T`` ``uint8 [height, width, 3]`` arrays: one
+    copy to the host (into pinned memory on CUDA), the arrays are views of it."""
+    arr, _ = (transfer or ChunkTransfer(pixels.device)).download(pixels_to_uint8(pixels, width, height))
+    return list(arr)

@@ -29,8 +29,10 @@ that ``reset()`` replaces; the live controls (strength, steps, seed, bypass, dec
 :class:`~livestyle.pipeline.stream_state.Controls`. Commands apply between chunks only.
 
 No host syncs in the hot loop except the one per chunk that moves the decoded pixels to the host;
-SDV2's motion controller and first step stay on the device, and the NaN/Inf check rides on the
-pixel transfer.
+SDV2's motion controller and first step stay on the device, and the NaN/Inf check and the KV
+cache positions ride on the pixel transfer (:mod:`~livestyle.pipeline.transfer`: frames go up as
+one ``uint8`` copy from pinned staging, come down as ``uint8`` in one copy into pinned memory,
+then one event wait).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from livestyle.config import EffectsConfig
 from livestyle.errors import ControlError, LivestyleError, PipelineError
 from livestyle.models.kv_cache import KVCache
 from livestyle.models.lora import LoraMerger
-from livestyle.pipeline.chunking import ChunkPlan, frames_to_pixels, pixels_to_images
+from livestyle.pipeline.chunking import ChunkPlan, frames_to_pixels, pixels_to_uint8
 from livestyle.pipeline.commands import (
     Reset,
     SetBypass,
@@ -78,6 +80,7 @@ from livestyle.pipeline.prompt_worker import PromptWorker
 from livestyle.pipeline.prompts import PromptState
 from livestyle.pipeline.stream_state import Controls, StreamModels, StreamState, schedule_for
 from livestyle.pipeline.timing import StageTimer
+from livestyle.pipeline.transfer import ChunkTransfer
 
 __all__ = ["StreamPipeline"]
 
@@ -111,6 +114,8 @@ class StreamPipeline:
         if controls.decoder not in models.codecs:
             raise PipelineError(f"decoder {controls.decoder!r} is not available for this model; use one of {', '.join(models.codecs)}")
         self.timer = StageTimer(self.device)
+        self._transfer = ChunkTransfer(self.device)  # pinned staging on CUDA, reused across chunks and resets
+        self._kv_read = False  # this chunk's download brought the KV positions along
         self.prompts = PromptState(
             controls.prompt, self._embed(controls.prompt), mode=family.transition,
             default_chunks=family.transition_chunks if transition_chunks is None else transition_chunks,
@@ -152,12 +157,13 @@ class StreamPipeline:
         if len(frames) != self.frames_needed():
             raise PipelineError(f"chunk has {len(frames)} frames but the pipeline asked for {self.frames_needed()}")
         st.source_size = size
+        self._kv_read = False
         try:
             with torch.no_grad():
                 out = self._run_chunk(st, frames)
         except torch.OutOfMemoryError:
             out = self._out_of_memory(frames)
-        if st.cache is not None:  # the frames are on the host already: this copy waits on nothing
+        if st.cache is not None and not self._kv_read:  # no frames came out: a small copy, after the chunk
             st.kv_positions = (st.cache.next_frame.tolist(), st.cache.next_pos.tolist())
         self.counters["chunks"] += 1
         self.counters["frames_out"] += len(out)
@@ -407,7 +413,7 @@ class StreamPipeline:
         c, f = self.controls, self.family
         first = st.chunks == 0
         with self.timer.stage("encode"):
-            pixels = frames_to_pixels(frames, c.width, c.height, self.device, self.dtype)
+            pixels = frames_to_pixels(frames, c.width, c.height, self.device, self.dtype, self._transfer)
             latents = st.encoder.encode(pixels).to(self.dtype)  # [1, 16, F, h, w]
         # noise level for this chunk
         timesteps = schedule_for(f, c.steps, c.strength)
@@ -434,9 +440,18 @@ class StreamPipeline:
             return []
         with self.timer.stage("decode"):
             decoded = st.decoder.decode(out_latents)
-            finite = torch.isfinite(out_latents).all()
-            images = pixels_to_images(decoded, *st.source_size)  # the one host transfer per chunk
-        if not bool(finite):
+            values = [torch.isfinite(out_latents).all().reshape(1).long()]
+            if st.cache is not None:
+                values += [st.cache.next_frame.long(), st.cache.next_pos.long()]
+            # the one host transfer (and sync) per chunk: uint8 frames and the small values together
+            array, host = self._transfer.download(pixels_to_uint8(decoded, *st.source_size), torch.cat(values))
+        assert host is not None
+        if st.cache is not None:
+            b = st.cache.next_frame.shape[0]
+            st.kv_positions = (host[1:1 + b].tolist(), host[1 + b:1 + 2 * b].tolist())
+            self._kv_read = True
+        images = list(array)
+        if not bool(host[0]):
             self.counters["nonfinite_resets"] += 1
             self.last_error = "non-finite latents; stream state reset"
             log.warning("NaN/Inf in the denoised latents at chunk %d; resetting the stream state and continuing", st.chunks)
