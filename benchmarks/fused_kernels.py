@@ -9,6 +9,7 @@ JSON written after each item (``gpu_suite.Suite``). Parts (``--part``, repeatabl
   (the in-register e4m3 cast the CPU tests cannot run).
 - ``dit13`` / ``dit14``: DiT ms per forward (CUDA-graph replay, full 6-frame cache, 1 latent frame),
   unfused vs fused, bf16 then fp8, at the stream-batch sizes the pipeline runs (1.3B: 1, 2; 14B: 1, 4).
+- ``sdpa``: one 14B layer's cached self-attention per PyTorch SDPA backend (cuDNN, flash 2, efficient).
 - ``pipe13`` / ``pipe14`` / ``pipe14fp8``: ``livestyle bench``'s ``run_bench`` (tiny codec both
   ways, CUDA graphs, compiled codecs, no camera run) fused and unfused on the same stack, each with
   the kernel-time profile by category (``livestyle.cli.bench_kernels``).
@@ -110,7 +111,25 @@ def part_check(s: Suite) -> None:
         del low
         return res
 
+    def gelu_epilogue() -> dict[str, Any]:
+        """cuBLASLt's GELU epilogue (``torch._addmm_activation``) against Linear + tanh/erf GELU, 14B FFN shape."""
+        import torch.nn.functional as F
+
+        from gpu_suite import cuda_ms
+
+        gen = torch.Generator(device=DEV).manual_seed(2)
+        x = torch.randn(6240, 5120, device=DEV, dtype=BF16, generator=gen)
+        w = torch.randn(13824, 5120, device=DEV, dtype=BF16, generator=gen) / 5120**0.5
+        b = 0.1 * torch.randn(13824, device=DEV, dtype=BF16, generator=gen)
+        ep = torch._addmm_activation(b, x, w.t(), use_gelu=True)
+        lin = F.linear(x, w, b)
+        return {"vs_tanh_rel": _rel(ep, F.gelu(lin, approximate="tanh")), "vs_erf_rel": _rel(ep, F.gelu(lin)),
+                "epilogue_ms": cuda_ms(lambda: torch._addmm_activation(b, x, w.t(), use_gelu=True)),
+                "linear_then_gelu_ms": cuda_ms(lambda: F.gelu(F.linear(x, w, b), approximate="tanh")),
+                "linear_only_ms": cuda_ms(lambda: F.linear(x, w, b))}
+
     s.guarded("check.parity", run, 120)
+    s.guarded("check.gelu_epilogue", gelu_epilogue, 20)
     gc.collect()
     torch.cuda.empty_cache()
 
@@ -146,18 +165,51 @@ def part_dit(s: Suite, size: str, batches: tuple[int, ...]) -> None:
         torch.cuda.empty_cache()
 
 
-def part_pipe(s: Suite, size: str, steps_list: tuple[int, ...], fp8: bool, seconds: float, profile: int) -> None:
+def part_sdpa(s: Suite) -> None:
+    """One 14B layer's self-attention (q 1560 tokens, k/v a full 6-frame cache) per SDPA backend."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from gpu_suite import cuda_ms
+
+    def run() -> dict[str, Any]:
+        res: dict[str, Any] = {}
+        for b in (1, 4):
+            q = torch.randn(b, 40, 1560, 128, device=DEV, dtype=BF16)
+            k = torch.randn(b, 40, 6 * 1560, 128, device=DEV, dtype=BF16)
+            v = torch.randn_like(k)
+            for name, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash2", SDPBackend.FLASH_ATTENTION),
+                             ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+                try:
+                    with sdpa_kernel(be):
+                        res[f"b{b}.{name}_ms"] = cuda_ms(lambda: F.scaled_dot_product_attention(q, k, v))["median"]
+                except Exception as exc:  # a backend this build or GPU lacks is a result too
+                    res[f"b{b}.{name}_ms"] = type(exc).__name__
+            res[f"b{b}.default_ms"] = cuda_ms(lambda: F.scaled_dot_product_attention(q, k, v))["median"]
+        try:
+            import flash_attn  # type: ignore[import-not-found]
+            res["flash_attn"] = flash_attn.__version__
+        except ImportError:
+            res["flash_attn"] = "not installed (FlashAttention-3 not measurable here)"
+        res["setup"] = "14B self-attention: 40 heads x 128, q 1560 tokens, k/v 9360 (6-frame cache), bf16, unmasked"
+        return res
+
+    s.guarded("sdpa.14b", run, 30)
+
+
+def part_pipe(s: Suite, size: str, steps_list: tuple[int, ...], fp8: bool, seconds: float, profile: int,
+              modes: tuple[bool, ...] = (False, True)) -> None:
     torch.backends.cudnn.benchmark = False
     models = random_stream_models(size, DEV, BF16, RandomStackOptions(compile_codecs=True, cuda_graphs=True, fp8=fp8))
     tag = ".fp8" if fp8 else ""
     for steps in steps_list:
-        for fused in (False, True):
+        for fused in modes:
             def one(steps: int = steps, fused: bool = fused) -> dict[str, Any]:
                 models.dit.enable_cuda_graphs()  # fresh graphs: capture this path
                 opts = BenchOptions(model=size, steps=steps, vae="tiny", seconds=seconds, glass_seconds=0.0, device="cuda",
                                     cuda_graphs=True, compile_codecs=True, fp8=fp8, fused=fused, profile_chunks=profile)
                 return run_bench(opts, models=models, log=print)
-            s.guarded(f"pipe.{size}.steps{steps}{tag}.{'fused' if fused else 'unfused'}", one, 150 if size == "14b" else 75)
+            s.guarded(f"pipe.{size}.steps{steps}{tag}.{'fused' if fused else 'unfused'}", one, 60 if size == "14b" else 30)
     set_fused(None)
     del models
     gc.collect()
@@ -171,15 +223,18 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=560.0, help="seconds before remaining items are skipped")
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--profile", type=int, default=4, help="chunks profiled per pipeline run (0: none)")
+    ap.add_argument("--modes", default="unfused,fused", help="pipeline runs: unfused, fused or both (comma-separated)")
     a = ap.parse_args()
     s = Suite(a.out, a.budget)
+    modes = tuple(m.strip() == "fused" for m in a.modes.split(",") if m.strip())
     parts = {
         "check": lambda: part_check(s),
+        "sdpa": lambda: part_sdpa(s),
         "dit13": lambda: part_dit(s, "1.3b", (1, 2)),
         "dit14": lambda: part_dit(s, "14b", (1, 4)),
-        "pipe13": lambda: part_pipe(s, "1.3b", (1, 2), False, a.seconds, a.profile),
-        "pipe14": lambda: part_pipe(s, "14b", (4,), False, a.seconds, a.profile),
-        "pipe14fp8": lambda: part_pipe(s, "14b", (4, 1), True, a.seconds, a.profile),
+        "pipe13": lambda: part_pipe(s, "1.3b", (1, 2), False, a.seconds, a.profile, modes),
+        "pipe14": lambda: part_pipe(s, "14b", (4,), False, a.seconds, a.profile, modes),
+        "pipe14fp8": lambda: part_pipe(s, "14b", (4, 1), True, a.seconds, a.profile, modes),
     }
     for part in a.part:
         if part not in parts:

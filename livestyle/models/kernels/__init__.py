@@ -62,12 +62,15 @@ def set_fused(mode: FusedMode | bool | None) -> None:
 
 
 def fused_mode() -> FusedMode:
-    """The mode in force (``set_fused``, else ``LIVESTYLE_FUSED``: ``0``/``off`` or ``1``/``auto``)."""
+    """The mode in force (``set_fused``, else ``LIVESTYLE_FUSED``: ``0``/``off``, ``1``/``auto``, or
+    ``interpret`` with ``TRITON_INTERPRET=1``: the whole test suite through the kernels on the CPU)."""
     if _mode is not None:
         return _mode
     env = os.environ.get("LIVESTYLE_FUSED", "").strip().lower()
     if env in ("0", "off", "false", "no"):
         return "off"
+    if env == "interpret" and os.environ.get("TRITON_INTERPRET") == "1":
+        return "interpret"
     return "auto"
 
 
