@@ -96,7 +96,7 @@ class StreamConfig:
 
     size: Size = setting((832, 480), doc="pipeline picture size WIDTHxHEIGHT, multiples of 16")
     aspect: Literal["source", "fixed"] = setting("source", doc="source: cameras and files set the aspect ratio (about size's pixel count, within the model's bound; --size pins it); fixed: exactly size")
-    fps: float = setting(30.0, gt=0, le=240, doc="nominal frame rate of the stream")
+    fps: float = setting(30.0, ge=1, le=240, doc="nominal frame rate of the stream, 1 to 240 frames per second")
     max_frames: int | None = setting(None, ge=1, doc="stop after this many output frames")
     pace: bool = setting(True, doc="read files in real time (false: as fast as possible, lossless)")
     loop: bool = setting(True, doc="restart file sources at their end")

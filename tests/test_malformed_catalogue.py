@@ -10,7 +10,9 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from media_helpers import write_h264
 
 from livestyle.cli import main
 from livestyle.config import EffectsConfig, PersonMaskConfig
@@ -67,6 +69,14 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "C10": ([*_RUN, "--source", "pattern", "--sink", "null", "--prompt", "x\x07y"], 1, "control character U+0007"),
     "C11": ([*_RUN, "--source", "pattern", "--sink", "null", "--set", "recording.mp4=moov"], 2, "recording.mp4"),
     "C12": ([*_RUN, "--source", "pattern", "--sink", "null", "--set", "server.port=99999"], 2, "server.port"),
+    # issue 28: every case runs next to in.mp4 (and link.mp4 -> in.mp4), which must come out unchanged
+    "C13": ([*_RUN, "--source", "in.mp4", "--sink", "in.mp4", "--no-loop", "--no-pace"], 2, "is the same file as --source"),
+    "C14": ([*_RUN, "--source", "in.mp4", "--sink", "link.mp4", "--no-loop"], 2, "is the same file as --source"),
+    "C15": ([*_RUN, "--source", "in.mp4", "--sink", "out.mkv", "--sink", "./out.mkv"], 2, "is the same file as --sink"),
+    "C16": ([*_RUN, "--source", "pattern", "--sink", "null", "--fps", "0.0001"], 2, "--fps must be between 1 and 240"),
+    "C17": ([*_RUN, "--source", "pattern", "--sink", "null", "--set", "stream.fps=0.0001"], 2, "stream.fps"),
+    "C18": ([*_RUN, "--source", "a" * 300 + ".mp4", "--sink", "null"], 1, "names are at most 255 bytes"),
+    "C19": ([*_RUN, "--source", "pattern", "--sink", "a" * 300 + ".mp4"], 1, "names are at most 255 bytes"),
 }
 
 
@@ -106,11 +116,15 @@ def test_http_case(server: ServerThread, case: str) -> None:
 @pytest.mark.parametrize("case", list(CLI_CASES))
 def test_cli_case(case: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    clip = write_h264(tmp_path / "in.mp4", [np.full((64, 64, 3), 10 * i, np.uint8) for i in range(6)])
+    (tmp_path / "link.mp4").symlink_to(clip.name)
+    before = clip.read_bytes()
     argv, code, words = CLI_CASES[case]
     assert main(argv) == code
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err, err
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, err
+    assert clip.read_bytes() == before, "the input was overwritten"
 
 
 def _doc_rows() -> dict[str, tuple[str, ...]]:

@@ -87,3 +87,55 @@ def test_a_receiver_that_stops_reading_is_dropped_and_cannot_hold_the_stop() -> 
     assert accepted, "the sink never connected"
     assert stop_s < SHUTDOWN_S + 3.0
     assert "blocked in write for more than 2 s" in runner.stats()["sinks"][tcp.name]["error"]
+
+
+class EndingNoiseSource(NoiseSource):
+    """:class:`NoiseSource` that ends by itself (no stop asked for) 30 frames after ``ending`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ending = threading.Event()
+
+    def frames(self) -> Iterator[Frame]:
+        left = 30
+        for frame in super().frames():
+            yield frame
+            left -= self.ending.is_set()
+            if not left:
+                return
+
+
+def test_a_stalled_receiver_abandoned_mid_run_cannot_hold_the_end_of_the_run() -> None:
+    """Issue 28, point 2: the run ends by itself (the source's end, no stop asked for) after the watchdog
+    abandoned the stalled sink; finishing the sinks must not wait on the abandoned thread, which
+    never returns."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()  # never reads
+
+    local = StampSink()
+    tcp = open_sink(f"tcp://127.0.0.1:{port}", fps=FPS)
+    source = EndingNoiseSource()
+    runner = Runner(source, PassthroughGenerator(), [local, tcp], size=SIZE, fps=FPS, sink_timeout=2.0)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 40
+        while runner.stats()["sinks"][tcp.name]["state"] != "failed":
+            assert time.monotonic() < deadline, f"the stalled TCP sink was never failed: {runner.stats()['sinks']}"
+            time.sleep(0.1)
+        source.ending.set()
+        ended = runner.wait(30 / FPS + 5.0)
+    finally:
+        runner.stop()
+        runner.wait(10)
+        for conn in accepted:
+            conn.close()
+        server.close()
+    sinks = runner.stats()["sinks"]
+    assert ended, f"the run did not end after the source's last frame: {sinks}"
+    assert "blocked in write for more than 2 s" in sinks[tcp.name]["error"]
+    assert runner.report().stop_reason == "source_ended"

@@ -97,6 +97,8 @@ def build_config(
         )
     if fps is not None and not fps > 0:
         raise ConfigError(f"--fps must be positive, got {fps:g}")
+    if fps is not None and not 1 <= fps <= 240:
+        raise ConfigError(f"--fps must be between 1 and 240 frames per second, got {fps:g}")
     extra = list(overrides)
     if size is not None:
         extra += [f"stream.size={size}", "stream.aspect=fixed"]  # a size typed on the command line is meant
@@ -278,6 +280,17 @@ def _governor(config: Config) -> Any:
                                    up_after=g.up_after, cooldown_s=g.cooldown_s))
 
 
+def _check_outputs_apart(source: Any, sinks: Sequence[Any]) -> None:
+    """ConfigError when a recording is the source file (a path, a symlink, a hard link) or another
+    recording: checked before anything is opened, so the input is never overwritten."""
+    from livestyle.paths import check_apart
+
+    def files(items: Sequence[Any], option: str) -> list[tuple[str, str]]:
+        return [(f"{option} {path}", path) for item in items if isinstance(path := getattr(item, "path", None), str)]
+
+    check_apart(files(sinks, "--sink"), files([source], "--source"), ConfigError)
+
+
 def stream(
     config: Config,
     source: str | Source,
@@ -325,6 +338,7 @@ def stream(
         src = source
     recording = RecordingOptions.from_config(config.recording)
     outs = [open_sink(spec, fps=s.fps, recording=recording) if isinstance(spec, str) else spec for spec in sinks]
+    _check_outputs_apart(src, outs)
     runner = Runner(
         src,
         generator,

@@ -31,6 +31,7 @@ from livestyle.ingest.audio import AudioAligner, audio_samples
 from livestyle.ingest.pacing import Pacer
 from livestyle.ingest.timeline import Timeline
 from livestyle.optional import require
+from livestyle.paths import check_path
 from livestyle.pipeline.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
 from livestyle.pipeline.frames import AudioCallback, AudioInfo, Frame, StreamInfo
 
@@ -117,8 +118,15 @@ class MediaSource:
         self.live = self._scheme in LIVE_SCHEMES if live is None else live
         self.corrupt_packets = 0
         self._file_id: tuple[int, int, int] | None = None
-        if not self._scheme and not Path(target).exists():
-            raise SourceError(f"file not found: {target}")
+        if not self._scheme:
+            check_path(target, SourceError, "source path")
+            if not Path(target).exists():
+                raise SourceError(f"file not found: {target}")
+
+    @property
+    def path(self) -> str | None:
+        """The file read (None for a URL or a pipe): what no output may overwrite."""
+        return None if self._scheme else self._target
 
     # -- opening ---------------------------------------------------------------------------
 

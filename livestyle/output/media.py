@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from livestyle.errors import SinkError
 from livestyle.optional import require
+from livestyle.paths import check_path
 from livestyle.output.audio import AudioTrack
 from livestyle.pipeline.frames import AudioChunk, AudioInfo, Frame, StreamInfo
 
@@ -133,6 +134,8 @@ class MediaSink:
         recording: RecordingOptions | None = None,
     ) -> None:
         self.name = target
+        if not live:
+            check_path(target, SinkError, "sink path")
         self._target = _with_udp_packet_size(target)
         self._format = container_format
         self._fps = fps
@@ -149,6 +152,11 @@ class MediaSink:
         self._audio: AudioTrack | None = None
         self._frame_seconds = 0.0
         self.frames_written = 0
+
+    @property
+    def path(self) -> str | None:
+        """The file written (None for a stream URL)."""
+        return None if self._live else self._target
 
     def open_audio(self, info: AudioInfo) -> bool:
         """Add an AAC audio stream for audio described by ``info``; call before :meth:`open`."""

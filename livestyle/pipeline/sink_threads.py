@@ -57,6 +57,7 @@ class SinkSlot:
     written: int = 0
     error: str | None = None
     writing_since: float | None = None  # time.monotonic() when the current write began
+    abandoned: bool = False  # given up while stuck; its thread is never waited on again
 
 
 class SinkThreads:
@@ -196,12 +197,13 @@ class SinkThreads:
     def finish(self, stop_at: Callable[[], float | None]) -> None:
         """Close every channel and wait for the sinks to drain and close. Once a stop was asked for
         (``stop_at()``: its ``time.monotonic()``), a sink gets at most ``SHUTDOWN_S`` from the stop;
-        one still busy then is abandoned."""
+        one still busy then is abandoned. Without a stop a draining sink is bounded by the watchdog
+        (:meth:`watch`); an abandoned sink's thread is never waited on (it may never return)."""
         for slot in self.slots:
             slot.channel.close()
         for slot in self.slots:
             thread = slot.thread
-            while thread is not None and thread.is_alive():
+            while thread is not None and thread.is_alive() and not slot.abandoned:
                 since = stop_at()
                 if since is None:
                     thread.join(0.1)
@@ -227,6 +229,7 @@ class SinkThreads:
             if slot.state == "failed":
                 return
             slot.state = "failed"
+            slot.abandoned = True
             slot.error = f"sink {slot.name} {why}; abandoned"
         lost = slot.channel.kill()
         if lost:
