@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 
 import torch
 
+os.environ.setdefault("LIVESTYLE_FUSED_STRICT", "1")  # a failing kernel is an error here, not a silent fallback
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

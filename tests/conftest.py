@@ -32,6 +32,8 @@ def _cuda_available() -> bool:
 # it must be chosen before anything imports triton.
 if not _cuda_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+# a kernel that fails must fail its test, not fall back to the reference it is compared with
+os.environ.setdefault("LIVESTYLE_FUSED_STRICT", "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -189,3 +189,32 @@ def test_the_fused_dit_forward_equals_the_reference(fp8: bool, cached: bool) -> 
         err = ((g - w).norm() / w.norm()).item()
         # fp32: rounding order only; fp8 too (the same float32 values are cast), bar a rare tie
         assert err < (1e-4 if fp8 else 1e-5), err
+
+
+def test_a_kernel_that_fails_falls_back_to_the_reference_once_and_loudly(monkeypatch: pytest.MonkeyPatch,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A GPU or Triton build that cannot compile a kernel must not take the stream down."""
+    import triton
+    import triton.language as tl
+
+    from livestyle.models.kernels import fused_mode, run_fused
+
+    @triton.jit
+    def bad(x_ptr, BLOCK: tl.constexpr):  # noqa: ANN001, ANN202
+        tl.store(x_ptr + tl.arange(0, BLOCK), tl.load(x_ptr + tl.arange(0, BLOCK)) + undefined_name)  # noqa: F821
+
+    monkeypatch.delenv("LIVESTYLE_FUSED_STRICT")
+    set_fused("interpret" if not torch.cuda.is_available() else "auto")
+    x = torch.zeros(4)
+    try:
+        with caplog.at_level("WARNING", logger="livestyle.models.kernels"):
+            got = run_fused("bad", lambda: bad[(1,)](x, BLOCK=4), lambda: "reference")
+        assert got == "reference"
+        assert fused_mode() == "off" and not fused_enabled(x)
+        assert "fused kernel bad failed" in caplog.text and "using the PyTorch ops" in caplog.text
+        monkeypatch.setenv("LIVESTYLE_FUSED_STRICT", "1")
+        set_fused("interpret" if not torch.cuda.is_available() else "auto")
+        with pytest.raises(Exception, match="undefined_name"):
+            run_fused("bad", lambda: bad[(1,)](x, BLOCK=4), lambda: "reference")
+    finally:
+        set_fused(None)

@@ -25,12 +25,17 @@ tensors under ``TRITON_INTERPRET=1`` (the CPU tests that hold each kernel to its
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 import torch
 
-__all__ = ["FusedMode", "fused_enabled", "fused_mode", "set_fused", "triton_available"]
+__all__ = ["FusedMode", "fused_enabled", "fused_mode", "run_fused", "set_fused", "triton_available"]
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 FusedMode = Literal["auto", "off", "interpret"]
 _mode: FusedMode | None = None
@@ -82,3 +87,20 @@ def fused_enabled(t: torch.Tensor) -> bool:
     if t.is_cuda:
         return True
     return mode == "interpret" and t.device.type == "cpu"
+
+
+def run_fused(name: str, fused: Callable[[], R], reference: Callable[[], R]) -> R:
+    """``fused()``, or — if it raises (a GPU or Triton build that cannot compile a kernel) — one
+    warning naming the op and the error, fusion off for the rest of the process, and ``reference()``.
+
+    A kernel runs for the first time in the warm-up, outside any CUDA-graph capture, so a failing
+    compile never leaves a half-captured graph; the stream keeps running on the PyTorch ops."""
+    try:
+        return fused()
+    except Exception as exc:  # noqa: BLE001 - any compile/launch failure falls back, loudly
+        if os.environ.get("LIVESTYLE_FUSED_STRICT") == "1":
+            raise
+        log.warning("fused kernel %s failed (%s: %s); using the PyTorch ops from now on (LIVESTYLE_FUSED=0 "
+                    "silences this)", name, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+        set_fused(False)
+        return reference()

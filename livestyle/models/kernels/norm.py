@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from livestyle.models.kernels import fused_enabled
+from livestyle.models.kernels import fused_enabled, run_fused
 from livestyle.models.kernels.rows import QuantizedRows
 
 __all__ = ["norm_modulate", "norm_modulate_reference"]
@@ -61,7 +61,11 @@ def norm_modulate(x: torch.Tensor, frames: int, eps: float, *, y: torch.Tensor |
     if not fused_enabled(x):
         return norm_modulate_reference(x, frames, eps, y=y, gate=gate, weight=weight, bias=bias,
                                        shift=shift, scale1=scale1, norm=norm)
-    from livestyle.models.kernels.triton_norm import norm_modulate_triton
+    def fused() -> tuple[torch.Tensor, torch.Tensor | QuantizedRows | None]:
+        from livestyle.models.kernels.triton_norm import norm_modulate_triton
 
-    return norm_modulate_triton(x, frames, eps, y=y, gate=gate, weight=weight, bias=bias, shift=shift,
-                                scale1=scale1, norm=norm, quantize=quantize)
+        return norm_modulate_triton(x, frames, eps, y=y, gate=gate, weight=weight, bias=bias, shift=shift,
+                                    scale1=scale1, norm=norm, quantize=quantize)
+
+    return run_fused("norm_modulate", fused, lambda: norm_modulate_reference(
+        x, frames, eps, y=y, gate=gate, weight=weight, bias=bias, shift=shift, scale1=scale1, norm=norm))

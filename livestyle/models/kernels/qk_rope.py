@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from livestyle.models.kernels import fused_enabled
+from livestyle.models.kernels import fused_enabled, run_fused
 from livestyle.models.rope import apply_rope_freqs, rope_freqs
 
 __all__ = ["qk_norm_rope", "qk_norm_rope_reference", "rms_norm_reference"]
@@ -76,6 +76,10 @@ def qk_norm_rope(q: torch.Tensor, k: torch.Tensor | None, v: torch.Tensor | None
     if not fused_enabled(q):
         return qk_norm_rope_reference(q, k, v, wq, wk, cos, sin, eps, heads, freqs=freqs,
                                       k_out=k_out, v_out=v_out, index=index)
-    from livestyle.models.kernels.triton_qk_rope import qk_norm_rope_triton
+    def fused() -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        from livestyle.models.kernels.triton_qk_rope import qk_norm_rope_triton
 
-    return qk_norm_rope_triton(q, k, v, wq, wk, cos, sin, eps, heads, k_out=k_out, v_out=v_out, index=index)
+        return qk_norm_rope_triton(q, k, v, wq, wk, cos, sin, eps, heads, k_out=k_out, v_out=v_out, index=index)
+
+    return run_fused("qk_norm_rope", fused, lambda: qk_norm_rope_reference(
+        q, k, v, wq, wk, cos, sin, eps, heads, freqs=freqs, k_out=k_out, v_out=v_out, index=index))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from livestyle.models.kernels import fused_enabled
+from livestyle.models.kernels import fused_enabled, run_fused
 from livestyle.models.kernels.rows import FP8_MAX, MIN_SCALE, QuantizedRows
 
 __all__ = ["FP8_MAX", "QuantizedRows", "gelu_tanh_reference", "quantize_rows", "quantize_rows_reference"]
@@ -42,6 +42,9 @@ def quantize_rows(x: torch.Tensor, gelu: bool = False) -> QuantizedRows:
     """Per-row e4m3 quantisation (module docstring); fused Triton kernel where enabled."""
     if not fused_enabled(x):
         return quantize_rows_reference(x, gelu)
-    from livestyle.models.kernels.triton_quant import quantize_rows_triton
+    def fused() -> QuantizedRows:
+        from livestyle.models.kernels.triton_quant import quantize_rows_triton
 
-    return quantize_rows_triton(x, gelu)
+        return quantize_rows_triton(x, gelu)
+
+    return run_fused("quantize_rows", fused, lambda: quantize_rows_reference(x, gelu))
