@@ -1,16 +1,18 @@
-"""What tests borrow from the machine they run on: free loopback ports, a private X display, and
-polling for a condition with a deadline.
+"""What tests borrow from the machine they run on: free loopback ports, a private X display, a
+full disk (a small tmpfs, filled), and polling for a condition with a deadline.
 
 Import as a sibling module (``from host_helpers import free_udp_port``), like ``host_canary``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -58,3 +60,25 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
+
+
+def can_mount_tmpfs() -> bool:
+    """Whether this process may mount a tmpfs (root, and a kernel/container that allows it)."""
+    return os.geteuid() == 0 and subprocess.run(["unshare", "-m", "mount", "-t", "tmpfs", "tmpfs", "/mnt"],
+                                                capture_output=True, check=False).returncode == 0
+
+
+@contextlib.contextmanager
+def full_tmpfs(mount: Path, size: str = "64k") -> Iterator[Path]:
+    """A real full disk at ``mount``: a ``size`` tmpfs mounted there (root only; see
+    :func:`can_mount_tmpfs`) with every block taken by a ``fill`` file, so any write that needs
+    a new block fails with ENOSPC. Unmounted at the end."""
+    mount.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
+    try:
+        with contextlib.suppress(OSError), open(mount / "fill", "wb", buffering=0) as fill:
+            while True:
+                fill.write(b"\0" * 4096)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -63,9 +63,10 @@ def env() -> dict[str, str]:
 class Proc:
     """A `livestyle run` process whose stderr is read line by line."""
 
-    def __init__(self, args: list[str], *, stdin: Any = subprocess.DEVNULL) -> None:
+    def __init__(self, args: list[str], *, stdin: Any = subprocess.DEVNULL, extra_env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "livestyle", "run", *args], stdin=stdin,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env())
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     env={**env(), **(extra_env or {})})
         self.lines: list[str] = []
 
     def read_until(self, prefix: str, timeout: float = 60.0) -> str:

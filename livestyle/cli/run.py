@@ -384,8 +384,13 @@ def stream(
         warmup_history = _startup(config, "warmup")
         model_info["warmup_estimate_s"] = warmup_history[0].estimate(warmup_history[1])
 
+    prompt_cache = getattr(getattr(inner, "models", None), "prompt_cache", None)
+
     def stats() -> dict[str, Any]:
-        return {**runner.stats(), "controls": control_stats(), "model": model_info}
+        out = {**runner.stats(), "controls": control_stats(), "model": model_info}
+        if prompt_cache is not None:  # disk writes that failed (the prompts were applied from memory)
+            out["prompt_cache"] = prompt_cache.stats()
+        return out
 
     line = StatusLine(log_interval=config.runner.log_interval)
     if status:
@@ -401,6 +406,8 @@ def stream(
         if stop_server is not None:
             stop_server()
     report.stats["controls"] = control_stats()
+    if prompt_cache is not None:
+        report.stats["prompt_cache"] = prompt_cache.stats()
     if warmup_history is not None and report.stats.get("warmup_s") is not None:
         warmup_history[0].record(warmup_history[1], report.stats["warmup_s"])  # the next start's estimate
     for name, error in report.sink_errors.items():

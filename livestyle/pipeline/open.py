@@ -22,6 +22,7 @@ from livestyle.config import Config
 from livestyle.errors import ConfigError, WeightsError
 from livestyle.pipeline.chunking import fit_working_size
 from livestyle.pipeline.family import family_from_mapping
+from livestyle.pipeline.prompt_cache import TolerantPromptCache
 from livestyle.pipeline.stream import StreamPipeline
 from livestyle.pipeline.stream_state import Controls, StreamModels
 
@@ -96,6 +97,7 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
         dit.enable_cuda_graphs()
     vae = load_wan_vae(_path(spec, "vae", m.weights_dir), device=device, dtype=dtype)
     text = PromptEncoder(_path(spec, "text_encoder", m.weights_dir), _path(spec, "tokenizer", m.weights_dir), device=device, dtype=dtype)
+    text.cache = TolerantPromptCache(text.cache)  # a full cache disk never fails a prompt
     normalized = family.latents == "normalized"
 
     def wan_encoder() -> StreamingWanVAE:
@@ -132,6 +134,7 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
         loras=LoraLibrary(m.lora_dir, dit.config, device=device),
         prompt_encoder=lambda t: text.encode(t, device=device),
         prompt_cached=lambda t: text.cache.get(t) is not None,
+        prompt_cache=text.cache,
         codecs=codecs,  # type: ignore[arg-type]
         encode_image=encode_image,
         label=f"{name}: {spec.title}",

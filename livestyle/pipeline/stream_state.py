@@ -13,7 +13,7 @@ import functools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -48,7 +48,8 @@ class StreamModels:
     ``prompt_cached(text)`` says whether ``prompt_encoder`` answers ``text`` from its cache (cheap
     enough to run between chunks); None: never assume so, every new prompt is encoded on the
     prompt worker thread (:mod:`livestyle.pipeline.prompt_worker`). ``loras``: where ``SetLora``
-    names resolve (None: the default LoRA folder).
+    names resolve (None: the default LoRA folder). ``prompt_cache``: the encoder's
+    :class:`~livestyle.pipeline.prompt_cache.TolerantPromptCache`, for its ``stats()`` (None: no disk cache).
     """
 
     dit: CausalWanDiT
@@ -58,6 +59,7 @@ class StreamModels:
     label: str = ""
     prompt_cached: Callable[[str], bool] | None = None
     loras: LoraLibrary | None = None
+    prompt_cache: Any = None
 
 
 @dataclass
