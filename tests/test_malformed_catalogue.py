@@ -52,6 +52,16 @@ HTTP_CASES: dict[str, tuple[str, str, dict[str, str], bytes, int, str]] = {
     "H20": ("POST", "/api/presets/nope", {}, b"", 404, "preset"),
     "H21": ("POST", "/api/prompt", JSON, b'{"prompt": "   "}', 400, "the prompt is empty"),
     "H22": ("DELETE", "/whep/nope", {}, b"", 404, "no session"),
+    "H23": ("GET", "/api/params", {"Host": "127.0.0.1:80, evil.test"}, b"", 403, "unknown Host"),
+    "H24": ("GET", "/api/params", {"Host": "evil.test@127.0.0.1:80"}, b"", 403, "unknown Host"),
+}
+
+TOKEN = "catalogue-token-1234"
+# the same, against a server that has a token (any host beyond loopback gets one)
+TOKEN_CASES: dict[str, tuple[str, str, dict[str, str], bytes, int, str]] = {
+    "T1": ("GET", "/api/params", {"Authorization": "Bearer \xff\xfe"}, b"", 401, "missing or wrong token"),
+    "T2": ("GET", "/api/params", {"Authorization": "Bearer caf\xe9"}, b"", 401, "missing or wrong token"),
+    "T3": ("GET", "/api/params?token=%FF%FE", {}, b"", 401, "missing or wrong token"),
 }
 
 _RUN = ["run", "--model", "passthrough", "-q", "--no-keys", "--size", "64x64", "--max-frames", "2"]
@@ -91,11 +101,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     thread.stop()
 
 
+@pytest.fixture(scope="module")
+def token_server() -> Iterator[ServerThread]:
+    controller = Controller(load_presets(), lambda c: None, Params("start", 0.6, 2, 42))
+    settings = ServerSettings(port=0, token=TOKEN)
+    thread = ServerThread(settings, settings.make_hub(), controller=controller, stats=lambda: {}).start()
+    yield thread
+    thread.stop()
+
+
 def _send(port: int, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
     head = {"Host": f"127.0.0.1:{port}", "Connection": "close", **headers}
     if "Content-Length" not in head and (body or method in ("POST", "PATCH")):
         head["Content-Length"] = str(len(body))
-    data = f"{method} {path} HTTP/1.1\r\n".encode() + "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode()
+    data = f"{method} {path} HTTP/1.1\r\n".encode() + "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode("latin-1")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(data + b"\r\n" + body)
         out = b""
@@ -109,6 +128,14 @@ def _send(port: int, method: str, path: str, headers: dict[str, str], body: byte
 def test_http_case(server: ServerThread, case: str) -> None:
     method, path, headers, body, status, words = HTTP_CASES[case]
     got, text = _send(server.port, method, path, headers, body)
+    assert got == status, (case, text)
+    assert words in json.loads(text)["error"], (case, text)
+
+
+@pytest.mark.parametrize("case", list(TOKEN_CASES))
+def test_token_case(token_server: ServerThread, case: str) -> None:
+    method, path, headers, body, status, words = TOKEN_CASES[case]
+    got, text = _send(token_server.port, method, path, headers, body)
     assert got == status, (case, text)
     assert words in json.loads(text)["error"], (case, text)
 
@@ -131,15 +158,15 @@ def _doc_rows() -> dict[str, tuple[str, ...]]:
     rows = {}
     for line in DOC.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and re.fullmatch(r"[HC]\d+", cells[0]):
+        if line.startswith("|") and re.fullmatch(r"[HCT]\d+", cells[0]):
             rows[cells[0]] = tuple(cells[1:])
     return rows
 
 
 def test_the_doc_lists_every_case_with_its_answer() -> None:
     rows = _doc_rows()
-    assert set(rows) == set(HTTP_CASES) | set(CLI_CASES)
-    for case, (*_, status, _words) in HTTP_CASES.items():
+    assert set(rows) == set(HTTP_CASES) | set(TOKEN_CASES) | set(CLI_CASES)
+    for case, (*_, status, _words) in {**HTTP_CASES, **TOKEN_CASES}.items():
         assert rows[case][-1].startswith(str(status)), (case, rows[case])
     for case, (_, code, _words) in CLI_CASES.items():
         assert rows[case][-1].startswith(f"exit {code}"), (case, rows[case])

@@ -440,7 +440,7 @@ def run(
     obs: ObsOption = False,
     obs_password: ObsPasswordOption = None,
     api: Annotated[bool, typer.Option("--api", help="Serve the control API (/api/params, /api/presets, ...; no page)")] = False,
-    api_host: Annotated[str | None, typer.Option("--api-host", help="API bind address (default 127.0.0.1; anything else needs a token, generated and printed)")] = None,
+    api_host: Annotated[str | None, typer.Option("--api-host", help="API bind address (default 127.0.0.1). A loopback address (127.x.x.x, ::1, localhost) needs no token; any other needs one, generated and printed")] = None,
     api_port: Annotated[int | None, typer.Option("--api-port", help="API TCP port (default server.port, 8080)")] = None,
     weights_dir: WeightsDirOption = None,
     fit: FitOption = None,

@@ -54,7 +54,7 @@ def _server_overrides(**values: Any) -> list[str]:
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1; anything else needs a token)")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1). A loopback address (127.x.x.x, ::1, localhost) needs no token; any other needs one, generated and printed")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default 8080)")] = None,
     token: Annotated[str | None, typer.Option(help="Bearer token (generated when --host is not loopback)")] = None,
     codec: Annotated[str | None, typer.Option(help="Output video codec: vp8 or h264")] = None,

@@ -44,7 +44,8 @@ def token_middleware(token: str | None, *, public_paths: Iterable[str] = ()) -> 
         if token is None or request.path in public or request.method == "OPTIONS":
             return await handler(request)
         given = request_token(request)
-        if given is None or not hmac.compare_digest(given.encode(), token.encode()):
+        # undecodable header bytes arrive as lone surrogates: "surrogatepass" never raises (401, not 500)
+        if given is None or not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), token.encode()):
             return web.json_response(
                 {"error": "missing or wrong token: pass 'Authorization: Bearer <token>' or '?token=<token>'"},
                 status=401,

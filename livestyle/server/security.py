@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -88,10 +89,18 @@ def json_error(message: str, status: int, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
+_HOST_VALUE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?")
+"""A whole ``Host`` value (RFC 9110 ``uri-host [":" port]``, no userinfo): a list (``a, b``), a
+userinfo (``x@127.0.0.1``) or anything after the port is refused, not cut down to its first host."""
+
+
 def _split_host(value: str) -> str | None:
-    """The host name or IP of a ``Host``/netloc value (``[::1]:80`` → ``::1``), lower case; None if unparsable."""
+    """The host name or IP of a ``Host``/netloc value (``[::1]:80`` → ``::1``), lower case; None if
+    unparsable or not one plain host (see ``_HOST_VALUE``)."""
+    if _HOST_VALUE.fullmatch(value.strip()) is None:
+        return None
     try:
-        host = urlsplit("//" + value).hostname
+        host = urlsplit("//" + value.strip()).hostname
     except ValueError:
         return None
     return host.lower().rstrip(".") if host else None
@@ -168,7 +177,8 @@ def security_middleware(
 
     @web.middleware
     async def secure(request: web.Request, handler: Handler) -> web.StreamResponse:
-        host = request.headers.get(hdrs.HOST)
+        hosts = request.headers.getall(hdrs.HOST, [])
+        host = hosts[0] if len(hosts) == 1 else ", ".join(hosts) or None  # two Host headers: refused
         if not policy.allows(host):
             return json_error(
                 f"unknown Host {host!r}: open the server as http://127.0.0.1:PORT or http://localhost:PORT "
