@@ -18,7 +18,7 @@ from livestyle.pipeline.frames import Frame, Sink, StreamInfo
 
 VALID = (
     "null, window, virtualcam, virtualcam:DEVICE, a recording path (.mp4, .mkv, .mov, .ts, "
-    ".flv), rtmp://, udp://, tcp://, srt://, webrtc or whep"
+    ".flv), rtmp://, udp://, tcp://, srt://, ndi://NAME, webrtc or whep"
 )
 
 

@@ -187,6 +187,16 @@ def check_virtualcam() -> Check:
     return Check("virtual camera", "missing", "no v4l2loopback device", setup_hint(system))
 
 
+def check_ndi() -> Check:
+    try:
+        import cyndilib
+    except ImportError:
+        return Check("ndi", "warn", "cyndilib not installed: ndi:// sources and sinks are off",
+                     "pip install 'livestyle[ndi]'")
+    version = str(getattr(cyndilib, "ndi_version", "")).strip() or "version unknown"
+    return Check("ndi", "ok", f"{version} (ndi://NAME; where mDNS is blocked add ?ips=SENDER_IP)")
+
+
 def check_obs(host: str, port: int, timeout: float = 0.5) -> Check:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -222,6 +232,7 @@ def run_checks(obs_host: str = "127.0.0.1", obs_port: int = 4455) -> list[Check]
         check_opencv,
         check_cameras,
         check_virtualcam,
+        check_ndi,
         lambda: check_obs(obs_host, obs_port),
         check_chromium,
     ]
@@ -237,7 +248,7 @@ def doctor(
     obs_host: Annotated[str, typer.Option("--obs-host", help="Where OBS's websocket should be")] = "127.0.0.1",
     obs_port: Annotated[int, typer.Option("--obs-port", help="OBS websocket port")] = 4455,
 ) -> None:
-    """Check GPU, torch, codecs, cameras, virtual camera, OBS and Chromium, with a fix for each gap.
+    """Check GPU, torch, codecs, cameras, virtual camera, NDI, OBS and Chromium, with a fix for each gap.
 
     Exits 0 when nothing is missing (warnings allowed), 1 when a check is missing, so scripts and
     set-up guides can stop on it.

@@ -11,6 +11,7 @@ fallible work: devices, sockets, probing) and then iterates ``frames()`` on its 
 | a file, ``rtmp://``, ``rtsp://``, ``udp://``, ``tcp://``, ``http(s)://`` | PyAV (:mod:`.media`) |
 | ``srt://`` | FFmpeg with libsrt as a subprocess, when installed (:mod:`.srt`) |
 | ``webrtc``, ``whip`` | a browser or WHIP publisher (:mod:`.webrtc`) |
+| ``ndi://NAME`` | an NDI sender, with the ndi extra (:mod:`.ndi`) |
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["open_source", "SOURCE_SPECS"]
 
 SOURCE_SPECS = (
     "pattern, webcam, webcam:N, a camera device path (/dev/videoN), a video file path, "
-    "rtmp://, rtsp://, udp://, tcp://, http(s)://, srt://, webrtc or whip"
+    "rtmp://, rtsp://, udp://, tcp://, http(s)://, srt://, ndi://NAME, webrtc or whip"
 )
 """What ``open_source`` accepts, for error messages and ``--help``."""
 
@@ -92,6 +93,10 @@ def open_source(
         from livestyle.ingest.srt import open_srt_source
 
         return open_srt_source(spec, size=size, fps=fps)
+    if scheme == "ndi":
+        from livestyle.ingest.ndi import open_ndi_source
+
+        return open_ndi_source(spec, size=size, fps=fps, fit=fit)
     if scheme == "file":
         spec, scheme = urlsplit(spec).path, ""
     if scheme and scheme not in _MEDIA_SCHEMES:

@@ -13,6 +13,7 @@ connections made, devices claimed there) and then ``write`` from the sink's own 
 | ``rtmp://`` (FLV), ``udp://`` / ``tcp://`` (MPEG-TS) | stream out (:mod:`.media`) |
 | ``srt://`` | MPEG-TS through FFmpeg with libsrt, when installed (:mod:`.srt`) |
 | ``webrtc``, ``whep`` | the browser page / a WHEP player (:mod:`.webrtc`) |
+| ``ndi://NAME`` | an NDI sender, with the ndi extra (:mod:`.ndi`) |
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = ["open_sink", "SINK_SPECS"]
 
 SINK_SPECS = (
     "null, window, virtualcam, virtualcam:DEVICE, a recording path (.mp4, .mkv, .mov, .ts, "
-    ".flv), rtmp://, udp://, tcp://, srt://, webrtc or whep"
+    ".flv), rtmp://, udp://, tcp://, srt://, ndi://NAME, webrtc or whep"
 )
 """What ``open_sink`` accepts, for error messages and ``--help``."""
 
@@ -85,6 +86,10 @@ def open_sink(spec: str, *, fps: float | None = None, recording: RecordingOption
         from livestyle.output.srt import open_srt_sink
 
         return open_srt_sink(spec, fps=fps)
+    if scheme == "ndi":
+        from livestyle.output.ndi import open_ndi_sink
+
+        return open_ndi_sink(spec, fps=fps)
     if scheme in STREAM_FORMATS:
         return MediaSink(spec, STREAM_FORMATS[scheme], fps=fps, live=True)
     if scheme == "file":
