@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args, get_type_hints
 
 from livestyle.control.presets import MAX_PROMPT_CHARS, PresetBook
 from livestyle.control.text import normalize_prompt
-from livestyle.errors import ControlError
+from livestyle.errors import CommandRefusedError, ControlError
 from livestyle.pipeline.commands import (
     Command,
     LoraRef,
@@ -110,6 +110,7 @@ class Controller:
         max_steps: int = 8,
         precondition: Precondition | None = None,
         lora_catalog: LoraCatalog | None = None,
+        takes_loras: bool = True,
     ) -> None:
         if max_steps < 1:
             raise ControlError(f"max_steps must be >= 1, got {max_steps}")
@@ -118,7 +119,10 @@ class Controller:
         self._max_steps = max_steps
         self._precondition = precondition
         self._lora_catalog = lora_catalog
+        self._takes_loras = takes_loras
         self._lock = threading.RLock()
+        if not takes_loras:  # the params say what the stream does: a generator without LoRAs has none
+            initial = dataclasses.replace(initial, loras=())
         self._params = initial
         self._check(initial)
         self._last_index: int | None = None
@@ -176,6 +180,11 @@ class Controller:
             concrete: list[StreamCommand] = []
             for command in commands:
                 resolved, last_index = self._resolve(command, params, last_index)
+                if not self._takes_loras:  # a preset's LoRAs are ignored like its prompt; asking for one is refused
+                    if isinstance(command, SetLora) and command.value:
+                        raise CommandRefusedError("this stream's model takes no LoRA (passthrough); start it with "
+                                                  "--model to use LoRAs")
+                    resolved = [item for item in resolved if not isinstance(item, SetLora)]
                 for item in resolved:
                     params = self._update(params, item)
                     concrete.append(item)

@@ -71,15 +71,17 @@ def build_controller(
     bypass: bool = False,
     precondition: Precondition | None = None,
     lora_catalog: LoraCatalog | None = None,
+    takes_loras: bool = True,
 ) -> Controller:
     """A controller over ``presets`` (default: :func:`load_preset_book` of ``preset_paths``) that
     selects ``presets.start`` when set. ``max_steps`` is the model family's limit; ``precondition``
     lets the stream refuse what it cannot apply (409 in the API); ``lora_catalog`` lists the LoRA
-    folder (``GET /api/loras``)."""
+    folder (``GET /api/loras``); ``takes_loras`` False (passthrough): LoRA switches are refused and
+    the params list none."""
     book = presets if presets is not None else load_preset_book(cfg, preset_paths)
     controller = Controller(
         book, submit, initial_params(cfg, bypass=bypass), max_steps=max_steps, precondition=precondition,
-        lora_catalog=lora_catalog,
+        lora_catalog=lora_catalog, takes_loras=takes_loras,
     )
     if cfg.presets.start:
         controller.select(cfg.presets.start)

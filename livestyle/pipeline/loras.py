@@ -22,6 +22,7 @@ import torch
 
 from livestyle.errors import ControlError, ModelLoadError, WeightsError
 from livestyle.models.lora import LORA_SUFFIXES, LoraFile, check_lora, read_lora_file
+from livestyle.paths import check_path
 
 if TYPE_CHECKING:
     from livestyle.models.dit import DiTConfig
@@ -53,15 +54,42 @@ def lora_name(path: Path, folder: Path) -> str:
     return _stem(Path(path).resolve().relative_to(Path(folder).expanduser().resolve()))
 
 
+def _inside(path: Path, root: Path) -> Path | None:
+    """``path`` resolved, when it is a file inside ``root`` (resolved); None for a file a symlink
+    takes outside, a symlink loop, a name the file system refuses (too long) or anything else."""
+    try:
+        real = path.resolve()
+        return real if real.is_relative_to(root) and real.is_file() else None
+    except (OSError, RuntimeError):  # ENAMETOOLONG, ELOOP; RuntimeError: "Symlink loop" (Python < 3.13)
+        return None
+
+
 def list_loras(folder: Path) -> list[dict[str, Any]]:
-    """Every LoRA file under ``folder`` (recursive), sorted: ``{"name", "file", "bytes"}``; [] if absent."""
-    if not folder.is_dir():
+    """Every LoRA file under ``folder`` (recursive), sorted: ``{"name", "file", "bytes"}``; [] if absent.
+
+    Only files inside the folder: a symlink to a file elsewhere is not listed (nor its size), and
+    a symlink loop or an unreadable sub-folder is skipped with a warning, never an error."""
+    try:
+        if not folder.is_dir():
+            return []
+        root = folder.resolve()
+        paths = sorted(folder.rglob("*"))
+    except (OSError, RuntimeError) as exc:
+        log.warning("cannot list the LoRA folder %s: %s", folder, exc)
         return []
     out = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name.endswith(LORA_SUFFIXES) and not any(p.startswith(".") for p in path.relative_to(folder).parts):
-            rel = path.relative_to(folder)
-            out.append({"name": _stem(rel), "file": rel.as_posix(), "bytes": path.stat().st_size})
+    for path in paths:
+        rel = path.relative_to(folder)
+        if not path.name.endswith(LORA_SUFFIXES) or any(p.startswith(".") for p in rel.parts):
+            continue
+        real = _inside(path, root)
+        if real is None:
+            continue
+        try:
+            size = real.stat().st_size
+        except OSError:
+            continue
+        out.append({"name": _stem(rel), "file": rel.as_posix(), "bytes": size})
     return out
 
 
@@ -98,10 +126,11 @@ class LoraLibrary:
         """The file ``name`` means; :class:`ControlError` naming the choices when there is none."""
         if name in self._allowed:
             return self._allowed[name]
+        check_path(name, ControlError, "LoRA name")  # a name over 255 bytes: one line, not ENAMETOOLONG
         folder = self.folder.resolve()
         for candidate in (name, *(name + s for s in LORA_SUFFIXES)):
-            path = (folder / candidate).resolve()
-            if path.is_relative_to(folder) and path.is_file():
+            path = _inside(folder / candidate, folder)
+            if path is not None:
                 return path
         names = [item["name"] for item in self.list()]
         shown = ", ".join(names[:12]) + (f", … ({len(names) - 12} more)" if len(names) > 12 else "")
