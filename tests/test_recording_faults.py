@@ -160,3 +160,22 @@ def test_a_looping_source_file_that_breaks_ends_the_run_with_an_error(tmp_path: 
     # the recording of what played is finalized (the damage lands ~0.5 s after the first bytes,
     # inside the clip's first 1 s pass or just after it)
     assert frames_in(tmp_path / "out.mkv") >= 15
+
+
+def test_a_recording_whose_folder_is_deleted_mid_run_is_reported_lost(tmp_path: Path) -> None:
+    """Issue 28, point 9: the folder of a recording removed while it records: the recording is a
+    lost sink (exit 3, one warning), not ``exit 0, written: gone/rec.mp4 150`` for a file that no
+    longer exists; the other sinks reach the end."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = spawn([*BASE, "--sink", "gone/rec.mp4", "--sink", "kept.mkv", "--max-frames", "90"], tmp_path)
+    deadline = time.monotonic() + 30
+    while not (gone / "rec.mp4").exists() or (gone / "rec.mp4").stat().st_size < 1000:
+        assert time.monotonic() < deadline and proc.poll() is None, "the recording never started"
+        time.sleep(0.05)
+    shutil.rmtree(gone)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "gone/rec.mp4 was deleted (or its folder) while recording" in err and "Traceback" not in err, err
+    assert "gone/rec.mp4 90 (failed)" in err, err
+    assert frames_in(tmp_path / "kept.mkv") == 90

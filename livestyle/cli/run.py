@@ -481,7 +481,8 @@ def run(
     options = ControlOptions(preset_paths=tuple(presets or ()), keys=not no_keys, system_hotkeys=system_hotkeys)
     report = stream(cfg, source, sink, bypass=bypass, status=not quiet, controls=options, serve=hook)
     st = report.stats
-    written = ", ".join(f"{n} {v['written']}" for n, v in st.get("viewer", {}).items())
+    written = ", ".join(f"{n} {v['written']}" + (" (failed)" if n in report.sink_errors else "")
+                        for n, v in st.get("viewer", {}).items())
     print(
         f"done ({report.stop_reason}): {report.frames_out} frames out, {report.frames_in} in; written: {written or '-'}; "
         f"{st.get('frames_lost', 0)} lost, glass-to-glass p95 {report.latency_ms.get('p95', 0.0):.0f} ms, "

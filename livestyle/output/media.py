@@ -151,6 +151,7 @@ class MediaSink:
         self._audio_info: AudioInfo | None = None
         self._audio: AudioTrack | None = None
         self._frame_seconds = 0.0
+        self._file_id: tuple[int, int] | None = None  # (device, inode) of the recording once open
         self.frames_written = 0
 
     @property
@@ -199,6 +200,7 @@ class MediaSink:
         self._time_base = info.time_base
         self._frame_seconds = 1.0 / fps
         self._container, self._stream, self._audio = container, stream, audio
+        self._file_id = None if self._live else _file_id(self._target)
 
     def write(self, frame: Frame) -> None:
         """Encode one frame (blocks for the encode and, for streams, the network write)."""
@@ -275,6 +277,10 @@ class MediaSink:
                 _close_quietly(container)
                 if not self._live and not self._failed:
                     raise SinkError(f"cannot finish {self.name}: {_reason(exc)}") from exc
+            if self._file_id is not None and _file_id(self._target) != self._file_id:
+                # written to an unlinked file: the run must not report frames written to nothing
+                raise SinkError(f"{self.name} was deleted (or its folder) while recording: "
+                                f"the {self.frames_written} frames written are lost")
 
 
 def _check_writable(path: str) -> None:
@@ -286,6 +292,15 @@ def _check_writable(path: str) -> None:
         raise SinkError(f"cannot record to {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
         raise SinkError(f"cannot record to {path}: permission denied")
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of ``path``; None when it no longer exists."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _with_udp_packet_size(target: str) -> str:
