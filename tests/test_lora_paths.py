@@ -119,3 +119,16 @@ def test_passthrough_refuses_a_lora_instead_of_listing_it_as_active(tmp_path: Pa
         assert _http("PATCH", base + "/api/params", {"loras": []})[0] == 200  # clearing is fine
     finally:
         proc.finish()
+
+
+def test_a_fifo_given_as_a_lora_is_refused_instead_of_read_forever(tmp_path: Path) -> None:
+    """Issue 28, point 11 (``--lora FIFO``): the operator's path is checked before it is read."""
+    import os
+
+    from livestyle.errors import ControlError
+
+    fifo = tmp_path / "style.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(ControlError, match="not a regular file"):
+        LoraLibrary(tmp_path / "folder").allow(str(fifo))
+    assert LoraLibrary(tmp_path).list() == []  # nor listed from the folder

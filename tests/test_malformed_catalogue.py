@@ -5,6 +5,7 @@ lists exactly these cases with these answers."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from collections.abc import Iterator
@@ -87,6 +88,7 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "C17": ([*_RUN, "--source", "pattern", "--sink", "null", "--set", "stream.fps=0.0001"], 2, "stream.fps"),
     "C18": ([*_RUN, "--source", "a" * 300 + ".mp4", "--sink", "null"], 1, "names are at most 255 bytes"),
     "C19": ([*_RUN, "--source", "pattern", "--sink", "a" * 300 + ".mp4"], 1, "names are at most 255 bytes"),
+    "C20": ([*_RUN, "--source", "fifo.mp4", "--sink", "null"], 1, "is not a regular file"),
 }
 
 
@@ -145,6 +147,7 @@ def test_cli_case(case: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     clip = write_h264(tmp_path / "in.mp4", [np.full((64, 64, 3), 10 * i, np.uint8) for i in range(6)])
     (tmp_path / "link.mp4").symlink_to(clip.name)
+    os.mkfifo(tmp_path / "fifo.mp4")  # no writer: opening it for reading would wait forever
     before = clip.read_bytes()
     argv, code, words = CLI_CASES[case]
     assert main(argv) == code

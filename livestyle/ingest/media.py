@@ -122,6 +122,9 @@ class MediaSource:
             check_path(target, SourceError, "source path")
             if not Path(target).exists():
                 raise SourceError(f"file not found: {target}")
+            if not Path(target).is_file():  # a FIFO would wait forever for a writer, a folder fails later
+                raise SourceError(f"{target} is not a regular file (a FIFO, socket, device or folder): "
+                                  "give a video file, or a stream URL")
 
     @property
     def path(self) -> str | None:

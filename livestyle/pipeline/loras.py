@@ -119,6 +119,8 @@ class LoraLibrary:
     def allow(self, name: str) -> None:
         """Let ``name`` (a path given by the local operator) resolve to that file, for every client."""
         path = Path(name).expanduser()
+        if path.exists() and not path.is_file():  # a FIFO would block the read forever
+            raise ControlError(f"LoRA {name!r} is not a regular file (a FIFO, socket, device or folder)")
         if path.exists():
             self._allowed[name] = path.resolve()
 
