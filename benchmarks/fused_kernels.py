@@ -105,7 +105,7 @@ def part_check(s: Suite) -> None:
             codes = (q.data.view(torch.uint8).int() - want.data.view(torch.uint8).int()).abs()
             res["fp8_rows_vs_reference"] = {"scale_rel": _rel(q.scale, want.scale), "codes_max_step": int(codes.max()),
                                             "codes_differing": round(float((codes > 0).float().mean()), 6),
-                                            "dequant_rel": _rel(q.data.float() * q.scale, h.float())}
+                                            "dequant_rel": _rel(q.data.float() * q.scale, h.float().reshape(-1, h.shape[-1]))}
         res["setup"] = ("1.3B random weights; nocache: 2 latent frames 480x832, t=500; cached: 6 blocks of 1 frame into "
                         "a 6-frame (3 sink) cache, the 6th compared; fp32 unfused with TF32 off is the reference")
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -8,10 +8,11 @@ call split into the categories the efficiency work is judged by::
      "by_category_ms": {"gemm": 102.0, "attention": 87.0, "elementwise": 236.0, "conv": 5.0, "memcpy": 1.2},
      "by_category_pct": {...}, "top": [{"kernel": ..., "category": ..., "calls": ..., "ms": ...}, ...]}
 
-Categories are read off the kernel names: ``conv`` (cuDNN fprop/implicit-GEMM convolutions),
-``gemm`` (cuBLAS/cuBLASLt/CUTLASS matrix products, fp8 ``_scaled_mm`` included), ``attention``
-(flash/cuDNN/efficient SDPA kernels), ``memcpy`` (host↔device and device copies issued as copies),
-and ``elementwise`` for everything else: norms, modulation, RoPE, casts, quantisation, reductions,
+Categories are read off the kernel names, in this order: ``memcpy`` (copies and memsets issued as
+such), ``attention`` (flash/cuDNN/efficient SDPA kernels; cuDNN's are named
+``..._sdpa_..._flash_fprop_...``), ``conv`` (cuDNN fprop/implicit-GEMM convolutions: the codecs),
+``gemm`` (cuBLAS/cuBLASLt/CUTLASS matrix products, fp8 ``_scaled_mm`` included), and
+``elementwise`` for everything else: norms, modulation, RoPE, casts, quantisation, reductions,
 index/copy kernels and the fused Triton kernels (the glue the fused kernels exist to shrink).
 """
 
@@ -34,10 +35,10 @@ def kernel_category(name: str) -> str:
     low = name.lower()
     if low.startswith(("memcpy", "memset")) or "memcpy" in low:
         return "memcpy"
+    if any(k in low for k in _ATTN):  # before conv: cuDNN's SDPA kernels are named "..._sdpa_..._fprop_..."
+        return "attention"
     if any(k in low for k in _CONV):
         return "conv"
-    if any(k in low for k in _ATTN):
-        return "attention"
     if any(k in low for k in _GEMM):
         return "gemm"
     return "elementwise"
