@@ -204,7 +204,7 @@ def test_unknown_source_schemes() -> None:
     assert str(err.value) == (
         "unknown source scheme 'ftp://' in 'ftp://example.com/x.mp4': use pattern, webcam, "
         "webcam:N, a camera device path (/dev/videoN), a video file path, rtmp://, rtsp://, "
-        "udp://, tcp://, http(s)://, srt://, webrtc or whip"
+        "udp://, tcp://, http(s)://, srt://, ndi://NAME, webrtc or whip"
     )
     with pytest.raises(SourceError) as err:
         open_source("camera:2")
