@@ -76,3 +76,19 @@ def test_bad_vae_choice_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="--vae 'vqgan' is not one of wan, tiny-decoder, tiny"):
         run_bench(BenchOptions(model="tiny", vae="vqgan", device="cpu"))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--seconds", "nan"], "error: --seconds must be a finite number of seconds above 0, got nan"),
+    (["--seconds", "0"], "error: --seconds must be a finite number of seconds above 0, got 0.0"),
+    (["--glass-seconds", "inf"], "error: --glass-seconds must be a finite number of seconds, 0 or more, got inf"),
+])
+def test_seconds_that_never_end_are_refused_in_one_line(args: list[str], message: str) -> None:
+    """Issue 28, point 11: `bench --seconds nan` ran forever (NaN is not <= 0) and ignored SIGINT."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "livestyle", "bench", "--model", "tiny", "--device", "cpu", *args],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines()[-1] == message

@@ -180,3 +180,19 @@ def test_bad_container_and_adapter_entries(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({"name": "b", "adapter": {"rank": 0}, "files": {}}))
     with pytest.raises(WeightsError, match="adapter must be a mapping with a positive rank and alpha"):
         get_model("b", tmp_path)
+
+
+def test_an_unreadable_file_is_a_failed_check_not_a_traceback(tmp_path: Path) -> None:
+    """Issue 28, point 6: a file that cannot be read is one failed line. A non-root user gets a
+    PermissionError; the tests run as root, which reads anything, so the file is a link to one that
+    fails for root too (/proc/self/mem: EIO at offset 0), through the same OSError path."""
+    _model(tmp_path / "reg")
+    root = _tiny_stack(tmp_path / "w")
+    (root / FILES["vae"]).unlink()
+    (root / FILES["vae"]).symlink_to("/proc/self/mem")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "LIVESTYLE_"))}
+    env.update({"LIVESTYLE_MODELS_DIR": str(tmp_path / "reg"), "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")})
+    res = subprocess.run([sys.executable, "-m", "livestyle", "weights", "verify", "fake", "--weights-dir", str(tmp_path / "w")],
+                         capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip().startswith("error: 1 of 4 files of 'fake' failed verification (vae: cannot be read ("), res.stderr

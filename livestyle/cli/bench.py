@@ -26,6 +26,7 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import math
 import statistics
 import threading
 import time
@@ -170,8 +171,12 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
     set_fused(None if opts.fused else False)
     if opts.vae not in DECODERS:
         raise ConfigError(f"--vae {opts.vae!r} is not one of {', '.join(DECODERS)}")
-    if opts.seconds <= 0:
-        raise ConfigError(f"--seconds must be positive, got {opts.seconds}")
+    for flag, value in (("--seconds", opts.seconds), ("--glass-seconds", opts.glass_seconds)):
+        # NaN compares false with everything: "<= 0" let --seconds nan through, and the loop never ended
+        if not math.isfinite(value) or value < 0 or (flag == "--seconds" and value == 0):
+            raise ConfigError(f"{flag} must be a finite number of seconds{' above 0' if flag == '--seconds' else ', 0 or more'}, got {value}")
+    if opts.prompt_change_at is not None and not (math.isfinite(opts.prompt_change_at) and opts.prompt_change_at >= 0):
+        raise ConfigError(f"--prompt-change-at must be a finite number of seconds, 0 or more, got {opts.prompt_change_at}")
     dev_name = opts.device
     if dev_name == "auto":
         dev_name = "cuda" if torch.cuda.is_available() else "cpu"

@@ -9,6 +9,8 @@ Where a file is looked for is :mod:`livestyle.models.weights`.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import os
 import shutil
@@ -134,8 +136,35 @@ def _generate(model: ModelSpec, spec: FileSpec, dest: Path) -> Path:
     except (ImportError, AttributeError) as exc:
         raise WeightsError(f"{model.name}: generator {spec.generate!r} for {spec.role} cannot be imported ({exc})") from None
     dest.parent.mkdir(parents=True, exist_ok=True)
-    writer(dest)
+    # written under a temporary name with the same suffix (writers pick the format from it), then
+    # renamed: a full disk or a crash mid-way never leaves a truncated file under the final name
+    tmp = dest.with_name(f".{dest.stem}.partial{dest.suffix}")
+    try:
+        writer(tmp)
+        os.replace(tmp, dest)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        reason = "no space left on the disk" if _no_space(exc, dest.parent) else str(exc).splitlines()[0][:200]
+        raise WeightsError(f"{model.name}: could not write {dest} ({reason}); free some space or set "
+                           "LIVESTYLE_CACHE_DIR to a disk with room, then run again") from None
     return dest
+
+
+def _no_space(exc: BaseException, folder: Path) -> bool:
+    """Whether a failed write into ``folder`` was a full disk: ENOSPC in ``exc`` or what caused it,
+    or under 64 MiB free after it (torch.save reports a full disk as "unexpected pos 64 vs 0")."""
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(folder).free < 64 * 2**20:
+            return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def pull(

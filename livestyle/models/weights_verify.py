@@ -119,5 +119,10 @@ def verify(name: str | ModelSpec, *, weights_dir: str | Path | None = None, chec
             problem = "optional, not downloaded" if spec.optional else "missing"
             results.append(FileStatus(spec, None, spec.optional, None, problem))
             continue
-        results.append(_check_file(model, spec, path, check_hashes))
+        try:
+            results.append(_check_file(model, spec, path, check_hashes))
+        except OSError as exc:  # unreadable (permissions, a dangling link, I/O error): a result, not a traceback
+            why = exc.strerror or type(exc).__name__
+            results.append(FileStatus(spec, path, False, None, f"cannot be read ({why.lower()}): fix its permissions "
+                                      f"or pull it again (livestyle weights pull {model.name})"))
     return results
