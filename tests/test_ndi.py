@@ -340,3 +340,46 @@ def test_source_without_a_sender_fails_open_with_the_mdns_hint() -> None:
     source = NdiSource(parse_ndi_spec(f"ndi://{unique('nobody')}", SourceError), find_timeout=0.5)
     with pytest.raises(SourceError, match=r"no NDI sender of that name found in 0.5 s .*\?ips=SENDER_IP"):
         source.open()
+
+
+def test_livestyle_run_streams_to_ndi_and_counts_the_frames_in_the_api() -> None:
+    """The whole path a streamer uses: `livestyle run --sink ndi://NAME` (the real runner, paced
+    pattern source) → a cyndilib receiver; /api/stats counts the NDI sink's frames like any sink."""
+    import json as _json
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from host_helpers import free_tcp_port
+
+    name = unique("ls-run")
+    port = free_tcp_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livestyle", "run", "-i", "pattern", "--size", f"{W}x{H}", "-o", f"ndi://{name}",
+         "--model", "passthrough", "--api", "--api-port", str(port), "--no-keys", "-q"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    receiver = None
+    try:
+        deadline = time.monotonic() + 30
+        while receiver is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                receiver = RawReceiver(name)
+            except AssertionError:
+                time.sleep(0.5)
+        assert receiver is not None, proc.stderr.read() if proc.poll() is not None else "no NDI sender appeared"
+        deadline = time.monotonic() + 20
+        while len(receiver.frames) < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stats", timeout=5) as resp:
+            sinks = _json.load(resp)["sinks"]
+        (key,) = [k for k in sinks if "ndi" in k]
+        assert sinks[key]["state"] == "running" and sinks[key]["error"] is None, sinks
+        assert sinks[key]["written"] >= len(receiver.frames) >= 30, (sinks, len(receiver.frames))
+        assert all(img.shape == (H, W, 3) for _, img in receiver.frames)
+    finally:
+        if receiver is not None:
+            receiver.close()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
