@@ -479,3 +479,29 @@ def test_stream_batch_rows_rebase_on_their_own_positions() -> None:
             pos += 1
         assert [s[row] for s in starts] == rule, row
     assert cache.next_frame.tolist() == [12, 14, 19]
+
+
+def test_adaptive_sink_slot_means_follow_every_write() -> None:
+    """The per-slot token means the adaptive sink compares with are those of the K/V stored in
+    each slot, after fills, ring wrap-around and sink refreshes (they replace re-averaging the
+    sink's K/V in every layer of every chunk)."""
+    from livestyle.models.testing.dit import random_dit
+
+    model = random_dit("tiny", seed=3)
+    cache = KVCache.allocate(model.config, batch=2, frames=4, tokens_per_frame=20, sink_frames=2,
+                             adaptive_sink_threshold=0.99)  # refreshes often
+    gen = torch.Generator().manual_seed(4)
+    ctx = torch.randn(1, 8, model.config.text_dim, generator=gen)
+    with torch.no_grad():
+        for step in range(9):
+            x = torch.randn(2, 16, 1, 8, 10, generator=gen) * (1 + step)
+            model(x, torch.full((2,), 800.0), ctx, cache=cache, block=cache.begin_block(1))
+    assert int(cache.sink_refresh_count().sum()) > 0  # the refresh path ran
+    b, t = 2, 20
+    for layer in range(model.config.num_layers):
+        for buf, means in ((cache.k[layer], cache.slot_mean_k[layer]), (cache.v[layer], cache.slot_mean_v[layer])):
+            torch.testing.assert_close(means, buf.reshape(b, 4, t, -1).mean(2), rtol=1e-6, atol=1e-6)
+    copy = cache.expand_batch(3)
+    torch.testing.assert_close(copy.slot_mean_k[:, 2], cache.slot_mean_k[:, 0])
+    cache.reset()
+    assert not cache.slot_mean_k.any()

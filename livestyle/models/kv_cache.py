@@ -208,6 +208,13 @@ class KVCache:
         self.sink_queued = torch.zeros(lb, device=device, dtype=torch.long)
         self.sink_refreshes = torch.zeros(lb, device=device, dtype=torch.long)
         self.pop_pending = torch.zeros(lb, device=device, dtype=torch.bool)
+        # adaptive sink: the token mean of every slot's K and V [L, B, S, heads*head_dim], kept up to
+        # date by write(), so the per-chunk similarity reads 2*S vectors instead of re-averaging
+        # the sink's K/V (3 frames x T tokens per layer and chunk: a third of a GB per 14B layer at B=4)
+        mean_slots = frames if adaptive_sink_threshold is not None else 0
+        means = (dims.num_layers, batch, mean_slots, dims.num_heads * dims.head_dim)
+        self.slot_mean_k = torch.zeros(means, device=device, dtype=dtype)
+        self.slot_mean_v = torch.zeros(means, device=device, dtype=dtype)
         self.cross = CrossAttnCache(dims, batch=batch, device=device, dtype=dtype)
         self._handles: dict[int, BlockSlots] = {}
         self._dims = dims
@@ -301,6 +308,8 @@ class KVCache:
         if zero:
             self.k.zero_()
             self.v.zero_()
+            self.slot_mean_k.zero_()
+            self.slot_mean_v.zero_()
         self.slot_frame.fill_(-1)
         self.slot_pos.zero_()
         self.next_frame.zero_()
@@ -422,7 +431,8 @@ class KVCache:
         new._full_probe = None
         for dst, src in ((new.k, self.k), (new.v, self.v), (new.cross.k, self.cross.k), (new.cross.v, self.cross.v),
                          (new.sink_queue, self.sink_queue), (new.sink_queued, self.sink_queued),
-                         (new.sink_refreshes, self.sink_refreshes), (new.pop_pending, self.pop_pending)):
+                         (new.sink_refreshes, self.sink_refreshes), (new.pop_pending, self.pop_pending),
+                         (new.slot_mean_k, self.slot_mean_k), (new.slot_mean_v, self.slot_mean_v)):
             dst.copy_(src[:, :1].expand_as(dst))
         for dst, src in ((new.slot_frame, self.slot_frame), (new.slot_pos, self.slot_pos),
                          (new.next_frame, self.next_frame), (new.next_pos, self.next_pos)):
@@ -437,23 +447,32 @@ class KVCache:
         layer's full ``[B, S*T, heads, head_dim]`` buffers for attention."""
         kb, vb = self.k[layer], self.v[layer]
         flat = (-1,) + tuple(kb.shape[2:])
-        index = self._adaptive_write_index(layer, block, k, v) if self.adaptive_sink else block.write_index
+        if not self.adaptive_sink:
+            index = block.write_index
+        else:
+            b, n, dt = self.batch, block.num_frames, kb.dtype
+            means = (k.to(dt).reshape(b, n, self.tokens_per_frame, -1).mean(2),  # [B, n, D]: each new frame's
+                     v.to(dt).reshape(b, n, self.tokens_per_frame, -1).mean(2))
+            index, slots = self._adaptive_write_index(layer, block, *means)
+            at = slots[..., None].expand(-1, -1, means[0].shape[-1])
+            self.slot_mean_k[layer].scatter_(1, at, means[0])
+            self.slot_mean_v[layer].scatter_(1, at, means[1])
         kb.view(flat).index_copy_(0, index, k.reshape(flat).to(kb.dtype))
         vb.view(flat).index_copy_(0, index, v.reshape(flat).to(vb.dtype))
         return kb, vb
 
-    def _adaptive_write_index(self, layer: int, block: BlockSlots, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def _adaptive_write_index(self, layer: int, block: BlockSlots, k_mean: torch.Tensor,
+                              v_mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Adaptive sink: queue a sink refresh if the new frame is unlike a sink frame, then place
-        the block for this layer (module docstring). Returns ``[B*n*T]`` token indices. Device-side
-        selection only; no host sync."""
+        the block for this layer (module docstring). ``k_mean``/``v_mean``: the block's per-frame
+        token means ``[B, n, D]`` in the cache dtype. Returns ``[B*n*T]`` token indices and the
+        ``[B, n]`` slots. Device-side selection only; no host sync."""
         b, t, s, n = self.batch, self.tokens_per_frame, self.sink_frames, block.num_frames
         queue, queued = self.sink_queue[layer], self.sink_queued[layer]  # [B, Q], [B]
         if n == 1:
-            kb, vb = self.k[layer], self.v[layer]
-            dt = kb.dtype
-            sim = 0.5 * (  # [B, s]; the reference's means and cosines, in the cache dtype
-                torch.cosine_similarity(kb[:, : s * t].reshape(b, s, t, -1).mean(2), k.to(dt).reshape(b, 1, t, -1).mean(2), dim=-1)
-                + torch.cosine_similarity(vb[:, : s * t].reshape(b, s, t, -1).mean(2), v.to(dt).reshape(b, 1, t, -1).mean(2), dim=-1)
+            sim = 0.5 * (  # [B, s]; the reference's means (kept per slot) and cosines, in the cache dtype
+                torch.cosine_similarity(self.slot_mean_k[layer][:, :s], k_mean, dim=-1)
+                + torch.cosine_similarity(self.slot_mean_v[layer][:, :s], v_mean, dim=-1)
             )
             push = (sim.min(dim=1).values < self.adaptive_sink_threshold) & (queued < queue.shape[1])
             at = queued.clamp(max=queue.shape[1] - 1)[:, None]
@@ -468,7 +487,7 @@ class KVCache:
             self.pop_pending[layer] |= full
         tok = torch.arange(t, device=self.device)
         rows = torch.arange(b, device=self.device)[:, None] * self.frames
-        return ((rows + slots)[..., None] * t + tok).reshape(-1)
+        return ((rows + slots)[..., None] * t + tok).reshape(-1), slots
 
     def key_mask(self, block: BlockSlots, *, causal_block_frames: int | None = None,
                  kv_bias: float | None = None, dtype: torch.dtype = torch.float32) -> KeyMask:
