@@ -3,8 +3,18 @@ troubleshooting, licences; every example uses real verbs and options; no slow CP
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,3 +94,74 @@ def test_cpu_examples_are_quick_and_gpu_ones_are_marked() -> None:
             if line.startswith("livestyle bench"):
                 quick = all(f in line for f in ("--device cpu", "--vae tiny", "--glass-seconds 0", "--size 64x48"))
                 assert quick or "GPU only" in line, line
+
+
+# ------------------------------------------------------------------ curl lines against a live server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _live(argv: list[str], port: int, token: str | None) -> Iterator[str]:
+    """``livestyle ARGV`` as a subprocess, yielded once its ``/api/params`` answers; stopped after."""
+    proc = subprocess.Popen([sys.executable, "-m", "livestyle", *argv], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        for _ in range(600):  # a bound on the wait for start-up, not a timing assertion
+            if proc.poll() is not None:
+                pytest.fail(f"livestyle {' '.join(argv)} exited {proc.returncode}: {proc.stderr.read()}")  # type: ignore[union-attr]
+            try:
+                with urllib.request.urlopen(urllib.request.Request(f"{url}/api/params", headers=headers), timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"livestyle {' '.join(argv)} never answered on {url}")
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _run_curl_lines(lines: list[str], prelude: str) -> None:
+    """Each line through bash as printed; ``curl`` is wrapped only to fail on an HTTP error status."""
+    wrapper = 'curl() { command curl -sS --fail-with-body "$@"; }\n'
+    for line in lines:
+        done = subprocess.run(["bash", "-c", wrapper + prelude + line], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"{line!r} failed: {done.stdout}{done.stderr}"
+        json.loads(done.stdout)  # every API answer is JSON
+
+
+def _bash_blocks_with_curl() -> list[str]:
+    return [b for b in re.findall(r"```bash\n(.*?)```", README, re.DOTALL) if "\ncurl " in "\n" + b]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_every_readme_curl_line_works_as_printed_against_a_live_server() -> None:
+    """Issue 27, point 1: the control API's curl lines (POST and PATCH with JSON bodies included) run
+    as printed against `livestyle serve` with a token, and `run --api`'s line against `run --api`."""
+    blocks = _bash_blocks_with_curl()
+    api_block = next(b for b in blocks if "TOKEN=..." in b)
+    setup = [ln for ln in api_block.splitlines() if ln and not ln.startswith("curl ")]
+    curls = [ln for ln in api_block.splitlines() if ln.startswith("curl ")]
+    assert any("-X POST" in c and " -d " in c for c in curls) and any("-X PATCH" in c for c in curls)
+    token, port = "readme-token-0123456789", _free_port()
+    with _live(["serve", "--port", str(port), "--token", token, "--model", "passthrough"], port, token) as url:
+        prelude = "\n".join(setup).replace("http://127.0.0.1:8080", url).replace("TOKEN=...", f"TOKEN={token}") + "\n"
+        _run_curl_lines(curls, prelude)
+    others = [ln.split(" # ")[0].strip() for b in blocks if b is not api_block for ln in b.splitlines() if ln.startswith("curl ")]
+    assert others, "the `run --api` example has a curl line"
+    port = _free_port()
+    with _live(["run", "--source", "pattern", "--sink", "null", "--size", "64x48", "--model", "passthrough",
+                "--api", "--api-port", str(port), "--no-keys", "--quiet"], port, None) as url:
+        _run_curl_lines([ln.replace("http://127.0.0.1:8080", url) for ln in others], "")
