@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from livestyle.cli.help_text import examples
-from livestyle.errors import ConfigError
+from livestyle.errors import ConfigError, PipelineError
 
 __all__ = ["budget", "register", "run_command"]
 
 EXAMPLES = examples(
-    "livestyle budget                                  # the local GPU, 30 fps within 250 ms",
+    "livestyle budget                                  # the local GPU, 30 fps within 250 ms, models present",
     "livestyle budget --gpu h100 --fps 30 --latency-ms 250",
     "livestyle budget --gpu b200 --fps 11 --latency-ms 2500 --model krea-14b --explain",
     "livestyle budget --gpu rtx4090 --fps 24 --latency-ms 400 --json",
+    "livestyle budget --all-models                     # also models whose weights are not here",
 )
 
 
@@ -44,8 +46,10 @@ def _resolve_gpu(gpu: str) -> str:
     return local.profile
 
 
-def run_command(best: Any, source: str = "webcam", sink: str = "virtualcam") -> str:
+def run_command(best: Any, source: str = "webcam", sink: str = "virtualcam", weights_dir: Path | None = None) -> str:
     """The ``livestyle run`` line that runs plan ``best`` (a :class:`~livestyle.pipeline.budget.Prediction`)."""
+    import shlex
+
     from livestyle.pipeline.budget import MODEL_SHAPES
 
     c = best.candidate
@@ -53,7 +57,32 @@ def run_command(best: Any, source: str = "webcam", sink: str = "virtualcam") -> 
              f"--set model.steps={c.steps} --set model.vae={c.decoder}"]
     if MODEL_SHAPES[c.model].kv_mode == "stream_batch":  # SDV2: stream batch or steps in turn
         parts.append(f"--set model.stream_batch={'true' if c.stream_batch else 'false'}")
+    if weights_dir is not None:
+        parts.append(f"--weights-dir {shlex.quote(str(weights_dir))}")
     return " ".join(parts)
+
+
+def _models_to_plan(model: list[str] | None, all_models: bool, weights_dir: Path | None) -> tuple[tuple[str, ...], list[str], str]:
+    """The models to plan for, those among them whose weights are here, and a note to print with the plan.
+
+    ``--model`` names them; else only the models whose weights are present, unless ``--all-models``
+    or none is present, when every model is planned for.
+    """
+    from livestyle.pipeline import auto
+    from livestyle.pipeline.budget import MODEL_SHAPES
+
+    if model:
+        unknown = [m for m in model if m not in MODEL_SHAPES]
+        if unknown:
+            raise ConfigError(f"unknown model {unknown[0]!r} for --model; choose from {', '.join(MODEL_SHAPES)}")
+        return tuple(model), auto.present_models(str(weights_dir) if weights_dir else None, list(model)), ""
+    present = auto.present_models(str(weights_dir) if weights_dir else None)
+    if all_models:
+        return tuple(MODEL_SHAPES), present, ""
+    if not present:
+        return tuple(MODEL_SHAPES), present, "note: no model weights found here; planning for every model (the plan says which to pull)"
+    return tuple(present), present, (f"note: planning for the models whose weights are here: {', '.join(present)} "
+                                     "(--all-models for every model)")
 
 
 def budget(
@@ -61,7 +90,9 @@ def budget(
     fps: Annotated[float, typer.Option(help="Output frames per second to sustain")] = 30.0,
     latency_ms: Annotated[float, typer.Option("--latency-ms", help="Glass-to-glass latency budget in ms")] = 250.0,
     input_fps: Annotated[float, typer.Option("--input-fps", help="Camera frame rate")] = 30.0,
-    model: Annotated[list[str] | None, typer.Option(help="Only consider these models (repeatable)")] = None,
+    model: Annotated[list[str] | None, typer.Option(help="Only consider these models (repeatable; default: the models whose weights are here, else all)")] = None,
+    all_models: Annotated[bool, typer.Option("--all-models", help="Consider every model, also those whose weights are not here")] = False,
+    weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Local weights folder to look in: DIR/MODEL/FILE (default $LIVESTYLE_WEIGHTS_DIR, then the Hugging Face cache)")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Never plan more steps than this")] = None,
     explain: Annotated[bool, typer.Option(help="Also print how the profile was derived")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON line")] = False,
@@ -70,23 +101,22 @@ def budget(
     from rich.console import Console
     from rich.table import Table
 
-    from livestyle.pipeline.budget import MODEL_SHAPES, Target, load_profile, plan
+    from livestyle.pipeline.budget import Target, load_profile, plan
 
-    if model:
-        unknown = [m for m in model if m not in MODEL_SHAPES]
-        if unknown:
-            raise ConfigError(f"unknown model {unknown[0]!r} for --model; choose from {', '.join(MODEL_SHAPES)}")
+    models, present, note = _models_to_plan(model, all_models, weights_dir)
     profile = load_profile(_resolve_gpu(gpu))
-    target = Target(
-        fps=fps,
-        latency_ms=latency_ms,
-        input_fps=input_fps,
-        models=tuple(model) if model else tuple(MODEL_SHAPES),
-        max_steps=max_steps,
-    )
-    best = plan(profile, target)
+    target = Target(fps=fps, latency_ms=latency_ms, input_fps=input_fps, models=models, max_steps=max_steps)
+    try:
+        best = plan(profile, target)
+    except PipelineError as exc:
+        if model or all_models or not present:
+            raise
+        raise PipelineError(f"{exc} (planned only for the models whose weights are here; --all-models for every model)") from exc
+    has_weights = best.candidate.model in present
+    if note:
+        print(note, file=sys.stderr)
     if as_json:
-        print(json.dumps({"gpu": profile.name, **best.as_dict()}))
+        print(json.dumps({"gpu": profile.name, **best.as_dict(), "weights_present": has_weights}))
         return
     console = Console()
     c = best.candidate
@@ -103,12 +133,22 @@ def budget(
     table.add_row("predicted latency", f"{best.latency_ms:.0f} ms")
     table.add_row("predicted memory", f"{best.memory_gib:.1f} GiB of {profile.memory_gib:g}")
     console.print(table)
+    if not has_weights:
+        console.print(f"its weights are not here yet; get them first ({_planned_size(c.model)}, once):")
+        print(f"livestyle weights pull {c.model}", flush=True)
     console.print("run it (swap --source/--sink for yours; `livestyle serve` takes the same options):")
-    print(run_command(best), flush=True)  # plain print: never wrapped, copy-pastable as printed
+    print(run_command(best, weights_dir=weights_dir), flush=True)  # plain print: never wrapped, copy-pastable as printed
     if explain or not profile.measured:
         console.print(f"profile: {profile.source}" + ("" if profile.measured else " (not measured)"))
         for note in profile.notes:
             console.print(f"  {note}")
+
+
+def _planned_size(name: str) -> str:
+    """The download size of model ``name``, as ``about 45 GB`` (the registry's planned sizes)."""
+    from livestyle.models.weights import get_model, human_size
+
+    return f"about {human_size(get_model(name).planned_size)}"
 
 
 def register(app: typer.Typer) -> None:
