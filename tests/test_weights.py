@@ -407,3 +407,34 @@ def test_cli_unknown_model_and_missing_file(tmp_path: Path) -> None:
     assert "missing its dit file krea/krea-realtime-video/krea-realtime-video-14b.safetensors" in res.stderr
     listing = _cli(["weights", "list"], {**env, "COLUMNS": "200"})
     assert listing.returncode == 0 and "sdv2-1.3b" in listing.stdout and "not downloaded" in listing.stdout
+
+
+def test_download_sizes_never_leave_a_file_out() -> None:
+    """Issue 27, point 5: a file of unknown size dropped out of the sum, so sdv2-14b and sdv2-1.3b
+    both showed ~11.9 GB. A DiT of unknown exact size counts its bf16 weights as a lower bound (≥)."""
+    import torch
+
+    from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
+
+    for dit in ("1.3b", "14b"):
+        with torch.device("meta"):
+            params = sum(p.numel() for p in CausalWanDiT(DIT_CONFIGS[dit]).parameters())
+        for model in list_models():
+            if model.dit == dit and model.files["dit"].size is None and model.files["dit"].approx_size is None:
+                assert model.files["dit"].min_size == 2 * params, model.name
+    small, large = get_model("sdv2-1.3b"), get_model("sdv2-14b")
+    assert small.download_text == "≥14.7 GB" and large.download_text == "≥40.5 GB"
+    assert get_model("mediapipe-selfie").download_text == "729.4 KB"  # every size exact
+    assert get_model("modnet-webcam").download_text == "~26.3 MB"  # an estimate
+
+
+@pytest.mark.parametrize("columns", ["80", "60"])
+def test_weights_list_never_cuts_the_names_you_type(tmp_path: Path, columns: str) -> None:
+    """Issue 27, point 5: at 80 columns the names came out as `longlive-1.…` and `self-forcin…`."""
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "COLUMNS": columns}
+    listing = _cli(["weights", "list"], env)
+    assert listing.returncode == 0, listing.stderr
+    first_cells = [ln.split("│")[1].strip() for ln in listing.stdout.splitlines() if ln.startswith("│")]
+    assert {m.name for m in list_models()} <= set(first_cells), first_cells
+    rows = {ln.split("│")[1].strip(): ln for ln in listing.stdout.splitlines() if ln.startswith("│")}
+    assert "≥14.7 GB" in rows["sdv2-1.3b"] and "≥40.5 GB" in rows["sdv2-14b"]

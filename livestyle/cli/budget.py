@@ -145,10 +145,10 @@ def budget(
 
 
 def _planned_size(name: str) -> str:
-    """The download size of model ``name``, as ``about 45 GB`` (the registry's planned sizes)."""
-    from livestyle.models.weights import get_model, human_size
+    """The download size of model ``name`` as ``weights list`` shows it (``≥40.5 GB``)."""
+    from livestyle.models.weights import get_model
 
-    return f"about {human_size(get_model(name).planned_size)}"
+    return get_model(name).download_text
 
 
 def register(app: typer.Typer) -> None:

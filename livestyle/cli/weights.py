@@ -52,14 +52,20 @@ def list_cmd(weights_dir: WeightsDir = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from livestyle.models.weights import human_size, list_models
+    from livestyle.models.weights import list_models
 
+    models = list_models()
     table = Table(title="livestyle models")
-    for col in ("name", "title", "family", "dit", "download", "status"):
-        table.add_column(col)
-    for model in list_models():
+    # the names are what `weights pull NAME` and `--model NAME` take: never cut, never wrapped
+    table.add_column("name", no_wrap=True, min_width=max((len(m.name) for m in models), default=4))
+    table.add_column("title", overflow="fold")
+    table.add_column("family", no_wrap=True)
+    table.add_column("dit", no_wrap=True)
+    table.add_column("download", no_wrap=True)
+    table.add_column("status")
+    for model in models:
         # generated with nothing to fetch (the tiny test model) is "local"; a writer that fetches (url) has a size
-        size = "local" if all(s.generate and not s.repo and not s.url for s in model.files.values()) else f"~{human_size(model.planned_size)}"
+        size = "local" if all(s.generate and not s.repo and not s.url for s in model.files.values()) else model.download_text
         table.add_row(model.name, model.title, model.family, model.dit or "-", size, _status_text(model, weights_dir))
     Console().print(table)
 

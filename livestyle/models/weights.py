@@ -61,7 +61,8 @@ class FileSpec:
     ``repo``/``revision``: Hub repository; ``file``: path of a file in it; ``folder``: path of a
     folder in it (all files below are fetched); ``size``/``sha256``: exact values when known
     (checked by :func:`~livestyle.models.weights_verify.verify`); ``approx_size``: bytes for disk-space planning when the exact size
-    is unknown; ``generate``: ``"module:function"`` writing the file locally instead of downloading;
+    is unknown; ``min_size``: a lower bound when not even an estimate is known (the DiT weights in
+    bf16 inside a training save of unknown layout); ``generate``: ``"module:function"`` writing the file locally instead of downloading;
     ``url``: an alternative public source, for the error message; ``optional``: the model runs
     without it (e.g. the TAEHV fast decoder); ``license``: the file's licence as its upstream card
     or repository states it (``"unverified"`` when not read); ``git_sha1``: the git blob id of the
@@ -76,6 +77,7 @@ class FileSpec:
     size: int | None = None
     sha256: str | None = None
     approx_size: int | None = None
+    min_size: int | None = None
     generate: str | None = None
     url: str | None = None
     optional: bool = False
@@ -93,7 +95,16 @@ class FileSpec:
 
     @property
     def planned_size(self) -> int | None:
-        return self.size if self.size is not None else self.approx_size
+        """Bytes to plan for: the exact size, else the estimate, else the lower bound (None: unknown)."""
+        for value in (self.size, self.approx_size, self.min_size):
+            if value is not None:
+                return value
+        return None
+
+    @property
+    def size_is_estimate(self) -> bool:
+        """Whether :attr:`planned_size` is at best an estimate (not the exact byte count)."""
+        return self.size is None and self.approx_size is not None
 
     def describe(self) -> str:
         where = f"{self.repo}/{self.path}" if self.repo else self.path
@@ -127,7 +138,17 @@ class ModelSpec:
 
     @property
     def planned_size(self) -> int:
+        """The known bytes of every file (estimates and lower bounds included; unknown ones count 0)."""
         return sum(f.planned_size or 0 for f in self.files.values())
+
+    @property
+    def download_text(self) -> str:
+        """The download as a user reads it: ``1.2 GB`` exact, ``~1.2 GB`` estimated, ``≥1.2 GB`` when a
+        file's size is only bounded from below or unknown (so no file silently drops out of the sum)."""
+        files = self.files.values()
+        if any(f.size is None and f.approx_size is None for f in files):
+            return f"≥{human_size(self.planned_size)}"
+        return ("~" if any(f.size_is_estimate for f in files) else "") + human_size(self.planned_size)
 
 
 # -- registry ---------------------------------------------------------------------------------------
@@ -145,7 +166,7 @@ def generated_dir() -> Path:
     return Path(root) / "weights"
 
 
-_FILE_KEYS = {"repo", "file", "folder", "revision", "size", "sha256", "approx_size", "generate", "url", "optional",
+_FILE_KEYS = {"repo", "file", "folder", "revision", "size", "sha256", "approx_size", "min_size", "generate", "url", "optional",
               "license", "git_sha1"}
 _CONTAINER_KEYS = ("generator", "generator_ema", "model", "state_dict")
 
@@ -186,6 +207,7 @@ def _parse_file(role: str, raw: Any, top: dict[str, Any], where: str) -> FileSpe
         size=_int_or_none(raw.get("size"), f"{where}: files.{role}.size"),
         sha256=sha.lower() if sha else None,
         approx_size=_int_or_none(raw.get("approx_size"), f"{where}: files.{role}.approx_size"),
+        min_size=_int_or_none(raw.get("min_size"), f"{where}: files.{role}.min_size"),
         generate=raw.get("generate"),
         url=raw.get("url"),
         optional=bool(raw.get("optional", False)),
