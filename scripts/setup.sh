@@ -6,7 +6,8 @@
 #
 # torch is pinned to 2.13.0: the CPU build on machines without an NVIDIA GPU (never an unpinned
 # torch there: that pulls gigabytes of CUDA wheels), the default CUDA build where `nvidia-smi`
-# sees a GPU. Safe to run again: it returns at once when nothing changed.
+# sees a GPU (a CPU build found there is replaced by it). Safe to run again: it returns at once
+# when nothing changed.
 set -euo pipefail
 
 TORCH_VERSION=2.13.0
@@ -32,11 +33,17 @@ fi
 
 venv_py=.venv/bin/python
 stamp=.venv/.livestyle-setup
+gpu=
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
+# torch in .venv is the pinned version, and the CUDA build where an NVIDIA GPU is present
+torch_ok() {
+  "$venv_py" -c "import torch, sys; sys.exit(not (torch.__version__.startswith('$TORCH_VERSION') and ('$gpu' == '' or torch.version.cuda)))" 2>/dev/null
+}
 hash=$(sha256sum pyproject.toml | cut -c1-16)
 want="$extra $hash"
 # [dev] includes [all], so a --dev install also satisfies a plain one.
 if [[ -x $venv_py && -f $stamp ]] && { grep -qxF "$want" "$stamp" || grep -qxF "dev $hash" "$stamp"; } \
-   && "$venv_py" -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('livestyle') and u.find_spec('torch')))" 2>/dev/null; then
+   && "$venv_py" -c "import importlib.util as u, sys; sys.exit(not u.find_spec('livestyle'))" 2>/dev/null && torch_ok; then
   echo "livestyle[$extra] is already installed in .venv"
   exit 0
 fi
@@ -56,8 +63,14 @@ pip_install() {
   fi
 }
 
-if ! "$venv_py" -c "import torch, sys; sys.exit(not torch.__version__.startswith('$TORCH_VERSION'))" 2>/dev/null; then
-  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+if ! torch_ok; then
+  if [[ -n $gpu ]]; then
+    if "$venv_py" -c "import torch, sys; sys.exit(torch.version.cuda is not None)" 2>/dev/null; then
+      # pip counts 2.13.0+cpu as torch==2.13.0 and would keep it: remove it first
+      echo "replacing the CPU build of torch: an NVIDIA GPU is present"
+      with_progress "$log" "pip uninstall" "$venv_py" -m pip uninstall -y --disable-pip-version-check torch \
+        || { tail -n 25 "$log" >&2; echo "setup.sh: pip uninstall torch failed (full log: $log)" >&2; exit 1; }
+    fi
     echo "installing torch==$TORCH_VERSION (CUDA build: an NVIDIA GPU is present; a few GB, minutes)"
     pip_install "torch==$TORCH_VERSION"
   else

@@ -78,3 +78,24 @@ def test_exit_code_is_0_only_when_nothing_is_missing(monkeypatch: pytest.MonkeyP
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "2 of 3 checks passed; 1 missing (exit code 1)" in out and "fix: pip install av" in out
+
+
+@pytest.mark.parametrize(("cuda", "smi", "fix"), [
+    (None, True, "rerun bash scripts/setup.sh: it replaces the CPU build with the CUDA one"),
+    ("12.8", True, "update the NVIDIA driver to one that supports CUDA 12.8"),
+    (None, False, "install the driver until `nvidia-smi -L` lists the GPU, then rerun bash scripts/setup.sh"),
+])
+def test_gpu_fix_matches_what_setup_does(monkeypatch: pytest.MonkeyPatch, cuda: str | None, smi: bool, fix: str) -> None:
+    """Issue 27, point 11: with an NVIDIA GPU and the CPU torch, 'rerun scripts/setup.sh' kept the CPU
+    torch; now the fix names the real problem, and setup.sh replaces that build
+    (tests/test_setup_progress.py)."""
+    import torch
+
+    from livestyle.cli import doctor
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", cuda)
+    monkeypatch.setattr(doctor, "nvidia_smi_sees_gpu", lambda: smi)
+    (gpu,) = [c for c in doctor.check_torch_gpu() if c.name == "gpu"]
+    assert gpu.status == "missing" and fix in gpu.fix

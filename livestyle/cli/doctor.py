@@ -67,13 +67,35 @@ def check_torch_gpu() -> list[Check]:
                              f"compute {p.major}.{p.minor}, CUDA {torch.version.cuda}"))
     elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         out.append(Check("gpu", "warn", "Apple MPS (models run slowly; passthrough is fine)"))
+    elif torch.version.cuda is None and nvidia_smi_sees_gpu():
+        out.append(Check(
+            "gpu", "missing", f"an NVIDIA GPU is present but torch {torch.__version__} is the CPU build",
+            "rerun bash scripts/setup.sh: it replaces the CPU build with the CUDA one",
+        ))
+    elif torch.version.cuda is not None and nvidia_smi_sees_gpu():
+        out.append(Check(
+            "gpu", "missing", f"nvidia-smi lists a GPU but torch (CUDA {torch.version.cuda}) cannot use it",
+            "update the NVIDIA driver to one that supports CUDA " f"{torch.version.cuda} (nvidia-smi shows its version)",
+        ))
     else:
         out.append(Check(
             "gpu", "missing", "no CUDA GPU: only passthrough and bypass run in real time",
-            "on an NVIDIA machine install the driver and a CUDA build of torch "
-            "(https://pytorch.org/get-started/locally/), then rerun scripts/setup.sh",
+            "on an NVIDIA machine install the driver until `nvidia-smi -L` lists the GPU, then rerun "
+            "bash scripts/setup.sh (it installs the CUDA build of torch)",
         ))
     return out
+
+
+def nvidia_smi_sees_gpu() -> bool:
+    """Whether ``nvidia-smi -L`` lists a GPU (the test scripts/setup.sh makes for the CUDA build)."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return False
+    try:
+        done = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and "GPU" in done.stdout
 
 
 def check_pyav() -> list[Check]:
