@@ -14,7 +14,6 @@ from host_helpers import can_mount_tmpfs, free_tcp_port, full_tmpfs
 from test_cli_controls import Proc, http, wait_for
 
 from livestyle.models.text import TEXT_LEN, PromptEmbeddingCache
-from livestyle.pipeline.prompt_cache import TolerantPromptCache
 
 pytestmark = pytest.mark.skipif(not can_mount_tmpfs(), reason="needs root to mount a tmpfs")
 
@@ -27,7 +26,7 @@ def _embedding(length: int = 8, dim: int = 64) -> torch.Tensor:
 
 def test_a_write_to_a_full_disk_is_counted_and_the_embedding_kept(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with full_tmpfs(tmp_path / "full") as full:
-        cache = TolerantPromptCache(PromptEmbeddingCache("m", full))
+        cache = PromptEmbeddingCache("m", full)
         for i in range(3):
             cache.put(f"prompt {i}", _embedding(), 8)  # raised SafetensorError (ENOSPC) through the encoder
         assert torch.equal(cache.get("prompt 2"), _embedding())  # from memory

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from livestyle.errors import ModelLoadError
+from livestyle.errors import ModelLoadError, one_line
 
 __all__ = [
     "DISK_CACHE_BYTES",
@@ -217,7 +217,15 @@ class PromptEmbeddingCache:
     The folder is bounded: after each write the least recently used files (by mtime, which a
     disk hit refreshes) are deleted until the folder holds at most ``max_disk_bytes``.
     Prompts that are not valid UTF-8 text (lone surrogates) are kept in memory only.
+
+    The disk write is a side effect of encoding: a full disk, a read-only or deleted folder never
+    fail ``put`` (the prompt is applied from memory). The half-written temporary file is removed,
+    ``write_errors``/``last_write_error`` count it (``stats()``, shown in ``/api/stats``), one
+    warning is logged (then one per ``WRITE_WARN_EVERY`` failures), and the next write tries again.
     """
+
+    WRITE_WARN_EVERY = 100
+    """After the first failed write, a warning every this many (a full disk must not fill the log too)."""
 
     def __init__(
         self, model_key: str, directory: Path | None, *, capacity: int = 64, max_disk_bytes: int = DISK_CACHE_BYTES
@@ -231,6 +239,8 @@ class PromptEmbeddingCache:
         self.hits = 0
         self.disk_hits = 0
         self.misses = 0
+        self.write_errors = 0
+        self.last_write_error: str | None = None
 
     @staticmethod
     def _digest(prompt: str) -> str:
@@ -279,15 +289,29 @@ class PromptEmbeddingCache:
             return
         from safetensors.torch import save_file
 
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        save_file(
-            {"embedding": embedding[:length].contiguous()},
-            str(tmp),
-            metadata={"prompt": prompt, "model": self.model_key, "length": str(length)},
-        )
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file(
+                {"embedding": embedding[:length].contiguous()},
+                str(tmp),
+                metadata={"prompt": prompt, "model": self.model_key, "length": str(length)},
+            )
+            os.replace(tmp, path)
+        except Exception as exc:  # noqa: BLE001 - OSError, SafetensorError (ENOSPC), ...: the write is a side effect
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            self.write_errors += 1
+            self.last_write_error = one_line(exc)
+            if self.write_errors == 1 or self.write_errors % self.WRITE_WARN_EVERY == 0:
+                log.warning("the prompt cache cannot write to %s (%s); prompts are applied and kept in memory "
+                            "only (%d failed writes so far)", self.directory, self.last_write_error, self.write_errors)
+            return
         self._evict(keep=path)
+
+    def stats(self) -> dict[str, Any]:
+        """``write_errors`` and ``last_write_error`` (None when every write succeeded)."""
+        return {"write_errors": self.write_errors, "last_write_error": self.last_write_error}
 
     def memory_bytes(self) -> int:
         """Bytes the embeddings kept in memory take now."""

@@ -22,7 +22,6 @@ from livestyle.config import Config
 from livestyle.errors import ConfigError, WeightsError
 from livestyle.pipeline.chunking import fit_working_size
 from livestyle.pipeline.family import family_from_mapping
-from livestyle.pipeline.prompt_cache import TolerantPromptCache
 from livestyle.pipeline.stream import StreamPipeline
 from livestyle.pipeline.stream_state import Controls, StreamModels
 
@@ -97,7 +96,6 @@ def open_stream_pipeline(config: Config, name: str) -> StreamPipeline:
         dit.enable_cuda_graphs()
     vae = load_wan_vae(_path(spec, "vae", m.weights_dir), device=device, dtype=dtype)
     text = PromptEncoder(_path(spec, "text_encoder", m.weights_dir), _path(spec, "tokenizer", m.weights_dir), device=device, dtype=dtype)
-    text.cache = TolerantPromptCache(text.cache)  # a full cache disk never fails a prompt
     normalized = family.latents == "normalized"
 
     def wan_encoder() -> StreamingWanVAE:

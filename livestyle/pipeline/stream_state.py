@@ -49,7 +49,7 @@ class StreamModels:
     enough to run between chunks); None: never assume so, every new prompt is encoded on the
     prompt worker thread (:mod:`livestyle.pipeline.prompt_worker`). ``loras``: where ``SetLora``
     names resolve (None: the default LoRA folder). ``prompt_cache``: the encoder's
-    :class:`~livestyle.pipeline.prompt_cache.TolerantPromptCache`, for its ``stats()`` (None: no disk cache).
+    :class:`~livestyle.models.text.PromptEmbeddingCache`, for its ``stats()`` (None: no disk cache).
     """
 
     dit: CausalWanDiT

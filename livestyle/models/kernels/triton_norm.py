@@ -7,7 +7,7 @@ import triton
 import triton.language as tl
 
 from livestyle.models.kernels.rows import FP8_MAX, QuantizedRows
-from livestyle.models.kernels.triton_common import num_warps_for
+from livestyle.models.kernels.triton_common import fp8_rows_buffer, num_warps_for, store_fp8_row
 
 __all__ = ["norm_modulate_triton"]
 
@@ -47,14 +47,7 @@ def _norm_modulate_kernel(
             sh = tl.load(shift_ptr + frame_row * mod_stride + cols, mask=m, other=0.0).to(tl.float32)
             h = h * sc + sh
         if QUANT:
-            h = tl.where(m, h, 0.0)
-            s = tl.maximum(tl.max(tl.abs(h), axis=0) / FP8MAX, 1e-12)
-            q = tl.minimum(tl.maximum(h / s, -FP8MAX), FP8MAX)
-            if STORE_FP32:
-                tl.store(h_ptr + row * D + cols, q, mask=m)
-            else:
-                tl.store(h_ptr + row * D + cols, q.to(tl.float8e4nv), mask=m)
-            tl.store(hs_ptr + row, s)
+            store_fp8_row(h, h_ptr + row * D, hs_ptr, row, cols, m, FP8MAX, STORE_FP32)
         else:
             tl.store(h_ptr + row * D + cols, h.to(h_ptr.dtype.element_ty), mask=m)
 
@@ -97,7 +90,7 @@ def norm_modulate_triton(x: torch.Tensor, frames: int, eps: float, *, y: torch.T
     hs: torch.Tensor | None = None
     if norm:
         if quantize:
-            h = torch.empty(rows, d, device=x.device, dtype=torch.float32 if interpret else torch.float8_e4m3fn)
+            h = fp8_rows_buffer(rows, d, x.device)
             hs = torch.empty(rows, 1, device=x.device, dtype=torch.float32)
         else:
             h = torch.empty_like(x)

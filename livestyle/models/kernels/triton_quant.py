@@ -7,7 +7,7 @@ import triton
 import triton.language as tl
 
 from livestyle.models.kernels.rows import FP8_MAX, QuantizedRows
-from livestyle.models.kernels.triton_common import gelu_tanh, num_warps_for
+from livestyle.models.kernels.triton_common import fp8_rows_buffer, gelu_tanh, num_warps_for, store_fp8_row
 
 __all__ = ["quantize_rows_triton"]
 
@@ -21,13 +21,7 @@ def _quantize_rows_kernel(x_ptr, q_ptr, s_ptr, x_row_stride, K, FP8MAX: tl.const
     x = tl.load(x_ptr + row * x_row_stride + cols, mask=m, other=0.0).to(tl.float32)
     if GELU:
         x = gelu_tanh(x)
-    scale = tl.maximum(tl.max(tl.abs(x), axis=0) / FP8MAX, 1e-12)
-    q = tl.minimum(tl.maximum(x / scale, -FP8MAX), FP8MAX)
-    if STORE_FP32:
-        tl.store(q_ptr + row * K + cols, q, mask=m)
-    else:
-        tl.store(q_ptr + row * K + cols, q.to(tl.float8e4nv), mask=m)
-    tl.store(s_ptr + row, scale)
+    store_fp8_row(x, q_ptr + row * K, s_ptr, row, cols, m, FP8MAX, STORE_FP32)
 
 
 def quantize_rows_triton(x: torch.Tensor, gelu: bool = False) -> QuantizedRows:
@@ -38,7 +32,7 @@ def quantize_rows_triton(x: torch.Tensor, gelu: bool = False) -> QuantizedRows:
         x2 = x2.contiguous()
     rows = x2.shape[0]
     interpret = not x.is_cuda
-    data = torch.empty(rows, k, device=x.device, dtype=torch.float32 if interpret else torch.float8_e4m3fn)
+    data = fp8_rows_buffer(rows, k, x.device)
     scale = torch.empty(rows, 1, device=x.device, dtype=torch.float32)
     block = triton.next_power_of_2(k)
     if rows:
