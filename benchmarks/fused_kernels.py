@@ -10,6 +10,10 @@ JSON written after each item (``gpu_suite.Suite``). Parts (``--part``, repeatabl
 - ``dit13`` / ``dit14``: DiT ms per forward (CUDA-graph replay, full 6-frame cache, 1 latent frame),
   unfused vs fused, bf16 then fp8, at the stream-batch sizes the pipeline runs (1.3B: 1, 2; 14B: 1, 4).
 - ``sdpa``: one 14B layer's cached self-attention per PyTorch SDPA backend (cuDNN, flash 2, efficient).
+- ``kv``: the q/k kernel and the adaptive sink's means + scatter at the 14B's shape, fused vs
+  reference (ms and parity).
+- ``spikes``: per-chunk wall and stage GPU times of the 1.3B at 1 step, gc on and off: where the
+  bench loop's slow chunks come from.
 - ``pipe13`` / ``pipe14`` / ``pipe14fp8``: ``livestyle bench``'s ``run_bench`` (tiny codec both
   ways, CUDA graphs, compiled codecs, no camera run) fused and unfused on the same stack, each with
   the kernel-time profile by category (``livestyle.cli.bench_kernels``).
@@ -218,6 +222,134 @@ def part_pipe(s: Suite, size: str, steps_list: tuple[int, ...], fp8: bool, secon
     torch.cuda.empty_cache()
 
 
+def part_spikes(s: Suite, seconds: float, size: str = "1.3b") -> None:
+    """Where the bench loop's slow chunks come from (issue 24: p95 ~1.9x p50 on the 1.3B at 1 step).
+
+    The 1.3B, 1 step, tiny codec both ways, ``seconds`` of chunks per variant: per chunk the host
+    wall time and the GPU span of each stage (``StageTimer``'s CUDA events, read afterwards).
+    Variants: as ``livestyle bench`` runs (gc on); gc frozen and disabled during the loop. A chunk
+    is slow when its wall time exceeds 1.3x the median; for those the stage that grew is listed.
+    """
+    from livestyle.pipeline.family import family_from_mapping
+    from livestyle.pipeline.stream import StreamPipeline
+    from livestyle.pipeline.stream_state import Controls
+    from livestyle.pipeline.timing import StageTimer
+    from livestyle.cli.bench import _frames, _resolve_model
+
+    torch.backends.cudnn.benchmark = False
+    models = random_stream_models(size, DEV, BF16, RandomStackOptions(compile_codecs=DEV.type == "cuda", cuda_graphs=True))
+    _, fam, _ = _resolve_model(size)
+
+    def one(gc_off: bool) -> dict[str, Any]:
+        family = family_from_mapping(fam, source="spikes")
+        w, h = (832, 480) if size != "tiny" else (64, 48)
+        controls = Controls(prompt="a watercolor painting", strength=0.8, steps=1, seed=0, width=w, height=h, decoder="tiny")
+        pipe = StreamPipeline(models, family, controls, device=DEV, dtype=BF16, name="spikes")
+        pool = _frames(w, h, 0, 64, 30.0)
+        i = 0
+        with torch.no_grad():
+            def feed() -> int:
+                nonlocal i
+                n = pipe.frames_needed()
+                frames = [pool[(i + j) % len(pool)] for j in range(n)]
+                i += n
+                return len(pipe.process(frames))
+            for _ in range(30):
+                feed()
+            if DEV.type == "cuda":
+                torch.cuda.synchronize()
+            pipe.timer = StageTimer(DEV, capacity=100000)
+            if gc_off:
+                gc.collect()
+                gc.freeze()
+                gc.disable()
+            walls, t_end = [], time.perf_counter() + seconds
+            collections0 = [st["collections"] for st in gc.get_stats()]
+            try:
+                while time.perf_counter() < t_end:
+                    t0 = time.perf_counter()
+                    feed()
+                    walls.append(1000 * (time.perf_counter() - t0))
+            finally:
+                if gc_off:
+                    gc.enable()
+                    gc.unfreeze()
+            if DEV.type == "cuda":
+                torch.cuda.synchronize()
+            collections = [st["collections"] - c0 for st, c0 in zip(gc.get_stats(), collections0)]
+        pipe.timer._drain()
+        stages = {name: list(ring._values) for name, ring in pipe.timer._rings.items()}
+        srt = sorted(walls)
+        med = srt[len(srt) // 2]
+        slow = [k for k, w in enumerate(walls) if w > 1.3 * med]
+        stage_med = {n: sorted(v)[len(v) // 2] for n, v in stages.items() if v}
+        detail = []
+        for k in slow[:12]:
+            row = {"chunk": k, "wall_ms": round(walls[k], 2)}
+            for n, v in stages.items():
+                if k < len(v):
+                    row[n] = round(v[k], 2)
+            detail.append(row)
+        del pipe
+        return {"chunks": len(walls), "wall_ms": {"p50": round(med, 2), "p95": round(srt[int(0.95 * (len(srt) - 1))], 2),
+                                                  "p99": round(srt[int(0.99 * (len(srt) - 1))], 2), "max": round(srt[-1], 2)},
+                "stage_p50_ms": {n: round(v, 2) for n, v in stage_med.items()},
+                "slow_chunks": len(slow), "slow_every": [b - a for a, b in zip(slow, slow[1:])][:20],
+                "slow_detail": detail, "gc_collections_by_generation": collections}
+
+    s.guarded("spikes.gc_on", lambda: one(False), seconds + 20)
+    s.guarded("spikes.gc_off", lambda: one(True), seconds + 20)
+    del models
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def part_kv(s: Suite) -> None:
+    """The q/k kernel and the adaptive sink's means + scatter at the 14B's shape (4 rows x 1560
+    tokens x 5120), fused vs the reference ops, CUDA-event ms; and their parity."""
+    from gpu_suite import cuda_ms
+
+    from livestyle.models.kernels.kv_write import frame_means, frame_means_reference, scatter_rows, scatter_rows_reference
+    from livestyle.models.kernels.qk_rope import qk_norm_rope, qk_norm_rope_reference
+    from livestyle.models.rope import build_rope_tables, rope_cos_sin
+
+    def run() -> dict[str, Any]:
+        gen = torch.Generator(device=DEV).manual_seed(3)
+        b, t, d, heads = 4, 1560, 5120, 40
+        qkv = torch.randn(b, t, 3 * d, device=DEV, dtype=BF16, generator=gen)
+        q, k, v = qkv.chunk(3, dim=-1)
+        wq = 1 + 0.1 * torch.randn(d, device=DEV, dtype=BF16, generator=gen)
+        wk = 1 + 0.1 * torch.randn(d, device=DEV, dtype=BF16, generator=gen)
+        tables = build_rope_tables(d // heads, 1024)
+        cos, sin = rope_cos_sin(tables, torch.full((b, 1), 5), 30, 52)
+        cos, sin = cos.to(DEV), sin.to(DEV)
+        cache_k = torch.zeros(b, 6 * t, heads, d // heads, device=DEV, dtype=BF16)
+        cache_v = torch.zeros_like(cache_k)
+        index = (torch.arange(b, device=DEV)[:, None] * 6 * t + 2 * t + torch.arange(t, device=DEV)).reshape(-1)
+        res: dict[str, Any] = {}
+        fq, fk, fv = qk_norm_rope(q, k, v, wq, wk, cos, sin, 1e-6, heads)
+        rq, rk, rv = qk_norm_rope_reference(q, k, v, wq, wk, cos, sin, 1e-6, heads)
+        res["qk_rel"] = {"q": _rel(fq, rq), "k": _rel(fk, rk), "v": _rel(fv, rv)}
+        res["qk_ms"] = {"fused": cuda_ms(lambda: qk_norm_rope(q, k, v, wq, wk, cos, sin, 1e-6, heads, k_out=cache_k, v_out=cache_v, index=index)),
+                        "fused_fresh": cuda_ms(lambda: qk_norm_rope(q, k, v, wq, wk, cos, sin, 1e-6, heads)),
+                        "reference": cuda_ms(lambda: qk_norm_rope_reference(q, k, v, wq, wk, cos, sin, 1e-6, heads, k_out=cache_k, v_out=cache_v, index=index))}
+        mf, mr = frame_means(fk, fv, t, BF16), frame_means_reference(fk, fv, t, BF16)
+        res["means_rel"] = {"k": _rel(mf[0], mr[0]), "v": _rel(mf[1], mr[1])}
+        res["means_ms"] = {"fused": cuda_ms(lambda: frame_means(fk, fv, t, BF16)),
+                           "reference": cuda_ms(lambda: frame_means_reference(fk, fv, t, BF16))}
+        res["scatter_ms"] = {"fused": cuda_ms(lambda: scatter_rows(fk, fv, cache_k, cache_v, index)),
+                             "reference": cuda_ms(lambda: scatter_rows_reference(fk, fv, cache_k, cache_v, index))}
+        scatter_rows(fk, fv, cache_k, cache_v, index)
+        got = cache_k.clone()
+        scatter_rows_reference(fk, fv, cache_k, cache_v, index)
+        res["scatter_equal"] = bool(torch.equal(got, cache_k))
+        gb = 3 * q.numel() * 2 * 2 / 1e9
+        res["qk_gbps_fused"] = round(gb / (res["qk_ms"]["fused"]["median"] / 1000), 1)
+        return res
+
+    s.guarded("kv.kernels", run, 30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", action="append", required=True)
@@ -237,6 +369,8 @@ def main() -> None:
         "pipe13": lambda: part_pipe(s, "1.3b", (1, 2), False, a.seconds, a.profile, modes),
         "pipe14": lambda: part_pipe(s, "14b", (4,), False, a.seconds, a.profile, modes),
         "pipe14fp8": lambda: part_pipe(s, "14b", (4, 1), True, a.seconds, a.profile, modes),
+        "spikes": lambda: part_spikes(s, a.seconds),
+        "kv": lambda: part_kv(s),
     }
     for part in a.part:
         if part not in parts:

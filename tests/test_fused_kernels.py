@@ -19,6 +19,12 @@ if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
     pytest.skip("Triton needs TRITON_INTERPRET=1 on a CPU-only machine", allow_module_level=True)
 
 from livestyle.models.kernels import fused_enabled, set_fused  # noqa: E402
+from livestyle.models.kernels.kv_write import (  # noqa: E402
+    frame_means,
+    frame_means_reference,
+    scatter_rows,
+    scatter_rows_reference,
+)
 from livestyle.models.kernels.norm import norm_modulate, norm_modulate_reference  # noqa: E402
 from livestyle.models.kernels.qk_rope import qk_norm_rope, qk_norm_rope_reference  # noqa: E402
 from livestyle.models.kernels.quant import quantize_rows, quantize_rows_reference  # noqa: E402
@@ -154,6 +160,58 @@ def test_qk_norm_rope_without_cache_and_for_the_cross_attention_query(fused: Non
     assert none_k is None and none_v is None
     with pytest.raises(ValueError, match="together"):
         qk_norm_rope(q, k, v, wq, wk, cos, sin, 1e-6, HEADS, index=torch.zeros(1, dtype=torch.long))
+
+
+@pytest.mark.parametrize("tokens", [T, 70])  # 70: several loop steps and token splits per program
+def test_frame_means_match_reference(fused: None, tokens: int) -> None:
+    gen = torch.Generator().manual_seed(11)
+    k, v = (torch.randn(B, F * tokens, HEADS, D // HEADS, generator=gen) + 0.5 for _ in range(2))
+    for got, want in zip(frame_means(k, v, tokens, torch.float32),
+                         frame_means_reference(k, v, tokens, torch.float32), strict=True):
+        assert got.shape == (B, F, D)
+        _close(got, want, 1e-5)
+    with pytest.raises(ValueError, match="n\\*T"):
+        frame_means(k, v[:, :-1], tokens, torch.float32)
+
+
+def test_scatter_rows_writes_only_the_given_rows(fused: None) -> None:
+    gen = torch.Generator().manual_seed(12)
+    k, v = (torch.randn(B, F * T, HEADS, D // HEADS, generator=gen) for _ in range(2))
+    slots = 4 * T
+    index = torch.randperm(B * slots, generator=gen)[: B * F * T]
+    start = [torch.randn(B, slots, HEADS, D // HEADS, generator=gen) for _ in range(2)]
+    got, want = [t.clone() for t in start], [t.clone() for t in start]
+    scatter_rows(k, v, got[0], got[1], index)
+    scatter_rows_reference(k, v, want[0], want[1], index)
+    _close(got[0], want[0], 0)
+    _close(got[1], want[1], 0)
+
+
+def test_the_fused_adaptive_sink_forward_equals_the_reference() -> None:
+    """SDV2's adaptive sink through the fused means and scatter: the same slots and velocities."""
+    def run() -> tuple[list[torch.Tensor], torch.Tensor]:
+        model = random_dit("tiny", seed=9).fuse_qkv()
+        gen = torch.Generator().manual_seed(10)
+        ctx = torch.randn(1, 8, model.config.text_dim, generator=gen)
+        cache = KVCache.allocate(model.config, batch=1, frames=3, tokens_per_frame=20, sink_frames=1,
+                                 adaptive_sink_threshold=0.98)
+        out = []
+        with torch.no_grad():
+            for step in range(6):  # fills, then refreshes the sink or rolls the ring per layer
+                x = torch.randn(1, 16, 1, 8, 10, generator=gen) * (1 + step)
+                out.append(model(x, torch.full((1,), 900.0 - 100 * step), ctx, cache=cache, block=cache.begin_block(1)))
+        return out, cache.sink_refreshes.clone()
+
+    set_fused(False)
+    want, want_refresh = run()
+    set_fused("interpret" if not torch.cuda.is_available() else "auto")
+    try:
+        got, got_refresh = run()
+    finally:
+        set_fused(None)
+    assert torch.equal(got_refresh, want_refresh) and int(want_refresh.sum()) > 0  # the sink was refreshed
+    for g, w in zip(got, want, strict=True):
+        assert ((g - w).norm() / w.norm()).item() < 1e-5
 
 
 def _velocities(fp8: bool, cached: bool) -> list[torch.Tensor]:

@@ -318,3 +318,27 @@ def test_matches_the_upstream_taehv_on_shared_random_weights(size: str) -> None:
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.gpu
+@torch.no_grad()
+def test_cuda_graph_chunks_equal_eager_chunks_across_a_reset() -> None:
+    """The steady-state chunks replay from CUDA graphs (captured once) and give the eager frames,
+    before and after ``reset`` (which zeroes the frame memory in place)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    torch.manual_seed(0)
+    net = TAEHV(TAEHV_CONFIGS["tiny"]).cuda().eval()
+    clip = torch.rand(1, 3, 25, 32, 48, device="cuda") * 2 - 1
+    outs = {}
+    for graphs in (False, True):
+        stream = StreamingTAEHV(net, cuda_graphs=graphs)
+        got = []
+        for _ in range(2):  # a reset in between: the same graphs serve the second stream
+            stream.reset()
+            for i, chunk in enumerate([clip[:, :, :1], *clip[:, :, 1:].split(4, dim=2)]):
+                got.append(stream.decode(stream.encode(chunk)))
+        outs[graphs] = torch.cat(got, 2)
+        if graphs:
+            assert stream.graphs is not None and stream.graphs.captures == 2 and stream.graphs.replays > 0
+    torch.testing.assert_close(outs[True], outs[False], atol=1e-5, rtol=1e-5)

@@ -1,4 +1,5 @@
-"""CUDA graphs for the DiT's steady-state cached step: one launch per forward instead of ~1000.
+"""CUDA graphs for the DiT's steady-state cached step (one launch per forward instead of ~1000),
+and for other fixed-shape steps with in-place state (``CallGraphs``: the tiny codec's chunks).
 
 An eager 1.3B forward launches ~1000 kernels; at batch 1-2 the GPU waits on the host (57 ms wall
 vs 32 ms GPU on the H100, benchmarks/NOTES.md). Every tensor the cached step touches already lives
@@ -22,13 +23,14 @@ from __future__ import annotations
 import logging
 import weakref
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
 
 from livestyle.models.kv_cache import BlockSlots, KVCache
 
-__all__ = ["CachedStep", "StepGraphs"]
+__all__ = ["CachedStep", "CallGraphs", "StepGraphs"]
 
 log = logging.getLogger(__name__)
 
@@ -151,3 +153,85 @@ class StepGraphs:
         self.captures += 1
         log.info("captured a CUDA graph for the DiT step x=%s", tuple(x.shape))
         return _Graph(graph, static_x, static_t, out)
+
+
+@dataclass
+class _CallGraph:
+    graph: torch.cuda.CUDAGraph
+    x: torch.Tensor
+    out: torch.Tensor
+
+
+class CallGraphs:
+    """CUDA graphs of a one-tensor function whose other state lives at fixed addresses.
+
+    Made for the tiny codec's steady-state chunk steps (``StreamingTAEHV``): a TAEHV chunk is
+    ~100 small convolutions and activations, and eagerly the GPU waits on their launches (on the
+    H100 a 1.3B chunk's encode + decode spanned 7.9 ms for ~4 ms of kernels). Per ``key`` (the
+    caller's: shapes, dtype, state identity) the first ``warmup_calls`` run eagerly, the next is
+    captured on a side stream and replayed from then on; ``x`` is copied into the graph's static
+    input, the output cloned out of its pool. The caller guarantees that ``fn``'s state (e.g. the
+    codec's frame memory) is updated in place, never reallocated, while the graph lives. One pool
+    serves every graph of one ``CallGraphs``: they replay one at a time, in stream order. A capture
+    that fails logs a warning and leaves this object eager for good.
+    """
+
+    def __init__(self, name: str, warmup_calls: int = 2) -> None:
+        self.name = name
+        self.warmup_calls = max(int(warmup_calls), 1)
+        self.failed = False
+        self.captures = 0
+        self.replays = 0
+        self._seen: dict[tuple[Any, ...], int] = {}
+        self._graphs: dict[tuple[Any, ...], _CallGraph] = {}
+        self._pool: Any = None
+
+    def eligible(self, x: torch.Tensor) -> bool:
+        """Whether a call on ``x`` may be served from a graph (CUDA, grad off, not capturing)."""
+        return (not self.failed and x.is_cuda and not torch.is_grad_enabled()
+                and not torch.cuda.is_current_stream_capturing())
+
+    def run(self, key: tuple[Any, ...], fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """``fn(x)``: eager while ``key`` warms up or when not ``eligible``, else a graph replay."""
+        if not self.eligible(x):
+            return fn(x)
+        key = (*key, tuple(x.shape), x.dtype, x.device)
+        g = self._graphs.get(key)
+        if g is None:
+            seen = self._seen.get(key, 0)
+            if seen < self.warmup_calls:
+                self._seen[key] = seen + 1
+                return fn(x)
+            g = self._capture(fn, x)
+            if g is None:
+                return fn(x)
+            self._graphs[key] = g
+        g.x.copy_(x)
+        g.graph.replay()
+        self.replays += 1
+        return g.out.clone()
+
+    def _capture(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> _CallGraph | None:
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        try:  # on a side stream without ``torch.cuda.graph``'s device sync (see StepGraphs._capture)
+            static_x = x.clone()
+            side = torch.cuda.Stream(device=x.device)
+            side.wait_stream(torch.cuda.current_stream(x.device))
+            with torch.cuda.stream(side):
+                graph.capture_begin(pool=self._pool, capture_error_mode="thread_local")
+                try:
+                    out = fn(static_x)
+                finally:
+                    graph.capture_end()
+            torch.cuda.current_stream(x.device).wait_stream(side)
+        except Exception as exc:  # noqa: BLE001 - an optimisation: any failure falls back to eager, loudly
+            log.warning("CUDA graph capture of %s failed (%s: %s); running it eagerly", self.name, type(exc).__name__, exc)
+            self.failed = True
+            self._graphs.clear()
+            self._pool = None
+            return None
+        self.captures += 1
+        log.info("captured a CUDA graph for %s x=%s", self.name, tuple(x.shape))
+        return _CallGraph(graph, static_x, out)

@@ -99,6 +99,7 @@ from typing import Protocol
 import torch
 
 from livestyle.models.attention import KeyMask
+from livestyle.models.kernels.kv_write import frame_means, scatter_rows
 
 __all__ = ["BlockSlots", "CrossAttnCache", "KVCache", "ModelDims"]
 
@@ -446,19 +447,15 @@ class KVCache:
         """Write the block's ``k``/``v`` ``[B, n*T, heads, head_dim]`` at its slots; return the
         layer's full ``[B, S*T, heads, head_dim]`` buffers for attention."""
         kb, vb = self.k[layer], self.v[layer]
-        flat = (-1,) + tuple(kb.shape[2:])
         if not self.adaptive_sink:
             index = block.write_index
         else:
-            b, n, dt = self.batch, block.num_frames, kb.dtype
-            means = (k.to(dt).reshape(b, n, self.tokens_per_frame, -1).mean(2),  # [B, n, D]: each new frame's
-                     v.to(dt).reshape(b, n, self.tokens_per_frame, -1).mean(2))
+            means = frame_means(k, v, self.tokens_per_frame, kb.dtype)  # [B, n, D]: each new frame's
             index, slots = self._adaptive_write_index(layer, block, *means)
             at = slots[..., None].expand(-1, -1, means[0].shape[-1])
             self.slot_mean_k[layer].scatter_(1, at, means[0])
             self.slot_mean_v[layer].scatter_(1, at, means[1])
-        kb.view(flat).index_copy_(0, index, k.reshape(flat).to(kb.dtype))
-        vb.view(flat).index_copy_(0, index, v.reshape(flat).to(vb.dtype))
+        scatter_rows(k, v, kb, vb, index)
         return kb, vb
 
     def _adaptive_write_index(self, layer: int, block: BlockSlots, k_mean: torch.Tensor,

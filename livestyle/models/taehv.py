@@ -19,6 +19,7 @@ interface, layouts and ranges as :class:`livestyle.models.vae.StreamingWanVAE`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from livestyle.errors import ModelLoadError, PipelineError
+from livestyle.models.cuda_graphs import CallGraphs
 from livestyle.models.vae import LATENTS_MEAN, LATENTS_STD
 
 __all__ = [
@@ -81,7 +83,8 @@ class TAEHVCache:
     """Streaming state of a TAEHV encoder or decoder.
 
     ``memory[i]`` is the input of ``MemBlock`` number ``i`` (index into the ``nn.Sequential``) at
-    the previous frame, ``[B, C, H, W]``; ``None`` before the first chunk (reads as zeros).
+    the previous frame, ``[B, C, H, W]``; ``None`` before the first chunk (reads as zeros, as does
+    a memory of another frame size: a reset stream that changed size).
     ``started`` is False until the first chunk has passed (the first chunk gets frame-0 padding on
     encode and loses its startup frames on decode).
     """
@@ -162,7 +165,8 @@ def _run(seq: nn.Sequential, x: torch.Tensor, cache: TAEHVCache) -> torch.Tensor
         if isinstance(layer, MemBlock):
             frames = h.reshape(b, t, *h.shape[1:])
             previous = cache.memory[i]
-            first = torch.zeros_like(frames[:, 0]) if previous is None else previous
+            fresh = previous is None or previous.shape != frames[:, 0].shape  # a new stream of another size
+            first = torch.zeros_like(frames[:, 0]) if fresh else previous
             past = torch.cat([first.unsqueeze(1), frames[:, :-1]], dim=1).reshape(h.shape)
             cache.write(i, frames[:, -1])
             h = layer(h, past)
@@ -258,9 +262,14 @@ class StreamingTAEHV:
     1 + 4n frames first (frame 0 is padded to a full group, matching the Wan VAE's frame-0
     latent), then multiples of 4; ``decode`` takes any number of latent frames. For a GPU fast
     path move the model to bf16 and ``memory_format=torch.channels_last`` (its convolutions are 2-D).
+
+    ``cuda_graphs`` (default on): on CUDA, steady-state chunks (after a stream's first) replay from
+    CUDA graphs (``CallGraphs``), captured on the third chunk of each shape. The frame memory is
+    written in place and ``reset`` zeroes it in place (zeros are what a fresh stream reads), so the
+    graphs stay valid across resets of this object.
     """
 
-    def __init__(self, taehv: TAEHV, *, normalize_latents: bool = True) -> None:
+    def __init__(self, taehv: TAEHV, *, normalize_latents: bool = True, cuda_graphs: bool = True) -> None:
         self.taehv = taehv
         self.normalize_latents = normalize_latents
         self.latent_channels = taehv.config.latent_channels
@@ -268,11 +277,22 @@ class StreamingTAEHV:
         self.temporal_factor = taehv.config.t_downscale
         self.encoder_cache = taehv.new_encoder_cache()
         self.decoder_cache = taehv.new_decoder_cache()
+        self.graphs = CallGraphs("the tiny codec's chunk") if cuda_graphs else None
 
     def reset(self) -> None:
         """Forget the stream: the next ``encode`` must start with 1 + 4n frames; the next ``decode`` is frame 0."""
-        self.encoder_cache = self.taehv.new_encoder_cache()
-        self.decoder_cache = self.taehv.new_decoder_cache()
+        for cache in (self.encoder_cache, self.decoder_cache):
+            for memory in cache.memory:
+                if memory is not None:
+                    memory.zero_()
+            cache.started = False
+
+    def _chunk(self, name: str, step: Callable[[torch.Tensor, TAEHVCache], torch.Tensor], x: torch.Tensor,
+               cache: TAEHVCache) -> torch.Tensor:
+        """``step(x, cache)``, from a CUDA graph once the stream is past its first chunk."""
+        if self.graphs is None or not cache.started:
+            return step(x, cache)
+        return self.graphs.run((name,), lambda inp: step(inp, cache), x)
 
     def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean = torch.tensor(LATENTS_MEAN, device=like.device, dtype=like.dtype).view(1, -1, 1, 1, 1)
@@ -293,7 +313,7 @@ class StreamingTAEHV:
         x = frames.permute(0, 2, 1, 3, 4).mul(0.5).add(0.5)  # [B, T, 3, H, W] in [0, 1]
         if first:
             x = torch.cat([x[:, :1].expand(-1, k - 1, -1, -1, -1), x], dim=1)
-        z = self.taehv.encode_chunk(x, self.encoder_cache).permute(0, 2, 1, 3, 4)
+        z = self._chunk("encode", self.taehv.encode_chunk, x, self.encoder_cache).permute(0, 2, 1, 3, 4)
         if not self.normalize_latents:
             mean, std = self._stats(z)
             z = z * std + mean
@@ -309,7 +329,7 @@ class StreamingTAEHV:
             mean, std = self._stats(z)
             z = (z - mean) / std
         z = z.permute(0, 2, 1, 3, 4)
-        frames = self.taehv.decode_chunk(z, self.decoder_cache)
+        frames = self._chunk("decode", self.taehv.decode_chunk, z, self.decoder_cache)
         return frames.permute(0, 2, 1, 3, 4).mul(2.0).sub(1.0)
 
 

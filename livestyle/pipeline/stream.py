@@ -50,6 +50,7 @@ from livestyle.config import EffectsConfig
 from livestyle.errors import ControlError, LivestyleError, PipelineError
 from livestyle.models.kv_cache import KVCache
 from livestyle.models.lora import LoraMerger
+from livestyle.models.vae import StreamingAutoencoder
 from livestyle.pipeline.chunking import ChunkPlan, frames_to_pixels, pixels_to_uint8
 from livestyle.pipeline.commands import (
     Reset,
@@ -122,6 +123,7 @@ class StreamPipeline:
         )
         self.counters = {"chunks": 0, "frames_in": 0, "frames_out": 0, "resets": 0, "nonfinite_resets": 0, "oom": 0}
         self.last_error = ""
+        self._codec_pair: tuple[str, StreamingAutoencoder, StreamingAutoencoder] | None = None
         self._state = self._new_state()
         self._prompt_worker: PromptWorker | None = None
         # KV caches kept across resets, by (batch, geometry): a restarted stream reuses the buffers,
@@ -384,14 +386,28 @@ class StreamPipeline:
     def _new_state(self) -> StreamState:
         c = self.controls
         plan = ChunkPlan.for_family(self.family, c.width, c.height)
-        enc_factory, dec_factory = self.models.codecs[c.decoder]
+        encoder, decoder = self._codecs(c.decoder)
         return StreamState(
             plan=plan,
-            encoder=enc_factory(),
-            decoder=dec_factory(),
+            encoder=encoder,
+            decoder=decoder,
             noise=NoiseSource(c.seed, self.device),
             motion=MotionController(init_scale=c.strength, scale=c.strength),
         )
+
+    def _codecs(self, choice: str) -> tuple[StreamingAutoencoder, StreamingAutoencoder]:
+        """The streaming encoder and decoder for ``choice``, reset: the same objects across resets
+        while the choice stays (the tiny codec's CUDA graphs are captured on their state, as the
+        DiT's are on the kept KV caches), fresh ones from the factories after a change."""
+        kept = self._codec_pair
+        if kept is not None and kept[0] == choice:
+            kept[1].reset()
+            kept[2].reset()
+            return kept[1], kept[2]
+        enc_factory, dec_factory = self.models.codecs[choice]
+        pair = (enc_factory(), dec_factory())
+        self._codec_pair = (choice, *pair)
+        return pair
 
     def _keep_map(self, frames: list[Frame], latents: torch.Tensor) -> tuple[torch.Tensor, float] | None:
         """The chunk's latent keep map (``[1, 1, F, h, w]`` in the latents' dtype and device) and keep

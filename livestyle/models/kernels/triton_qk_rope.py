@@ -12,16 +12,16 @@ __all__ = ["qk_norm_rope_triton"]
 
 
 @triton.jit
-def _norm_rope_row(src_ptr, w_ptr, c, s, pairs, pm, D, eps, ROPE: tl.constexpr):  # noqa: ANN001, ANN202
-    """One row's RMSNorm (over D) and RoPE, as (even, odd) float32 channel vectors."""
-    xe = tl.load(src_ptr + 2 * pairs, mask=pm, other=0.0).to(tl.float32)
-    xo = tl.load(src_ptr + 2 * pairs + 1, mask=pm, other=0.0).to(tl.float32)
-    r = 1.0 / tl.sqrt((tl.sum(xe * xe, axis=0) + tl.sum(xo * xo, axis=0)) / D + eps)
-    xe = xe * r * tl.load(w_ptr + 2 * pairs, mask=pm, other=0.0).to(tl.float32)
-    xo = xo * r * tl.load(w_ptr + 2 * pairs + 1, mask=pm, other=0.0).to(tl.float32)
+def _norm_rope_row(src_ptr, w_ptr, c, s, cols, cm, D, eps, BLOCK: tl.constexpr, ROPE: tl.constexpr):  # noqa: ANN001, ANN202
+    """One row's RMSNorm (over D) and RoPE in float32, read and returned as contiguous channels:
+    the (even, odd) pairs are split in registers, so loads and stores stay vectorised."""
+    x = tl.load(src_ptr + cols, mask=cm, other=0.0).to(tl.float32)
+    r = 1.0 / tl.sqrt(tl.sum(x * x, axis=0) / D + eps)
+    x = x * r * tl.load(w_ptr + cols, mask=cm, other=0.0).to(tl.float32)
     if ROPE:
-        return xe * c - xo * s, xe * s + xo * c
-    return xe, xo
+        xe, xo = tl.split(tl.reshape(x, [BLOCK, 2]))
+        x = tl.reshape(tl.join(xe * c - xo * s, xe * s + xo * c), [2 * BLOCK])
+    return x
 
 
 @triton.jit
@@ -31,7 +31,9 @@ def _qk_norm_rope_kernel(
     HAS_K: tl.constexpr, ROPE: tl.constexpr, HAS_IDX: tl.constexpr, BLOCK: tl.constexpr,
 ) -> None:
     row = tl.program_id(0).to(tl.int64)
-    pairs = tl.arange(0, BLOCK)  # pair j = channels (2j, 2j+1); BLOCK >= D / 2
+    cols = tl.arange(0, 2 * BLOCK)  # channels; pair j = channels (2j, 2j+1), BLOCK >= D / 2
+    cm = cols < D
+    pairs = tl.arange(0, BLOCK)
     pm = pairs < D // 2
     c = tl.zeros([BLOCK], dtype=tl.float32)
     s = tl.zeros([BLOCK], dtype=tl.float32)
@@ -39,18 +41,14 @@ def _qk_norm_rope_kernel(
         hp = pairs % HALF_HEAD
         c = tl.load(cos_ptr + row * HALF_HEAD + hp, mask=pm, other=1.0)
         s = tl.load(sin_ptr + row * HALF_HEAD + hp, mask=pm, other=0.0)
-    qe, qo = _norm_rope_row(q_ptr + row * q_stride, wq_ptr, c, s, pairs, pm, D, eps, ROPE)
-    tl.store(qo_ptr + row * D + 2 * pairs, qe.to(qo_ptr.dtype.element_ty), mask=pm)
-    tl.store(qo_ptr + row * D + 2 * pairs + 1, qo.to(qo_ptr.dtype.element_ty), mask=pm)
+    qn = _norm_rope_row(q_ptr + row * q_stride, wq_ptr, c, s, cols, cm, D, eps, BLOCK, ROPE)
+    tl.store(qo_ptr + row * D + cols, qn.to(qo_ptr.dtype.element_ty), mask=cm)
     if HAS_K:
-        ke, ko = _norm_rope_row(k_ptr + row * k_stride, wk_ptr, c, s, pairs, pm, D, eps, ROPE)
+        kn = _norm_rope_row(k_ptr + row * k_stride, wk_ptr, c, s, cols, cm, D, eps, BLOCK, ROPE)
         out = row
         if HAS_IDX:
             out = tl.load(idx_ptr + row).to(tl.int64)
-        tl.store(ko_ptr + out * D + 2 * pairs, ke.to(ko_ptr.dtype.element_ty), mask=pm)
-        tl.store(ko_ptr + out * D + 2 * pairs + 1, ko.to(ko_ptr.dtype.element_ty), mask=pm)
-        cols = tl.arange(0, 2 * BLOCK)
-        cm = cols < D
+        tl.store(ko_ptr + out * D + cols, kn.to(ko_ptr.dtype.element_ty), mask=cm)
         vv = tl.load(v_ptr + row * v_stride + cols, mask=cm, other=0.0)
         tl.store(vo_ptr + out * D + cols, vv.to(vo_ptr.dtype.element_ty), mask=cm)
 
