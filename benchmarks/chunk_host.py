@@ -13,7 +13,7 @@ longer. This runs one random stack (1.3B/14B on CUDA, ``tiny`` on CPU) and times
 
 ``tight`` vs ``paced`` is what idling costs (GPU clocks ramping back up, a cold worker thread);
 ``paced`` vs ``runner`` is what the other threads cost (GIL, CPU). It also times the chunk's two
-transfers alone (:class:`~livestyle.pipeline.transfer.ChunkTransfer` upload/download at the
+transfers alone (:class:`~livestyle.diffusion.transfer.ChunkTransfer` upload/download at the
 working size) and the old path (``np.stack`` + pageable ``.to()``, ``.cpu()``) for comparison.
 
     python benchmarks/chunk_host.py --model 1.3b --seconds 20 --out $OUT/chunk_host.json   # GPU
@@ -38,13 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from livestyle.ingest.pattern import PatternSource  # noqa: E402
 from livestyle.output.null import NullSink  # noqa: E402
-from livestyle.pipeline.family import family_from_mapping  # noqa: E402
-from livestyle.pipeline.frames import Frame  # noqa: E402
-from livestyle.pipeline.random_models import RandomStackOptions, random_stream_models  # noqa: E402
-from livestyle.pipeline.runner import Runner  # noqa: E402
-from livestyle.pipeline.stream import StreamPipeline  # noqa: E402
-from livestyle.pipeline.stream_state import Controls  # noqa: E402
-from livestyle.pipeline.transfer import ChunkTransfer  # noqa: E402
+from livestyle.diffusion.family import family_from_mapping  # noqa: E402
+from livestyle.engine.frames import Frame  # noqa: E402
+from livestyle.diffusion.random_models import RandomStackOptions, random_stream_models  # noqa: E402
+from livestyle.engine.runner import Runner  # noqa: E402
+from livestyle.diffusion.stream import StreamPipeline  # noqa: E402
+from livestyle.diffusion.stream_state import Controls  # noqa: E402
+from livestyle.diffusion.transfer import ChunkTransfer  # noqa: E402
 
 
 def summary(ms: list[float]) -> dict[str, float]:

@@ -45,8 +45,8 @@ from gpu_suite import Suite  # noqa: E402
 
 from livestyle.cli.bench import BenchOptions, run_bench, write_profile  # noqa: E402
 from livestyle.models.testing.on_device import random_umt5_xxl_on  # noqa: E402
-from livestyle.pipeline.budget import Candidate, load_profile, predict  # noqa: E402
-from livestyle.pipeline.random_models import RandomStackOptions, random_stream_models  # noqa: E402
+from livestyle.planning.budget import Candidate, load_profile, predict  # noqa: E402
+from livestyle.diffusion.random_models import RandomStackOptions, random_stream_models  # noqa: E402
 
 DEV = torch.device("cuda")
 BF16 = torch.bfloat16
@@ -127,8 +127,8 @@ def lora_switch_ms(dit: Any, size: str, rank: int = 32) -> dict[str, Any]:
 def lora_stream(models: Any, *, glass: float, seconds: float) -> dict[str, Any]:
     """A camera run on the 1.3B at 1 step with four LoRA switches through the live command path."""
     from livestyle.models.testing.lora import random_lora, write_lora
-    from livestyle.pipeline.commands import LoraRef, SetLora
-    from livestyle.pipeline.loras import LoraLibrary
+    from livestyle.engine.commands import LoraRef, SetLora
+    from livestyle.diffusion.loras import LoraLibrary
 
     with tempfile.TemporaryDirectory() as tmp:
         for seed, name in ((1, "ink"), (2, "film")):

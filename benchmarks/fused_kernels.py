@@ -1,6 +1,6 @@
 """Fused Triton kernels on the GPU: parity with the unfused ops, DiT ms, and the pipeline before/after.
 
-Random weights at real shapes (``livestyle.pipeline.random_models``), bf16, 480x832, one process,
+Random weights at real shapes (``livestyle.diffusion.random_models``), bf16, 480x832, one process,
 JSON written after each item (``gpu_suite.Suite``). Parts (``--part``, repeatable):
 
 - ``check``: the 1.3B forward in fp32 (unfused, TF32 off) against bf16 fused and bf16 unfused, with
@@ -44,7 +44,7 @@ from livestyle.cli.bench import BenchOptions, run_bench  # noqa: E402
 from livestyle.models.kernels import set_fused  # noqa: E402
 from livestyle.models.kv_cache import KVCache  # noqa: E402
 from livestyle.models.testing.on_device import random_dit_on  # noqa: E402
-from livestyle.pipeline.random_models import RandomStackOptions, random_stream_models  # noqa: E402
+from livestyle.diffusion.random_models import RandomStackOptions, random_stream_models  # noqa: E402
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -230,10 +230,10 @@ def part_spikes(s: Suite, seconds: float, size: str = "1.3b") -> None:
     Variants: as ``livestyle bench`` runs (gc on); gc frozen and disabled during the loop. A chunk
     is slow when its wall time exceeds 1.3x the median; for those the stage that grew is listed.
     """
-    from livestyle.pipeline.family import family_from_mapping
-    from livestyle.pipeline.stream import StreamPipeline
-    from livestyle.pipeline.stream_state import Controls
-    from livestyle.pipeline.timing import StageTimer
+    from livestyle.diffusion.family import family_from_mapping
+    from livestyle.diffusion.stream import StreamPipeline
+    from livestyle.diffusion.stream_state import Controls
+    from livestyle.diffusion.timing import StageTimer
     from livestyle.cli.bench import _frames, _resolve_model
 
     torch.backends.cudnn.benchmark = False

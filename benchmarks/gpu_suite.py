@@ -1,6 +1,6 @@
 """GPU measurement suite: many configurations in ONE process, JSON written after each one.
 
-Random weights at real shapes (``livestyle.pipeline.random_models``), bf16, 480x832, CUDA events.
+Random weights at real shapes (``livestyle.diffusion.random_models``), bf16, 480x832, CUDA events.
 Parts (``--part``, repeatable):
 
 - ``checks``: no host syncs in the DiT forward (``torch.cuda.set_sync_debug_mode("error")``, eager
@@ -38,7 +38,7 @@ from livestyle.cli.bench import BenchOptions, run_bench  # noqa: E402
 from livestyle.models.dit import CausalWanDiT  # noqa: E402
 from livestyle.models.kv_cache import KVCache  # noqa: E402
 from livestyle.models.testing.on_device import random_dit_on, random_umt5_xxl_on  # noqa: E402
-from livestyle.pipeline.random_models import RandomStackOptions, random_stream_models  # noqa: E402
+from livestyle.diffusion.random_models import RandomStackOptions, random_stream_models  # noqa: E402
 
 DEV = torch.device("cuda")
 BF16 = torch.bfloat16

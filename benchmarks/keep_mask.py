@@ -36,11 +36,11 @@ from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
 from livestyle.models.testing.dit import random_dit_state_dict
 from livestyle.models.testing.stack import random_wan_vae
 from livestyle.models.vae import StreamingWanVAE
-from livestyle.pipeline.family import FAMILY_PRESETS
-from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.noise import keep_scale, latent_keep_mask
-from livestyle.pipeline.stream import StreamPipeline
-from livestyle.pipeline.stream_state import Controls, StreamModels
+from livestyle.diffusion.family import FAMILY_PRESETS
+from livestyle.engine.frames import Frame
+from livestyle.diffusion.noise import keep_scale, latent_keep_mask
+from livestyle.diffusion.stream import StreamPipeline
+from livestyle.diffusion.stream_state import Controls, StreamModels
 
 SRC_W, SRC_H = 640, 480
 

@@ -39,10 +39,10 @@ import torch
 
 from livestyle.config import ChromaKeyConfig, PersonMaskConfig, SelfieMaskConfig
 from livestyle.models.segmentation import MODNET_CONFIGS, MODNet
-from livestyle.pipeline.effects import blurred, composite, prepare_mask
-from livestyle.pipeline.masks.chroma import ChromaKeyer
-from livestyle.pipeline.masks.person import PersonSegmenter, model_input_size
-from livestyle.pipeline.masks.smoothing import TemporalSmoother
+from livestyle.effects.generator import blurred, composite, prepare_mask
+from livestyle.effects.masks.chroma import ChromaKeyer
+from livestyle.effects.masks.person import PersonSegmenter, model_input_size
+from livestyle.effects.masks.smoothing import TemporalSmoother
 
 SIZES = ((640, 480), (1280, 720))
 
@@ -123,8 +123,8 @@ def chunk_latency(provider, imgs: list[np.ndarray], chunk: int, gen_ms: float, i
     from fractions import Fraction
 
     from livestyle.config import EffectsConfig
-    from livestyle.pipeline.effects import EffectGenerator
-    from livestyle.pipeline.frames import Frame
+    from livestyle.effects.generator import EffectGenerator
+    from livestyle.engine.frames import Frame
 
     out = {}
     for label, mode, keep in (("none", "full", False), ("beside", "background", False), ("before", "background", True)):
@@ -144,7 +144,7 @@ def chunk_latency(provider, imgs: list[np.ndarray], chunk: int, gen_ms: float, i
 
 def open_selfie():
     from livestyle.models.weights_pull import pull
-    from livestyle.pipeline.masks.selfie import open_selfie_segmenter
+    from livestyle.effects.masks.selfie import open_selfie_segmenter
 
     pull("mediapipe-selfie", progress=False)
     return open_selfie_segmenter(SelfieMaskConfig())

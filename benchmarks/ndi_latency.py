@@ -55,7 +55,7 @@ def read_index(rgb: np.ndarray) -> int:
 
 def _send_with_sink(name: str, w: int, h: int, fps: int, seconds: float, out: Any, ready: Any) -> None:
     from livestyle.output import open_sink
-    from livestyle.pipeline.frames import Frame, StreamInfo
+    from livestyle.engine.frames import Frame, StreamInfo
 
     sink = open_sink(f"ndi://{name}")
     sink.open(StreamInfo(w, h, fps))

@@ -29,10 +29,10 @@ from typing import Any
 
 from livestyle.ingest import open_source
 from livestyle.output import open_sink
-from livestyle.pipeline.commands import SetBypass
-from livestyle.pipeline.frames import Frame, StreamInfo
-from livestyle.pipeline.passthrough import PassthroughGenerator
-from livestyle.pipeline.runner import Runner
+from livestyle.engine.commands import SetBypass
+from livestyle.engine.frames import Frame, StreamInfo
+from livestyle.engine.passthrough import PassthroughGenerator
+from livestyle.engine.runner import Runner
 
 SIZE = (1280, 720)
 FPS = 30.0

@@ -35,11 +35,11 @@ from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import load_presets
 from livestyle.ingest import open_source
 from livestyle.output import open_sink
-from livestyle.pipeline.commands import SetPrompt
-from livestyle.pipeline.frames import Generator
-from livestyle.pipeline.generators import open_generator
-from livestyle.pipeline.passthrough import PassthroughGenerator
-from livestyle.pipeline.runner import Runner
+from livestyle.engine.commands import SetPrompt
+from livestyle.engine.frames import Generator
+from livestyle.generators import open_generator
+from livestyle.engine.passthrough import PassthroughGenerator
+from livestyle.engine.runner import Runner
 
 
 def rss_mib() -> float:

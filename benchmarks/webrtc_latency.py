@@ -42,9 +42,9 @@ from netns import NetnsRunner, netns_unavailable_reason
 
 from livestyle.ingest.webrtc import WebRTCSource
 from livestyle.output.webrtc import WebRTCSink
-from livestyle.pipeline.commands import SetBypass
-from livestyle.pipeline.passthrough import PassthroughGenerator
-from livestyle.pipeline.runner import Runner
+from livestyle.engine.commands import SetBypass
+from livestyle.engine.passthrough import PassthroughGenerator
+from livestyle.engine.runner import Runner
 from livestyle.server.app import ServerSettings, ServerThread
 
 REPORT = "Promise.resolve(window.livestyle && window.livestyle.report())"

@@ -133,7 +133,7 @@ class RunnerConfig:
 
 @dataclass(frozen=True)
 class GovernorSettings:
-    """The runtime governor (``livestyle.pipeline.governor``): quality steps down before frames are lost."""
+    """The runtime governor (``livestyle.engine.governor``): quality steps down before frames are lost."""
 
     enabled: bool = setting(True, doc="step quality down (steps, tiny decoder, size, bypass) when the GPU falls behind; false pins the settings")
     latency_ms: float = setting(1000.0, gt=0, le=60000, doc="glass-to-glass budget in ms; above it counts as overloaded")

@@ -1,6 +1,6 @@
 """How log records reach the user: ``warning: message``, like every other message the CLI prints.
 
-Logger names (``livestyle.pipeline.runner``) are for developers: they appear only when
+Logger names (``livestyle.engine.runner``) are for developers: they appear only when
 ``LIVESTYLE_LOG`` asks for ``INFO`` or ``DEBUG``.
 """
 

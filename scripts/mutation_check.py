@@ -52,7 +52,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "motion", "motion distance: mean over the chunk's frame steps instead of the max",
-        "livestyle/pipeline/noise.py",
+        "livestyle/diffusion/noise.py",
         "diff.mean(dim=(0, 1, 3, 4)).sqrt().max() / norm",
         "diff.mean(dim=(0, 1, 3, 4)).sqrt().mean() / norm",
         ("tests/test_motion.py",
@@ -60,14 +60,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "chained-due", "delivery: due times chained to the previous frame's due + period, not capture + D",
-        "livestyle/pipeline/delivery.py",
+        "livestyle/engine/delivery.py",
         "            due = capture + offset\n",
         "            due = capture + offset if prev is None else prev + self.period\n",
         ("tests/test_delivery.py",),
     ),
     Mutation(
         "half-rate", "delivery: pacing at half the frame rate (period doubled)",
-        "livestyle/pipeline/delivery.py",
+        "livestyle/engine/delivery.py",
         "self.period = 1.0 / fps",
         "self.period = 2.0 / fps",
         ("tests/test_delivery.py",),

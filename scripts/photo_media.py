@@ -60,9 +60,9 @@ def write_still(path: Path, width: int = 640, height: int = 480) -> None:
     """Camera | selfie mask | background blurred (``effects.fill=blur``), side by side, as JPEG."""
     from livestyle.config import SelfieMaskConfig
     from livestyle.models.weights_pull import pull
-    from livestyle.pipeline.effects import blurred, composite
-    from livestyle.pipeline.masks.selfie import open_selfie_segmenter
-    from livestyle.pipeline.masks.smoothing import feather
+    from livestyle.effects.generator import blurred, composite
+    from livestyle.effects.masks.selfie import open_selfie_segmenter
+    from livestyle.effects.masks.smoothing import feather
 
     pull("mediapipe-selfie", progress=False)
     camera = panned_views(width, height, 1, noise=0.0)[0]

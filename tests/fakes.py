@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.engine.frames import Frame, StreamInfo
 
 
 class FakeClock:

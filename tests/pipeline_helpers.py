@@ -21,9 +21,9 @@ from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
 from livestyle.models.testing.dit import random_dit_state_dict
 from livestyle.models.testing.stack import random_wan_vae
 from livestyle.models.vae import StreamingWanVAE
-from livestyle.pipeline.family import FAMILY_PRESETS
-from livestyle.pipeline.stream import StreamPipeline
-from livestyle.pipeline.stream_state import Controls, StreamModels
+from livestyle.diffusion.family import FAMILY_PRESETS
+from livestyle.diffusion.stream import StreamPipeline
+from livestyle.diffusion.stream_state import Controls, StreamModels
 
 
 def tiny_wan_pipeline(width: int, height: int, *, steps: int = 2, family: str = "sdv2",

@@ -2,8 +2,12 @@
 
 - no import cycle among livestyle modules (every import: module level, inside functions and under
   ``TYPE_CHECKING``);
-- the arrows run one way: ``livestyle.pipeline`` and ``livestyle.models`` never import the I/O and
-  control layers or the CLI, and ``livestyle.models`` never imports ``livestyle.pipeline``;
+- the arrows run one way (``LAYER_RULES``): the engine, the diffusion pipeline, planning, effects
+  and the models never import the I/O and control layers or the CLI; the engine imports neither
+  ``torch`` (anywhere in a file) nor ``livestyle.models``, the diffusion pipeline nor planning;
+  ``livestyle.models`` imports none of the packages above it;
+- no module is imported by name at run time (``importlib.import_module``, ``__import__``) unless
+  it is a third-party module: every arrow between livestyle modules is an import statement;
 - no file in ``livestyle/`` over 600 lines;
 - no reference to a document that is not in the repository.
 
@@ -24,9 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "livestyle"
 MAX_LINES = 600
 
-LOWER_LAYERS = ("livestyle.pipeline", "livestyle.models")
-"""Layers that must not reach up into the ones below (docs/architecture.md: control, server, ingest,
-output -> pipeline -> models)."""
 UPPER_LAYERS = (
     "livestyle.control",
     "livestyle.server",
@@ -34,6 +35,23 @@ UPPER_LAYERS = (
     "livestyle.output",
     "livestyle.cli",
 )
+_ABOVE_ENGINE = ("livestyle.models", "livestyle.diffusion", "livestyle.planning", "livestyle.effects",
+                 "livestyle.generators")
+LAYER_RULES: dict[str, tuple[str, ...]] = {
+    "livestyle.engine": (*UPPER_LAYERS, *_ABOVE_ENGINE),
+    "livestyle.diffusion": (*UPPER_LAYERS, "livestyle.effects", "livestyle.generators"),
+    "livestyle.planning": (*UPPER_LAYERS, "livestyle.engine", "livestyle.diffusion", "livestyle.effects",
+                           "livestyle.generators"),
+    "livestyle.effects": (*UPPER_LAYERS, "livestyle.diffusion", "livestyle.planning", "livestyle.generators"),
+    "livestyle.models": (*UPPER_LAYERS, "livestyle.engine", "livestyle.diffusion", "livestyle.planning",
+                         "livestyle.effects", "livestyle.generators"),
+}
+"""Package -> the packages it must never import (docs/architecture.md): control, server, ingest,
+output, cli -> generators -> effects, diffusion, planning -> engine, models."""
+NO_TORCH = ("livestyle.engine",)
+"""Packages whose files never import torch, not even inside a function."""
+DYNAMIC_IMPORTERS = ("livestyle/optional.py",)
+"""Files that may import a module named by a variable (the optional extras: av, cv2, ...)."""
 
 # Names of documents this repository once cited but never held; spelled in pieces so that this
 # file does not cite them itself.
@@ -155,17 +173,55 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
 def layer_violations(imports: tuple[Import, ...] | list[Import]) -> list[str]:
     bad = []
     for imp in imports:
-        forbidden = ()
-        if imp.source.startswith(LOWER_LAYERS):
-            forbidden = UPPER_LAYERS
-        if imp.source.startswith("livestyle.models"):
-            forbidden = (*forbidden, "livestyle.pipeline")
-        if any(imp.target == f or imp.target.startswith(f + ".") for f in forbidden):
-            bad.append(f"{imp.source} imports {imp.target} (line {imp.line}, {imp.where})")
+        for layer, forbidden in LAYER_RULES.items():
+            if _within(imp.source, layer) and any(_within(imp.target, f) for f in forbidden):
+                bad.append(f"{imp.source} imports {imp.target} (line {imp.line}, {imp.where})")
     return bad
+
+
+def torch_imports(rel: str, tree: ast.AST) -> list[str]:
+    """``import torch`` / ``from torch... import`` anywhere in ``tree`` (file ``rel``)."""
+    out = []
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        if any(n == "torch" or n.startswith("torch.") for n in names):
+            out.append(f"{rel}:{node.lineno}: imports torch")  # type: ignore[attr-defined]
+    return out
+
+
+def dynamic_imports(rel: str, tree: ast.AST) -> list[str]:
+    """Run-time imports by name that are not of a third-party module given as a literal."""
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+        if name not in ("import_module", "__import__") or not node.args:
+            continue
+        arg = node.args[0]
+        literal = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+        if isinstance(arg, ast.JoinedStr):
+            first = arg.values[0] if arg.values else None
+            literal = first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else ""
+        if literal is None and rel in DYNAMIC_IMPORTERS:
+            continue
+        if literal is None or literal == "livestyle" or literal.startswith("livestyle."):
+            out.append(f"{rel}:{node.lineno}: {name}({ast.unparse(arg)}): import it with an import statement")
+    return out
+
+
+def _package_trees() -> list[tuple[str, str, ast.AST]]:
+    return [(name, path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(encoding="utf-8"), str(path)))
+            for name, (path, _) in _modules().items()]
 
 
 def long_files(root: Path = PACKAGE, limit: int = MAX_LINES) -> list[str]:
@@ -231,9 +287,19 @@ def test_no_import_cycle() -> None:
         pytest.fail("import cycle:\n  " + "\n  ".join(steps))
 
 
-def test_pipeline_and_models_do_not_import_the_layers_above() -> None:
+def test_no_package_imports_the_layers_above_it() -> None:
     bad = layer_violations(_all_imports())
-    assert not bad, "imports against the layering (control/server/ingest/output/cli -> pipeline -> models):\n  " + "\n  ".join(bad)
+    assert not bad, "imports against the layering (docs/architecture.md):\n  " + "\n  ".join(bad)
+
+
+def test_the_engine_never_imports_torch() -> None:
+    bad = [line for name, rel, tree in _package_trees() if name.startswith(NO_TORCH) for line in torch_imports(rel, tree)]
+    assert not bad, "the real-time engine runs any generator without torch:\n  " + "\n  ".join(bad)
+
+
+def test_no_livestyle_module_is_imported_by_name_at_run_time() -> None:
+    bad = [line for _, rel, tree in _package_trees() for line in dynamic_imports(rel, tree)]
+    assert not bad, "imports the architecture test cannot see:\n  " + "\n  ".join(bad)
 
 
 def test_no_file_over_600_lines() -> None:
@@ -255,16 +321,26 @@ def test_the_checks_catch_planted_violations(tmp_path: Path) -> None:
 
     src = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from livestyle.control.wire import x\n" \
           "def f():\n    from livestyle.server import app\n    import livestyle.ingest.camera\n"
-    path = PACKAGE / "pipeline" / "planted.py"
-    found = imports_of("livestyle.pipeline.planted", path, False, ast.parse(src))
+    path = PACKAGE / "engine" / "planted.py"
+    found = imports_of("livestyle.engine.planted", path, False, ast.parse(src))
     assert [(i.target, i.where) for i in found] == [
         ("livestyle.control.wire", "TYPE_CHECKING"),
         ("livestyle.server.app", "in a function"),
         ("livestyle.ingest.camera", "in a function"),
     ]
     assert len(layer_violations(found)) == 3
-    up = imports_of("livestyle.models.planted", path, False, ast.parse("from ..pipeline import stream\n"))
-    assert [i.target for i in up] == ["livestyle.pipeline.stream"] and layer_violations(up)
+    up = imports_of("livestyle.models.planted", path, False, ast.parse("from ..diffusion import stream\n"))
+    assert [i.target for i in up] == ["livestyle.diffusion.stream"] and layer_violations(up)
+    eng = imports_of("livestyle.engine.planted", path, False, ast.parse("def f():\n    from livestyle.models import dit\n"))
+    assert layer_violations(eng) and not layer_violations(
+        imports_of("livestyle.diffusion.planted", path, False, ast.parse("from livestyle.engine import frames\n")))
+    assert torch_imports("x.py", ast.parse("def f():\n    import torch.nn as nn\n")) == ["x.py:2: imports torch"]
+    assert torch_imports("x.py", ast.parse("from torchvision import io\nimport numpy\n")) == []
+    dyn = ast.parse("import importlib\nimportlib.import_module('livestyle.cli.run')\n"
+                    "importlib.import_module(f'livestyle.cli.{n}')\nimportlib.import_module(name)\n"
+                    "__import__('livestyle')\nimportlib.import_module('av')\n")
+    assert [p.split(":")[1] for p in dynamic_imports("livestyle/x.py", dyn)] == ["2", "3", "4", "5"]
+    assert [p.split(":")[1] for p in dynamic_imports("livestyle/optional.py", dyn)] == ["2", "3", "5"]
 
     (tmp_path / "livestyle").mkdir()
     (tmp_path / "livestyle" / "big.py").write_text("x = 1\n" * (MAX_LINES + 1))

@@ -24,9 +24,9 @@ from media_helpers import TONE_HZ, dominant_hz, read_audio_video, tone_with_clic
 from livestyle.cli import main
 from livestyle.ingest.media import MediaSource
 from livestyle.output.media import MediaSink
-from livestyle.pipeline.frames import AudioChunk, AudioInfo, Frame
-from livestyle.pipeline.passthrough import PassthroughGenerator
-from livestyle.pipeline.runner import Runner
+from livestyle.engine.frames import AudioChunk, AudioInfo, Frame
+from livestyle.engine.passthrough import PassthroughGenerator
+from livestyle.engine.runner import Runner
 
 av = pytest.importorskip("av")
 
@@ -188,7 +188,7 @@ def test_sink_places_audio_by_pts_fills_gaps_and_cuts_overlaps(tmp_path: Path) -
     sink = MediaSink(str(out), "matroska", fps=FPS)
     assert sink.open_audio(AudioInfo(RATE, 1))
     tb = Fraction(1, 90000)
-    from livestyle.pipeline.frames import StreamInfo
+    from livestyle.engine.frames import StreamInfo
 
     sink.open(StreamInfo(*SIZE, FPS, tb))
 

@@ -24,8 +24,8 @@ from webrtc_clients import ColourTrack, sdp_post
 
 from livestyle.ingest.webrtc import WebRTCSource
 from livestyle.output.media import MediaSink
-from livestyle.pipeline.passthrough import PassthroughGenerator
-from livestyle.pipeline.runner import Runner
+from livestyle.engine.passthrough import PassthroughGenerator
+from livestyle.engine.runner import Runner
 from livestyle.server.app import ServerSettings, ServerThread
 
 

@@ -24,15 +24,15 @@ from media_helpers import read_audio_video, tone_with_clicks
 
 from livestyle.output.audio import JITTER_S
 from livestyle.output.media import MediaSink
-from livestyle.pipeline.frames import (
+from livestyle.engine.frames import (
     AudioCallback,
     AudioChunk,
     AudioInfo,
     Frame,
     StreamInfo,
 )
-from livestyle.pipeline.passthrough import PassthroughGenerator
-from livestyle.pipeline.runner import Runner
+from livestyle.engine.passthrough import PassthroughGenerator
+from livestyle.engine.runner import Runner
 
 av = pytest.importorskip("av")
 

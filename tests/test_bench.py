@@ -13,7 +13,7 @@ import yaml
 
 from livestyle.cli.bench import write_profile
 from livestyle.errors import ConfigError
-from livestyle.pipeline.random_models import random_stream_models
+from livestyle.diffusion.random_models import random_stream_models
 
 # Block the packages the GPU device lacks, so the bench path is proven not to need them (pydantic
 # cannot be blocked here: this venv's typer imports it for option coercion; the device's typer does

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from livestyle.errors import ConfigError, PipelineError
-from livestyle.pipeline.budget import Candidate, Target, list_profiles, load_profile, plan, predict
+from livestyle.planning.budget import Candidate, Target, list_profiles, load_profile, plan, predict
 
 
 def test_shipped_profiles_load() -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from livestyle.cli import main
 from livestyle.config import Config
-from livestyle.pipeline import generators
-from livestyle.pipeline.passthrough import PassthroughGenerator
+from livestyle import generators
+from livestyle.engine.passthrough import PassthroughGenerator
 
 PLANS = [
     ["--gpu", "h100", "--fps", "30", "--latency-ms", "250"],
@@ -26,7 +26,7 @@ PLANS = [
 @pytest.fixture(autouse=True)
 def _no_weights_here(monkeypatch: pytest.MonkeyPatch) -> None:
     """Plans do not depend on what this machine has pulled (tests below set what is present)."""
-    from livestyle.pipeline import auto
+    from livestyle.planning import auto
 
     monkeypatch.setattr(auto, "present_models", lambda weights_dir=None, names=None: [])
 
@@ -70,7 +70,7 @@ def test_each_printed_command_runs_and_configures_the_plan(
 @pytest.mark.parametrize("vae", ["wan", "tiny-decoder", "tiny"])
 def test_config_bench_and_budget_share_decoder_names(vae: str) -> None:
     from livestyle.config import load_config
-    from livestyle.pipeline.budget import DECODERS
+    from livestyle.planning.budget import DECODERS
 
     assert vae in DECODERS
     assert load_config(None, [f"model.vae={vae}"]).model.vae == vae
@@ -80,7 +80,7 @@ QUICK_START = ["--gpu", "h100", "--fps", "30", "--latency-ms", "400"]  # README 
 
 
 def _present(monkeypatch: pytest.MonkeyPatch, models: list[str]) -> None:
-    from livestyle.pipeline import auto
+    from livestyle.planning import auto
 
     monkeypatch.setattr(auto, "present_models", lambda weights_dir=None, names=None: [
         m for m in models if names is None or m in names])
@@ -130,7 +130,7 @@ def test_budget_finds_weights_in_a_weights_dir_and_passes_it_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from livestyle.models.weights import get_model
-    from livestyle.pipeline import auto
+    from livestyle.planning import auto
 
     monkeypatch.undo()  # the real present_models, looking in tmp_path
     monkeypatch.delenv("LIVESTYLE_WEIGHTS_DIR", raising=False)

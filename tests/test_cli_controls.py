@@ -262,7 +262,7 @@ def test_mask_preview_shows_during_bypass(tmp_path: Path, capsys: pytest.Capture
     from media_helpers import GREEN_CLIP_W as W
     from media_helpers import decoded_rgb as decoded
 
-    from livestyle.pipeline.masks.overlay import PREVIEW_TINT
+    from livestyle.effects.masks.overlay import PREVIEW_TINT
 
     clip = tmp_path / "green.mp4"
     write_green_clip(clip)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +20,8 @@ from livestyle.config import (
     round_size,
 )
 from livestyle.errors import ConfigError
-from livestyle.pipeline.generators import GENERATORS, open_generator
-from livestyle.pipeline.passthrough import PassthroughGenerator
+from livestyle.generators import GENERATORS, open_generator
+from livestyle.engine.passthrough import PassthroughGenerator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -145,10 +147,14 @@ def test_open_generator_registry() -> None:
         open_generator("sdv9", Config())
 
 
-def test_registry_accepts_lazy_module_references(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(GENERATORS, "lazy-pt", "livestyle.pipeline.generators:_passthrough")
-    assert open_generator("lazy-pt", Config()).name == "passthrough"
-    assert ModelConfig().name == "auto"  # resolved by livestyle.pipeline.auto before open_generator
+def test_the_registry_imports_the_diffusion_pipeline_only_when_a_model_needs_it() -> None:
+    code = ("import sys, livestyle.generators as g; from livestyle.config import Config; "
+            "g.open_generator('passthrough', Config()); "
+            "print(sorted(m for m in sys.modules if m.startswith(('livestyle.diffusion', 'torch'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert set(GENERATORS) >= {"passthrough", "tiny", "sdv2-1.3b", "sdv2-14b", "krea-14b"}
+    assert ModelConfig().name == "auto"  # resolved by livestyle.planning.auto before open_generator
 
 
 def test_mapping_fields_take_yaml_mappings_and_text_stays_text() -> None:

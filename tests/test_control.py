@@ -23,7 +23,7 @@ from livestyle.control.wire import (
     custom_event_payload,
 )
 from livestyle.errors import ConfigError, ControlError
-from livestyle.pipeline.commands import (
+from livestyle.engine.commands import (
     NextPreset,
     PreviousPreset,
     Reset,

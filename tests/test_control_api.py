@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from livestyle.control.api import add_control_routes
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import Preset, PresetBook
-from livestyle.pipeline.commands import Reset, SetPrompt, SetStrength
+from livestyle.engine.commands import Reset, SetPrompt, SetStrength
 from livestyle.server.auth import token_middleware
 
 TOKEN = "s3cret-token"

@@ -18,7 +18,7 @@ from livestyle.control.controller import Controller, Params
 from livestyle.control.hotkeys import GlobalHotkeys, TerminalHotkeys
 from livestyle.control.presets import Preset, PresetBook
 from livestyle.errors import ConfigError
-from livestyle.pipeline.commands import Reset, SetBypass, Stop
+from livestyle.engine.commands import Reset, SetBypass, Stop
 
 BOOK = PresetBook([Preset("ink", "an ink drawing"), Preset("neon", "neon city"), Preset("clay", "claymation")])
 

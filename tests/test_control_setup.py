@@ -10,7 +10,7 @@ import pytest
 from livestyle.config import config_from_dict
 from livestyle.control.setup import Controls, build_controller, obs_settings
 from livestyle.errors import ControlError
-from livestyle.pipeline.commands import SetPrompt
+from livestyle.engine.commands import SetPrompt
 
 
 def test_controller_from_config_selects_the_start_preset() -> None:

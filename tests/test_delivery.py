@@ -21,12 +21,12 @@ from fakes import StampSink
 from host_canary import HostCanary, unexplained_losses
 
 from livestyle.ingest.pattern import PatternSource
-from livestyle.pipeline.commands import SetPrompt
-from livestyle.pipeline.delivery import DeliveryScheduler
-from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.metrics import percentile
-from livestyle.pipeline.runner import Runner
-from livestyle.pipeline.synthetic import SyntheticGenerator
+from livestyle.engine.commands import SetPrompt
+from livestyle.engine.delivery import DeliveryScheduler
+from livestyle.engine.frames import Frame
+from livestyle.engine.metrics import percentile
+from livestyle.engine.runner import Runner
+from livestyle.engine.synthetic import SyntheticGenerator
 
 FPS = 30.0
 PERIOD = 1.0 / FPS
@@ -242,10 +242,10 @@ def test_a_sink_slower_than_real_time_drops_only_its_own_late_frames() -> None:
 def test_a_free_text_prompt_with_a_slow_encoder_never_stalls_the_video() -> None:
     """The real StreamPipeline (tiny random model, CPU): a prompt the encoder has not seen takes
     1.5 s to encode; the video keeps going, and the new prompt lands once it is ready."""
-    from livestyle.pipeline.family import FAMILY_PRESETS
-    from livestyle.pipeline.random_models import random_stream_models
-    from livestyle.pipeline.stream import StreamPipeline
-    from livestyle.pipeline.stream_state import Controls
+    from livestyle.diffusion.family import FAMILY_PRESETS
+    from livestyle.diffusion.random_models import random_stream_models
+    from livestyle.diffusion.stream import StreamPipeline
+    from livestyle.diffusion.stream_state import Controls
 
     models = random_stream_models("tiny", "cpu", torch.float32)
     fast = models.prompt_encoder

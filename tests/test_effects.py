@@ -12,11 +12,11 @@ import pytest
 
 from livestyle.config import EffectsConfig
 from livestyle.errors import ControlError, PipelineError
-from livestyle.pipeline.commands import Reset, SetEffect, SetPrompt
-from livestyle.pipeline.effects import EffectGenerator, composite
-from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.masks.base import MaskResult, fit_mask
-from livestyle.pipeline.passthrough import PassthroughGenerator
+from livestyle.engine.commands import Reset, SetEffect, SetPrompt
+from livestyle.effects.generator import EffectGenerator, composite
+from livestyle.engine.frames import Frame
+from livestyle.effects.masks.base import MaskResult, fit_mask
+from livestyle.engine.passthrough import PassthroughGenerator
 
 H, W = 48, 64
 GREEN = (0, 177, 64)

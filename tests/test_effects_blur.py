@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from livestyle.config import EffectsConfig
-from livestyle.pipeline.effects import EffectGenerator, blurred
-from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.masks.base import MaskResult
+from livestyle.effects.generator import EffectGenerator, blurred
+from livestyle.engine.frames import Frame
+from livestyle.effects.masks.base import MaskResult
 
 H, W = 96, 128
 

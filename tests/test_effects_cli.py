@@ -17,7 +17,7 @@ from media_helpers import (
 )
 
 from livestyle.cli import main
-from livestyle.pipeline.masks.overlay import PREVIEW_TINT
+from livestyle.effects.masks.overlay import PREVIEW_TINT
 
 av = pytest.importorskip("av")
 

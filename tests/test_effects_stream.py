@@ -10,8 +10,8 @@ import torch
 from pipeline_helpers import tiny_wan_pipeline
 
 from livestyle.config import EffectsConfig
-from livestyle.pipeline.effects import EffectGenerator
-from livestyle.pipeline.frames import Frame
+from livestyle.effects.generator import EffectGenerator
+from livestyle.engine.frames import Frame
 
 H, W = 32, 48
 GREEN = (0, 177, 64)

@@ -10,7 +10,7 @@ from media_helpers import decoded_rgb, write_h264
 
 from livestyle.cli import main
 from livestyle.errors import ConfigError
-from livestyle.pipeline.fit import fit_box, fit_image, working_size
+from livestyle.engine.fit import fit_box, fit_image, working_size
 
 av = pytest.importorskip("av")
 

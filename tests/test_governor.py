@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from livestyle.pipeline.commands import SetBypass, SetDecoder, SetSize, SetSteps
-from livestyle.pipeline.governor import GovernorConfig, GovernorState, Level, Observation, ladder_from, step
+from livestyle.engine.commands import SetBypass, SetDecoder, SetSize, SetSteps
+from livestyle.engine.governor import GovernorConfig, GovernorState, Level, Observation, ladder_from, step
 
 TOP = Level(steps=2, decoder="wan", size=(832, 480))
 CONFIG = GovernorConfig(chunk_budget_ms=133.0, latency_budget_ms=250.0, down_after=2, up_after=5, cooldown_s=1.0)

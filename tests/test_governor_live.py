@@ -10,16 +10,16 @@ from host_canary import HostCanary, unexplained_losses
 
 from livestyle.ingest.pattern import PatternSource
 from livestyle.output.null import NullSink
-from livestyle.pipeline.commands import SetBypass, SetSteps
-from livestyle.pipeline.governor import (
+from livestyle.engine.commands import SetBypass, SetSteps
+from livestyle.engine.governor import (
     Decision,
     Governor,
     GovernorConfig,
     Level,
     Observation,
 )
-from livestyle.pipeline.runner import Runner
-from livestyle.pipeline.synthetic import SyntheticGenerator
+from livestyle.engine.runner import Runner
+from livestyle.engine.synthetic import SyntheticGenerator
 
 FPS = 30.0
 SIZE = (64, 48)
@@ -136,8 +136,8 @@ def test_bad_governor_and_delivery_settings_are_one_line_errors() -> None:
 
     from livestyle.config import config_from_dict
     from livestyle.errors import ConfigError
-    from livestyle.pipeline.channels import Inbox
-    from livestyle.pipeline.delivery import DeliveryScheduler
+    from livestyle.engine.channels import Inbox
+    from livestyle.engine.delivery import DeliveryScheduler
 
     with pytest.raises(ConfigError) as err:
         config_from_dict({"governor": {"latency_ms": 0}})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from livestyle.pipeline.budget import Target, list_profiles, load_profile, plan
-from livestyle.pipeline.gpu import match_profile
+from livestyle.planning.budget import Target, list_profiles, load_profile, plan
+from livestyle.planning.gpu import match_profile
 
 CARDS = ("rtx3060", "rtx4070", "rtx4080", "rtx4090", "rtx5090", "l4", "a10g", "h100", "h200", "b200")
 

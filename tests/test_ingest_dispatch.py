@@ -16,7 +16,7 @@ from livestyle.ingest import open_source
 from livestyle.ingest.camera import CameraSource
 from livestyle.ingest.media import MediaSource
 from livestyle.ingest.pattern import PatternSource
-from livestyle.pipeline.frames import Source
+from livestyle.engine.frames import Source
 
 
 @pytest.mark.parametrize(

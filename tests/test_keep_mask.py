@@ -17,15 +17,15 @@ import pytest
 import torch
 from pipeline_helpers import tiny_wan_pipeline
 
-import livestyle.pipeline.stream as stream_module
+import livestyle.diffusion.stream as stream_module
 from livestyle.cli import main
 from livestyle.config import EffectsConfig, config_from_dict
 from livestyle.errors import ConfigError, PipelineError
 from livestyle.models.vae import StreamingWanVAE
-from livestyle.pipeline.effects import EffectGenerator
-from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.noise import keep_scale, latent_keep_mask
-from livestyle.pipeline.stream import StreamPipeline
+from livestyle.effects.generator import EffectGenerator
+from livestyle.engine.frames import Frame
+from livestyle.diffusion.noise import keep_scale, latent_keep_mask
+from livestyle.diffusion.stream import StreamPipeline
 
 H, W = 32, 32
 FRAMES = 17  # the 5-frame first chunk and 3 more chunks

@@ -23,10 +23,10 @@ from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
 from livestyle.models.lora import LoraMerger, check_lora, module_name, read_lora_file
 from livestyle.models.testing.dit import random_dit_state_dict
 from livestyle.models.testing.lora import LAYOUTS, random_lora, write_lora
-from livestyle.pipeline.commands import LoraRef, SetLora
-from livestyle.pipeline.frames import Frame, StreamInfo
-from livestyle.pipeline.loras import LoraLibrary
-from livestyle.pipeline.stream import StreamPipeline
+from livestyle.engine.commands import LoraRef, SetLora
+from livestyle.engine.frames import Frame, StreamInfo
+from livestyle.diffusion.loras import LoraLibrary
+from livestyle.diffusion.stream import StreamPipeline
 
 CFG = DIT_CONFIGS["tiny"]
 
@@ -276,7 +276,7 @@ class PacedSource:
 
 
 def test_switching_lora_mid_stream_through_the_runner_leaves_no_gap(tmp_path: Path) -> None:
-    from livestyle.pipeline.runner import Runner
+    from livestyle.engine.runner import Runner
 
     write_lora(tmp_path / "ink.safetensors", random_lora(rank=8, seed=9), "kohya")
     write_lora(tmp_path / "film.safetensors", random_lora(rank=4, extra=("head.head",), seed=10), "wan")

@@ -20,8 +20,8 @@ from livestyle.control.wire import (
     commands_from_fields,
 )
 from livestyle.errors import CommandRefusedError, ConfigError, ControlError
-from livestyle.pipeline.channels import coalesce_key
-from livestyle.pipeline.commands import (
+from livestyle.engine.channels import coalesce_key
+from livestyle.engine.commands import (
     LoraRef,
     SelectPreset,
     SetLora,
@@ -29,7 +29,7 @@ from livestyle.pipeline.commands import (
     parse_lora_list,
     parse_lora_ref,
 )
-from livestyle.pipeline.loras import LoraLibrary
+from livestyle.diffusion.loras import LoraLibrary
 
 PRESETS = """
 presets:
@@ -170,7 +170,7 @@ def test_weights_pull_of_a_hub_lora_repo(tmp_path: Path, monkeypatch: pytest.Mon
     from livestyle.cli import app
     from livestyle.errors import WeightsError
     from livestyle.models.testing.lora import random_lora, write_lora
-    from livestyle.pipeline.loras import pull_lora
+    from livestyle.diffusion.loras import pull_lora
 
     src = write_lora(tmp_path / "src" / "style.safetensors", random_lora(rank=2), "wan")
     calls: list[tuple[str, str]] = []

@@ -21,10 +21,11 @@ import pytest
 from host_helpers import free_tcp_port
 from test_cli_controls import Proc
 
+from livestyle.control.api import control_routes
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import load_presets
-from livestyle.pipeline.commands import SetLora
-from livestyle.pipeline.loras import LoraLibrary
+from livestyle.engine.commands import SetLora
+from livestyle.diffusion.loras import LoraLibrary
 from livestyle.server.app import ServerSettings, ServerThread
 
 
@@ -59,7 +60,7 @@ def folder_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Se
     controller = Controller(load_presets(), lambda c: None, Params("start", 0.6, 2, 42), precondition=precondition,
                             lora_catalog=library.catalog)
     settings = ServerSettings(port=0)
-    thread = ServerThread(settings, settings.make_hub(), controller=controller, stats=lambda: {}).start()
+    thread = ServerThread(settings, settings.make_hub(), control_routes=control_routes(controller, stats=lambda: {})).start()
     yield thread, folder
     thread.stop()
 

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 from media_helpers import write_h264
 
+from livestyle.control.api import control_routes
 from livestyle.cli import main
 from livestyle.config import EffectsConfig, PersonMaskConfig
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import load_presets
-from livestyle.pipeline.effects import EffectGenerator
-from livestyle.pipeline.passthrough import PassthroughGenerator
+from livestyle.effects.generator import EffectGenerator
+from livestyle.engine.passthrough import PassthroughGenerator
 from livestyle.server.app import ServerSettings, ServerThread
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "malformed-input.md"
@@ -98,7 +99,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     effects = EffectGenerator(PassthroughGenerator(), EffectsConfig(mask="person-hq", person=PersonMaskConfig(checkpoint=str(missing))))
     controller = Controller(load_presets(), lambda c: None, Params("start", 0.6, 2, 42), precondition=effects.precondition)
     settings = ServerSettings(port=0)
-    thread = ServerThread(settings, settings.make_hub(), controller=controller, stats=lambda: {}).start()
+    thread = ServerThread(settings, settings.make_hub(), control_routes=control_routes(controller, stats=lambda: {})).start()
     yield thread
     thread.stop()
 
@@ -107,7 +108,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 def token_server() -> Iterator[ServerThread]:
     controller = Controller(load_presets(), lambda c: None, Params("start", 0.6, 2, 42))
     settings = ServerSettings(port=0, token=TOKEN)
-    thread = ServerThread(settings, settings.make_hub(), controller=controller, stats=lambda: {}).start()
+    thread = ServerThread(settings, settings.make_hub(), control_routes=control_routes(controller, stats=lambda: {})).start()
     yield thread
     thread.stop()
 

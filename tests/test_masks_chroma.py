@@ -7,7 +7,7 @@ import pytest
 
 from livestyle.config import ChromaKeyConfig
 from livestyle.errors import ConfigError
-from livestyle.pipeline.masks.chroma import KEY_COLORS, ChromaKeyer, parse_key_color
+from livestyle.effects.masks.chroma import KEY_COLORS, ChromaKeyer, parse_key_color
 
 SKIN = (224, 172, 140)
 SHIRT = (40, 40, 160)

@@ -17,8 +17,8 @@ from livestyle.models.segmentation import (
     config_from_state_dict,
     load_modnet,
 )
-from livestyle.pipeline.masks import open_mask_provider
-from livestyle.pipeline.masks.person import (
+from livestyle.effects.masks import open_mask_provider
+from livestyle.effects.masks.person import (
     PersonSegmenter,
     model_input_size,
     resolve_person_checkpoint,

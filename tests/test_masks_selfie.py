@@ -19,9 +19,9 @@ import pytest
 
 from livestyle.config import SelfieMaskConfig
 from livestyle.models.litert import litert_available
-from livestyle.pipeline.masks import fit_mask, open_mask_provider, person_mask_kind
-from livestyle.pipeline.masks.selfie import SelfieSegmenter, open_selfie_segmenter
-from livestyle.pipeline.masks.smoothing import TemporalSmoother
+from livestyle.effects.masks import fit_mask, open_mask_provider, person_mask_kind
+from livestyle.effects.masks.selfie import SelfieSegmenter, open_selfie_segmenter
+from livestyle.effects.masks.smoothing import TemporalSmoother
 
 data = pytest.importorskip("skimage.data", reason="scikit-image (the dev extra) has the sample photos")
 pytestmark = pytest.mark.skipif(not litert_available(), reason="needs LiteRT: pip install 'livestyle[effects]'")
@@ -184,7 +184,7 @@ def test_cli_blurs_the_background_of_a_real_clip_and_keeps_every_frame(selfie_fi
     written = decoded_rgb(out)
     assert len(written) == len(frames)
 
-    from livestyle.pipeline.effects import blurred
+    from livestyle.effects.generator import blurred
 
     def dist(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> float:
         return float(np.abs(a.astype(np.float32) - b)[region].mean())

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from livestyle.errors import ConfigError
-from livestyle.pipeline.masks.overlay import PREVIEW_TINT, mask_overlay
-from livestyle.pipeline.masks.smoothing import TemporalSmoother, edge_flicker, feather
+from livestyle.effects.masks.overlay import PREVIEW_TINT, mask_overlay
+from livestyle.effects.masks.smoothing import TemporalSmoother, edge_flicker, feather
 
 
 def jittering_disc(n: int, seed: int = 0, h: int = 96, w: int = 128) -> list[np.ndarray]:

@@ -6,8 +6,8 @@ import pytest
 
 from livestyle.cli import main
 from livestyle.config import ModelConfig
-from livestyle.pipeline.auto import choose_model
-from livestyle.pipeline.gpu import LocalGpu
+from livestyle.planning.auto import choose_model
+from livestyle.planning.gpu import LocalGpu
 
 
 def test_the_default_model_is_auto() -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from pipeline_helpers import reference_function
 
-from livestyle.pipeline.noise import MotionController, motion_distance, sdv2_first_step
+from livestyle.diffusion.noise import MotionController, motion_distance, sdv2_first_step
 
 
 def _steps(diffs: list[float], batch: int = 1, size: int = 8) -> torch.Tensor:

@@ -36,7 +36,7 @@ from livestyle.ingest.ndi import NdiSource  # noqa: E402
 from livestyle.ndi import frame_rate, matches, parse_ndi_spec  # noqa: E402
 from livestyle.output import open_sink  # noqa: E402
 from livestyle.output.ndi import NdiSink  # noqa: E402
-from livestyle.pipeline.frames import AudioChunk, AudioInfo, Frame, StreamInfo  # noqa: E402
+from livestyle.engine.frames import AudioChunk, AudioInfo, Frame, StreamInfo  # noqa: E402
 
 W, H, FPS = 320, 240, 30
 COLOUR = (200, 60, 30)  # RGB of the patch under the index bits

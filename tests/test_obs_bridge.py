@@ -40,7 +40,7 @@ from livestyle.control.obs_bridge import (
     ObsSettings,
 )
 from livestyle.control.presets import Preset, PresetBook
-from livestyle.pipeline.commands import SetPrompt
+from livestyle.engine.commands import SetPrompt
 
 pytestmark = [pytest.mark.obs, pytest.mark.timeout(180)]
 
@@ -379,7 +379,7 @@ def test_livestyle_output_reaches_obs_as_a_udp_media_source(obs: Obs) -> None:
     import cv2
 
     from livestyle.output import open_sink
-    from livestyle.pipeline.frames import Frame, StreamInfo
+    from livestyle.engine.frames import Frame, StreamInfo
 
     port = free_udp_port()
     sink = open_sink(f"udp://127.0.0.1:{port}", fps=30)

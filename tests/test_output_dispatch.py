@@ -14,7 +14,7 @@ from livestyle.output.media import MediaSink
 from livestyle.output.null import NullSink
 from livestyle.output.virtualcam import VirtualCamSink
 from livestyle.output.window import WindowSink
-from livestyle.pipeline.frames import Frame, Sink, StreamInfo
+from livestyle.engine.frames import Frame, Sink, StreamInfo
 
 VALID = (
     "null, window, virtualcam, virtualcam:DEVICE, a recording path (.mp4, .mkv, .mov, .ts, "

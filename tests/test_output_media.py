@@ -19,7 +19,7 @@ from host_helpers import free_tcp_port, free_udp_port
 from livestyle.errors import SinkError
 from livestyle.ingest.pattern import PatternSource
 from livestyle.output import open_sink
-from livestyle.pipeline.frames import Frame, Sink, StreamInfo
+from livestyle.engine.frames import Frame, Sink, StreamInfo
 
 av = pytest.importorskip("av")
 

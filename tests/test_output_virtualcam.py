@@ -15,7 +15,7 @@ from livestyle.errors import SinkError
 from livestyle.ingest.pattern import PatternSource
 from livestyle.output import open_sink
 from livestyle.output.virtualcam import setup_hint
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.engine.frames import Frame, StreamInfo
 
 pyvirtualcam = pytest.importorskip("pyvirtualcam")
 from pyvirtualcam.camera import BACKENDS  # noqa: E402

@@ -19,7 +19,7 @@ from livestyle.models.taehv import StreamingTAEHV
 from livestyle.models.testing.dit import random_dit
 from livestyle.models.testing.stack import random_taehv, random_wan_vae
 from livestyle.models.vae import StreamingWanVAE
-from livestyle.pipeline.commands import (
+from livestyle.engine.commands import (
     Reset,
     SetBypass,
     SetDecoder,
@@ -29,10 +29,10 @@ from livestyle.pipeline.commands import (
     SetSteps,
     SetStrength,
 )
-from livestyle.pipeline.family import FAMILY_PRESETS, FamilyConfig, family_from_mapping
-from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.stream import StreamPipeline
-from livestyle.pipeline.stream_state import Controls, StreamModels, schedule_for
+from livestyle.diffusion.family import FAMILY_PRESETS, FamilyConfig, family_from_mapping
+from livestyle.engine.frames import Frame
+from livestyle.diffusion.stream import StreamPipeline
+from livestyle.diffusion.stream_state import Controls, StreamModels, schedule_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

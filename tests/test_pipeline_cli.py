@@ -51,9 +51,9 @@ def test_open_tiny_through_the_registry_and_real_loaders(tmp_path: Path, monkeyp
     import numpy as np
 
     from livestyle.config import config_from_dict
-    from livestyle.pipeline.commands import SetDecoder, SetPrompt
-    from livestyle.pipeline.frames import Frame
-    from livestyle.pipeline.generators import open_generator
+    from livestyle.engine.commands import SetDecoder, SetPrompt
+    from livestyle.engine.frames import Frame
+    from livestyle.generators import open_generator
 
     monkeypatch.setenv("LIVESTYLE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("LIVESTYLE_WEIGHTS_DIR", raising=False)

@@ -50,10 +50,10 @@ from livestyle.models.dit import DIT_CONFIGS, CausalWanDiT
 from livestyle.models.testing.dit import random_dit_state_dict
 from livestyle.models.testing.stack import random_wan_vae
 from livestyle.models.vae import LATENTS_MEAN, LATENTS_STD, StreamingWanVAE
-from livestyle.pipeline.family import FAMILY_PRESETS
-from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.stream import StreamPipeline
-from livestyle.pipeline.stream_state import Controls, StreamModels
+from livestyle.diffusion.family import FAMILY_PRESETS
+from livestyle.engine.frames import Frame
+from livestyle.diffusion.stream import StreamPipeline
+from livestyle.diffusion.stream_state import Controls, StreamModels
 
 # the reference's own source, unchanged, so the test runs the authors' function
 compute_noise_scale_and_step = reference_function("inference.py", "compute_noise_scale_and_step")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from livestyle.pipeline.family import FAMILY_PRESETS
-from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.random_models import random_stream_models
-from livestyle.pipeline.stream import StreamPipeline
-from livestyle.pipeline.stream_state import Controls
+from livestyle.diffusion.family import FAMILY_PRESETS
+from livestyle.engine.frames import Frame
+from livestyle.diffusion.random_models import random_stream_models
+from livestyle.diffusion.stream import StreamPipeline
+from livestyle.diffusion.stream_state import Controls
 
 W, H = 64, 48
 

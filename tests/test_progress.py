@@ -11,8 +11,8 @@ import pytest
 from livestyle.cli import main
 from livestyle.cli.status import format_status
 from livestyle.config import Config
-from livestyle.pipeline import generators
-from livestyle.pipeline.passthrough import PassthroughGenerator
+from livestyle import generators
+from livestyle.engine.passthrough import PassthroughGenerator
 
 
 def test_loading_a_model_says_what_and_how_long(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

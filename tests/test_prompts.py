@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from livestyle.errors import ControlError
-from livestyle.pipeline.prompts import PromptState, blend, slerp
+from livestyle.diffusion.prompts import PromptState, blend, slerp
 
 
 def _emb(seed: int) -> torch.Tensor:

@@ -13,11 +13,11 @@ import pytest
 from fakes import FakeClock
 
 from livestyle.errors import ConfigError, PipelineError, SinkError, SourceError
-from livestyle.pipeline.channels import Inbox, SinkChannel
-from livestyle.pipeline.commands import Reset, SetBypass, SetPrompt, SetSize, SetStrength, Stop
-from livestyle.pipeline.frames import Frame, StreamInfo
-from livestyle.pipeline.passthrough import PassthroughGenerator
-from livestyle.pipeline.runner import Runner
+from livestyle.engine.channels import Inbox, SinkChannel
+from livestyle.engine.commands import Reset, SetBypass, SetPrompt, SetSize, SetStrength, Stop
+from livestyle.engine.frames import Frame, StreamInfo
+from livestyle.engine.passthrough import PassthroughGenerator
+from livestyle.engine.runner import Runner
 
 TB = Fraction(1, 30)
 SIZE = (32, 16)
@@ -511,9 +511,9 @@ def test_the_collection_after_warm_up_is_part_of_the_warm_up(monkeypatch: pytest
     import gc
     import types
 
-    import livestyle.pipeline.runner as runner_module
+    import livestyle.engine.runner as runner_module
     from livestyle.ingest.pattern import PatternSource
-    from livestyle.pipeline.synthetic import SyntheticGenerator
+    from livestyle.engine.synthetic import SyntheticGenerator
 
     def slow_collect(*args: object) -> int:
         time.sleep(0.4)  # 12 frames at 30 fps: more than the inbox's two chunks

@@ -20,7 +20,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender
 from livestyle.errors import ServerError, SinkError, SourceError
 from livestyle.ingest.webrtc import WebRTCSource, open_webrtc_source
 from livestyle.output.webrtc import PacketEncoder, WebRTCSink, open_webrtc_sink
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.engine.frames import Frame, StreamInfo
 from livestyle.server.app import ServerSettings, ServerThread, is_loopback
 from livestyle.server.hub import SessionLimitError, StreamHub
 from livestyle.server.relay import Broadcast, Closed, ThreadSlot

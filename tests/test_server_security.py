@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from livestyle.control.api import control_routes
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import load_presets
 from livestyle.server.app import ServerSettings, ServerThread
@@ -24,7 +25,7 @@ def stack() -> Iterator[tuple[ServerThread, list[Any]]]:
     sent: list[Any] = []
     controller = Controller(load_presets(), sent.append, Params("start", 0.6, 2, 42))
     settings = ServerSettings(port=0, idle_timeout=0.5, max_body_bytes=8192)
-    server = ServerThread(settings, settings.make_hub(), controller=controller, stats=lambda: {"fps": 1.0}).start()
+    server = ServerThread(settings, settings.make_hub(), control_routes=control_routes(controller, stats=lambda: {"fps": 1.0})).start()
     yield server, sent
     server.stop()
 

@@ -15,10 +15,10 @@ import numpy as np
 from fakes import StampSink
 
 from livestyle.output import open_sink
-from livestyle.pipeline.frames import Frame, StreamInfo
-from livestyle.pipeline.passthrough import PassthroughGenerator
-from livestyle.pipeline.runner import Runner
-from livestyle.pipeline.sink_threads import SHUTDOWN_S
+from livestyle.engine.frames import Frame, StreamInfo
+from livestyle.engine.passthrough import PassthroughGenerator
+from livestyle.engine.runner import Runner
+from livestyle.engine.sink_threads import SHUTDOWN_S
 
 FPS = 30.0
 SIZE = (640, 368)

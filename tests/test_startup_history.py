@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from livestyle.cli.status import format_status
-from livestyle.pipeline.startup_history import KEEP, StartupHistory, default_history_path, startup_key
+from livestyle.planning.startup_history import KEEP, StartupHistory, default_history_path, startup_key
 
 
 def test_the_estimate_is_the_median_of_the_last_few_starts(tmp_path: Path) -> None:

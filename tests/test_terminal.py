@@ -99,7 +99,7 @@ def test_log_messages_have_no_logger_prefix(capfd: pytest.CaptureFixture[str], m
 
     monkeypatch.delenv("LIVESTYLE_LOG", raising=False)
     _setup_logging()
-    logging.getLogger("livestyle.pipeline.open").warning("model tiny supports at most %d steps", 4)
+    logging.getLogger("livestyle.diffusion.open").warning("model tiny supports at most %d steps", 4)
     assert capfd.readouterr().err == "warning: model tiny supports at most 4 steps\n"
     monkeypatch.setenv("LIVESTYLE_LOG", "DEBUG")
     _setup_logging()

@@ -1,4 +1,4 @@
-"""The chunk's host <-> device transfers (livestyle.pipeline.transfer, issue 24): one uint8 upload,
+"""The chunk's host <-> device transfers (livestyle.diffusion.transfer, issue 24): one uint8 upload,
 one uint8 download with the chunk's small values riding along, outputs identical to the path before."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from pipeline_helpers import tiny_wan_pipeline
 
 from livestyle.errors import PipelineError
-from livestyle.pipeline.chunking import frames_to_pixels, pixels_to_images, pixels_to_uint8
-from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.transfer import ChunkTransfer
+from livestyle.diffusion.chunking import frames_to_pixels, pixels_to_images, pixels_to_uint8
+from livestyle.engine.frames import Frame
+from livestyle.diffusion.transfer import ChunkTransfer
 
 CPU = torch.device("cpu")
 

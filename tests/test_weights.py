@@ -30,7 +30,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def test_registry_lists_every_model_with_valid_pipeline_settings() -> None:
-    from livestyle.pipeline.family import family_from_mapping
+    from livestyle.diffusion.family import family_from_mapping
 
     models = {m.name: m for m in list_models()}
     assert REAL_MODELS <= set(models)

@@ -7,7 +7,6 @@ commands work on machines without the I/O extras.
 
 from __future__ import annotations
 
-import importlib
 import signal
 import sys
 from collections.abc import Callable
@@ -23,15 +22,6 @@ from livestyle.cli.signals import SignalWatch, Terminated, signal_exit_code
 from livestyle.errors import LivestyleError
 
 __all__ = ["app", "main"]
-
-COMMAND_MODULES: tuple[str, ...] = (
-    "budget",
-    "run", "demo", "doctor",
-    "serve",
-    "weights",
-    "bench",
-)
-"""Modules under ``livestyle.cli`` whose ``register(app)`` adds a verb."""
 
 _PLAIN_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "Path": "PATH"}
 
@@ -87,8 +77,10 @@ def _root(
     """Live video re-styling for streamers: webcam/OBS/browser in, styled video out."""
 
 
-for _module in COMMAND_MODULES:
-    importlib.import_module(f"livestyle.cli.{_module}").register(app)
+from livestyle.cli import bench, budget, demo, doctor, run, serve, weights  # noqa: E402 - they register on app
+
+for _command in (budget, run, demo, doctor, serve, weights, bench):  # the order of `livestyle --help`
+    _command.register(app)
 
 
 def _setup_logging() -> None:

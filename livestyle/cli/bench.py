@@ -8,7 +8,7 @@ What it measures (one process, after a warm-up that compiles every block shape):
 2. throughput: ``process()`` in a loop for ``--seconds``; fps = output frames / wall time; chunk
    latency = wall time of each ``process()`` call (it ends with the decoded pixels on the host);
    per-stage medians from the pipeline's CUDA-event timers (``stats()["stages_ms"]``);
-3. what the viewer gets: the real :class:`~livestyle.pipeline.runner.Runner` (warmed on its own
+3. what the viewer gets: the real :class:`~livestyle.engine.runner.Runner` (warmed on its own
    worker thread) with a paced 30 fps pattern source and a stamping null sink, for
    ``--glass-seconds`` after warm-up: frames written per second, frames lost, judder (gap
    p95/max), stalls, glass to glass p50/p95/p99 (capture time stamped at the source, compared at
@@ -16,7 +16,7 @@ What it measures (one process, after a warm-up that compiles every block shape):
 4. peak memory (``torch.cuda.max_memory_allocated`` while streaming, weights included).
 
 The last printed line is one JSON object with the device name, torch version, attention backend
-and every setting. Random weights only (``livestyle.pipeline.random_models``): the pictures are
+and every setting. Random weights only (``livestyle.diffusion.random_models``): the pictures are
 noise, the timings are those of the real checkpoints. Runs on CPU with ``--model tiny`` through the
 same code. Nothing on this path imports av, aiortc or pydantic.
 """
@@ -91,7 +91,7 @@ class BenchOptions:
 
 def _resolve_model(name: str) -> tuple[str, dict[str, Any], str]:
     """``(dit size, family mapping, label)`` for a size or a registry name."""
-    from livestyle.pipeline.random_models import MODEL_SIZES
+    from livestyle.diffusion.random_models import MODEL_SIZES
 
     if name in MODEL_SIZES:
         return name, {"family": "sdv2"}, f"sdv2-{name}"
@@ -107,7 +107,7 @@ def _frames(width: int, height: int, start: int, n: int, fps: float) -> list[Any
     """``n`` synthetic moving frames (uint8 RGB) starting at index ``start``, stamped now."""
     import numpy as np
 
-    from livestyle.pipeline.frames import Frame
+    from livestyle.engine.frames import Frame
 
     ys, xs = np.mgrid[0:height, 0:width]
     out = []
@@ -149,21 +149,21 @@ def _feed(pipe: Any, opts: BenchOptions, state: dict[str, int]) -> list[Any]:
 def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dict[str, Any]:
     """Build the random stack, run the four measurements, return the result dict (JSON-able).
 
-    ``models``: a random :class:`~livestyle.pipeline.stream_state.StreamModels` already built for
+    ``models``: a random :class:`~livestyle.diffusion.stream_state.StreamModels` already built for
     ``opts`` (suites reuse one stack, and its compiled graphs, across configurations).
     """
     import torch
 
     from livestyle.models.attention import get_backend
-    from livestyle.pipeline.family import family_from_mapping
-    from livestyle.pipeline.random_models import (
+    from livestyle.diffusion.family import family_from_mapping
+    from livestyle.diffusion.random_models import (
         DECODERS,
         RandomStackOptions,
         random_stream_models,
     )
-    from livestyle.pipeline.stream import StreamPipeline
-    from livestyle.pipeline.stream_state import Controls
-    from livestyle.pipeline.timing import StageTimer
+    from livestyle.diffusion.stream import StreamPipeline
+    from livestyle.diffusion.stream_state import Controls
+    from livestyle.diffusion.timing import StageTimer
 
     from livestyle.models.kernels import fused_enabled, set_fused
 
@@ -275,7 +275,7 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
     if opts.glass_seconds > 0:
         commands = list(opts.live_commands)
         if opts.prompt_change_at is not None:
-            from livestyle.pipeline.commands import SetPrompt
+            from livestyle.engine.commands import SetPrompt
 
             commands.append((opts.prompt_change_at, SetPrompt(f"a free-text prompt typed live, {time.time():.0f}")))
         glass = _glass_to_glass(pipe, opts, opts.glass_seconds, commands=sorted(commands, key=lambda c: c[0]))
@@ -332,7 +332,7 @@ def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float, *,
     """A paced camera-rate pattern -> the real Runner -> a stamping null sink, for ``seconds``
     after the Runner's own warm-up (on its worker thread, as a live stream does).
 
-    Returns what the viewer got (:func:`~livestyle.pipeline.metrics.viewer_summary`, measured from
+    Returns what the viewer got (:func:`~livestyle.engine.metrics.viewer_summary`, measured from
     the end of warm-up): frames written and their rate, frames lost (input + sink drops),
     judder (gap p95/max), stalls, glass to glass p50/p95/p99; and the delivery offset D.
     ``commands``: ``(seconds in, command)`` pairs, in time order, submitted during the run; each
@@ -341,9 +341,9 @@ def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float, *,
     """
     from livestyle.ingest.pattern import PatternSource
     from livestyle.output.null import NullSink
-    from livestyle.pipeline.commands import SetPrompt
-    from livestyle.pipeline.metrics import viewer_summary
-    from livestyle.pipeline.runner import Runner
+    from livestyle.engine.commands import SetPrompt
+    from livestyle.engine.metrics import viewer_summary
+    from livestyle.engine.runner import Runner
 
     pipe.reset()
     source = PatternSource((opts.width, opts.height), opts.camera_fps, pace=True)
@@ -410,7 +410,7 @@ def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float, *,
 
 
 def write_profile(path: Path, result: dict[str, Any]) -> None:
-    """Merge one bench result into a GPU profile YAML (the schema ``pipeline/budget.py`` reads).
+    """Merge one bench result into a GPU profile YAML (the schema ``planning/budget.py`` reads).
 
     The denoise stage goes to ``stages.dit[<size>][<steps>]`` (SDV2 stream batch: one call over
     ``steps`` slots; without stream batch, ``steps`` calls at batch 1: ``denoise / steps`` goes to

@@ -24,7 +24,7 @@ EXAMPLES = examples(
 
 
 def _profile_names() -> list[str]:
-    from livestyle.pipeline.budget import list_profiles
+    from livestyle.planning.budget import list_profiles
 
     return list_profiles()
 
@@ -33,7 +33,7 @@ def _resolve_gpu(gpu: str) -> str:
     """``auto`` → this machine's GPU profile (a note on stderr says which), else ``h100``."""
     if gpu != "auto":
         return gpu
-    from livestyle.pipeline.gpu import detect_gpu
+    from livestyle.planning.gpu import detect_gpu
 
     local = detect_gpu()
     if local is None:
@@ -47,10 +47,10 @@ def _resolve_gpu(gpu: str) -> str:
 
 
 def run_command(best: Any, source: str = "webcam", sink: str = "virtualcam", weights_dir: Path | None = None) -> str:
-    """The ``livestyle run`` line that runs plan ``best`` (a :class:`~livestyle.pipeline.budget.Prediction`)."""
+    """The ``livestyle run`` line that runs plan ``best`` (a :class:`~livestyle.planning.budget.Prediction`)."""
     import shlex
 
-    from livestyle.pipeline.budget import MODEL_SHAPES
+    from livestyle.planning.budget import MODEL_SHAPES
 
     c = best.candidate
     parts = [f"livestyle run --source {source} --sink {sink} --model {c.model} --size {c.size_text}",
@@ -68,8 +68,8 @@ def _models_to_plan(model: list[str] | None, all_models: bool, weights_dir: Path
     ``--model`` names them; else only the models whose weights are present, unless ``--all-models``
     or none is present, when every model is planned for.
     """
-    from livestyle.pipeline import auto
-    from livestyle.pipeline.budget import MODEL_SHAPES
+    from livestyle.planning import auto
+    from livestyle.planning.budget import MODEL_SHAPES
 
     if model:
         unknown = [m for m in model if m not in MODEL_SHAPES]
@@ -101,7 +101,7 @@ def budget(
     from rich.console import Console
     from rich.table import Table
 
-    from livestyle.pipeline.budget import Target, load_profile, plan
+    from livestyle.planning.budget import Target, load_profile, plan
 
     models, present, note = _models_to_plan(model, all_models, weights_dir)
     profile = load_profile(_resolve_gpu(gpu))

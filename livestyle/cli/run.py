@@ -1,7 +1,7 @@
 """``livestyle run``: stream a source through the generator into one or more sinks.
 
 Also home of :func:`stream`, the one place that turns a config plus source/sink specs into a
-running :class:`~livestyle.pipeline.runner.Runner` with a live status line
+running :class:`~livestyle.engine.runner.Runner` with a live status line
 (:mod:`livestyle.cli.status`; ``serve`` and ``demo`` use it too).
 """
 
@@ -29,7 +29,7 @@ from livestyle.errors import ConfigError, SinkFailedError
 
 if TYPE_CHECKING:
     from livestyle.control.controller import Controller
-    from livestyle.pipeline.frames import Sink, Source
+    from livestyle.engine.frames import Sink, Source
 
 __all__ = ["ControlOptions", "ServeHook", "build_config", "control_api_hook", "register", "resolve_model", "run", "stream"]
 
@@ -154,7 +154,7 @@ ServeHook = Callable[["Controller", StatsFn], Callable[[], None]]
 
 @runtime_checkable
 class _ModelLimits(Protocol):
-    """What a model generator (:class:`~livestyle.pipeline.stream.StreamPipeline`) offers the controls."""
+    """What a model generator (:class:`~livestyle.diffusion.stream.StreamPipeline`) offers the controls."""
 
     @property
     def max_steps(self) -> int: ...
@@ -186,7 +186,7 @@ def control_api_hook(settings: Any) -> ServeHook:
 
 def _passthrough_warnings(config: Config) -> list[str]:
     """What a passthrough run ignores (a prompt, a preset, an effect), as warnings."""
-    from livestyle.pipeline.auto import passthrough_warnings
+    from livestyle.planning.auto import passthrough_warnings
 
     if config.model.name != "passthrough":
         return []
@@ -198,10 +198,10 @@ def _passthrough_warnings(config: Config) -> list[str]:
 
 
 def resolve_model(config: Config, *, note: bool = True) -> Config:
-    """``model.name = auto`` → the model :func:`~livestyle.pipeline.auto.choose_model` picks (with
+    """``model.name = auto`` → the model :func:`~livestyle.planning.auto.choose_model` picks (with
     ``note``, a line says which and why); a passthrough run given a prompt, preset or effect warns."""
     if config.model.name == "auto":
-        from livestyle.pipeline.auto import choose_model
+        from livestyle.planning.auto import choose_model
 
         choice = choose_model(config.stream.fps, config.model.weights_dir)
         if note:
@@ -216,7 +216,7 @@ def _load_generator(config: Config) -> Any:
     """Open the generator, saying so while a model loads (weights to the GPU take a while)."""
     import time
 
-    from livestyle.pipeline.generators import GENERATORS, open_generator
+    from livestyle.generators import GENERATORS, open_generator
 
     name = config.model.name
     if name == "passthrough" or name not in GENERATORS:  # unknown: open_generator names the valid ones
@@ -238,7 +238,7 @@ def _load_generator(config: Config) -> Any:
 def _startup(config: Config, phase: str) -> tuple[Any, str]:
     """The start-up history and this run's key for ``phase`` (``load`` or ``warmup``): the model,
     the working size, the steps and the device (the GPU's name, or ``cpu``)."""
-    from livestyle.pipeline.startup_history import StartupHistory, startup_key
+    from livestyle.planning.startup_history import StartupHistory, startup_key
 
     device = config.model.device
     if device in ("auto", "cuda") or device.startswith("cuda:"):
@@ -258,7 +258,7 @@ def _has_own_aspect(spec: str) -> bool:
 def _aspect_rule(requested: tuple[int, int], family: Any) -> Callable[[tuple[int, int]], tuple[int, int]]:
     """The working size for a source: its aspect ratio at about ``requested``'s pixel count, in
     multiples of 16, within the model's largest size (``family.max_size``) when it has one."""
-    from livestyle.pipeline.fit import working_size
+    from livestyle.engine.fit import working_size
 
     bound = getattr(family, "max_size", None)
 
@@ -271,7 +271,7 @@ def _aspect_rule(requested: tuple[int, int], family: Any) -> Callable[[tuple[int
 def _governor(config: Config) -> Any:
     """The runtime governor of ``config.governor`` (None when disabled); its chunk budget is set
     per chunk by the runner from the generator's chunk size and the frame rate."""
-    from livestyle.pipeline.governor import Governor, GovernorConfig
+    from livestyle.engine.governor import Governor, GovernorConfig
 
     g = config.governor
     if not g.enabled:
@@ -317,9 +317,9 @@ def stream(
     from livestyle.ingest import open_source
     from livestyle.output import open_sink
     from livestyle.output.media import RecordingOptions
-    from livestyle.pipeline.commands import SetBypass
-    from livestyle.pipeline.effects import EffectGenerator
-    from livestyle.pipeline.runner import Runner
+    from livestyle.engine.commands import SetBypass
+    from livestyle.effects.generator import EffectGenerator
+    from livestyle.engine.runner import Runner
 
     if not sinks:
         raise ConfigError("no sink given: add --sink (e.g. --sink out.mp4, --sink window, --sink null)")
@@ -356,7 +356,7 @@ def stream(
     )
     is_model = isinstance(inner, _ModelLimits)
     max_steps = inner.max_steps if is_model else _config_max_steps()
-    from livestyle.pipeline.loras import LoraLibrary
+    from livestyle.diffusion.loras import LoraLibrary
 
     library = getattr(inner, "loras", None)
     catalog = library if isinstance(library, LoraLibrary) else LoraLibrary(config.model.lora_dir)

@@ -81,6 +81,7 @@ def serve(
     lora: LoraOption = None,
 ) -> None:
     """Serve the web page: a browser camera or WHIP publisher in, the styled stream out to the page and WHEP."""
+    from livestyle.control.api import control_routes
     from livestyle.ingest.webrtc import WebRTCSource
     from livestyle.output.webrtc import WebRTCSink
     from livestyle.server.app import (
@@ -107,8 +108,8 @@ def serve(
     s = cfg.stream
 
     def start_server(controller: Any, stats: StatsFn) -> Callable[[], None]:
-        server = ServerThread(settings, hub, controller=controller,
-                              stats=lambda: {**stats(), "webrtc": hub.stats()}).start()
+        routes = control_routes(controller, stats=lambda: {**stats(), "webrtc": hub.stats()})
+        server = ServerThread(settings, hub, control_routes=routes).start()
         register_server(server)
         query = f"?token={settings.token}" if settings.token else ""
         print(f"livestyle: open {server.url}/{query}  (viewer: {server.url}/view{query}, WHIP: {server.url}/whip, "

@@ -1,6 +1,6 @@
 """The live status line of ``run``, ``serve`` and ``demo``: :func:`format_status` and :class:`StatusLine`.
 
-One line from :meth:`~livestyle.pipeline.runner.Runner.stats` (plus the controls' and the model's
+One line from :meth:`~livestyle.engine.runner.Runner.stats` (plus the controls' and the model's
 part): fps in and written, frames lost, judder, glass-to-glass latency, stage times, bypass,
 the preset or prompt, failed sinks, the warm-up. Redrawn in place on a terminal (cut to its width),
 logged every ``runner.log_interval`` seconds otherwise.
@@ -115,7 +115,7 @@ def _full_status(stats: dict[str, Any]) -> str:
 
 def _warming_text(stats: dict[str, Any], *, short: bool = False) -> str:
     """``warming up 3 s of about 8 s``: the elapsed warm-up against what it took last time on
-    this machine (``stats["model"]["warmup_estimate_s"]``, see :mod:`livestyle.pipeline.startup_history`)."""
+    this machine (``stats["model"]["warmup_estimate_s"]``, see :mod:`livestyle.planning.startup_history`)."""
     elapsed = stats.get("elapsed_s")
     estimate = (stats.get("model") or {}).get("warmup_estimate_s")
     done = f" {elapsed:.0f} s" if isinstance(elapsed, (int, float)) else ""

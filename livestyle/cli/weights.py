@@ -88,7 +88,7 @@ def pull_cmd(
 
     console = Console(stderr=True)
     if "/" in name and name not in {m.name for m in list_models()}:
-        from livestyle.pipeline.loras import default_lora_dir, lora_name, pull_lora
+        from livestyle.diffusion.loras import default_lora_dir, lora_name, pull_lora
 
         path = pull_lora(name, filename=file, folder=lora_dir)
         folder = lora_dir or default_lora_dir()

@@ -39,10 +39,10 @@ from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import UnknownPresetError
 from livestyle.control.wire import command_from_message, commands_from_fields
 from livestyle.errors import CommandRefusedError, ControlError
-from livestyle.pipeline.commands import Reset, SelectPreset, StreamCommand
+from livestyle.engine.commands import Reset, SelectPreset, StreamCommand
 from livestyle.server.security import WS_MAX_MESSAGE_BYTES, read_json_body
 
-__all__ = ["add_control_routes", "EVENTS_KEY"]
+__all__ = ["EVENTS_KEY", "add_control_routes", "control_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,16 @@ def _error(exc: ControlError, controller: Controller) -> web.Response:
     if isinstance(exc, CommandRefusedError):
         return _json({"error": str(exc)}, status=409)
     return _json({"error": str(exc)}, status=400)
+
+
+def control_routes(controller: Controller, *, stats: StatsFn,
+                   events_interval: float = 1.0) -> Callable[[web.Application], None]:
+    """What ``livestyle.server.app.create_app`` / ``ServerThread`` take as ``control_routes``:
+    mounts :func:`add_control_routes` for ``controller`` and ``stats`` on the app it is given."""
+    def install(app: web.Application) -> None:
+        add_control_routes(app, controller, stats=stats, events_interval=events_interval)
+
+    return install
 
 
 def add_control_routes(

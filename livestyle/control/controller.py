@@ -24,7 +24,7 @@ from typing import Any, Literal, get_args, get_type_hints
 from livestyle.control.presets import MAX_PROMPT_CHARS, PresetBook
 from livestyle.control.text import normalize_prompt
 from livestyle.errors import CommandRefusedError, ControlError
-from livestyle.pipeline.commands import (
+from livestyle.engine.commands import (
     Command,
     LoraRef,
     NextPreset,
@@ -90,7 +90,7 @@ Precondition = Callable[[StreamCommand], None]
 
 LoraCatalog = Callable[[], dict[str, Any]]
 """The LoRAs a stream can switch to: ``{"folder": str, "loras": [{"name", "file", "bytes"}, ...]}``
-(``livestyle.pipeline.loras.LoraLibrary.catalog``)."""
+(``livestyle.diffusion.loras.LoraLibrary.catalog``)."""
 
 Listener = Callable[[Params, tuple[StreamCommand, ...]], None]
 """Called after every applied group of commands with the new params and what was submitted.

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from livestyle.control.controller import Controller
 from livestyle.errors import ConfigError, ControlError
-from livestyle.pipeline.commands import (
+from livestyle.engine.commands import (
     Command,
     NextPreset,
     PreviousPreset,

@@ -35,7 +35,7 @@ from typing import Any
 from livestyle.control.controller import Controller, Params
 from livestyle.control.wire import command_from_custom_event
 from livestyle.errors import ConfigError, ControlError
-from livestyle.pipeline.commands import SelectPreset, SetPrompt, StreamCommand
+from livestyle.engine.commands import SelectPreset, SetPrompt, StreamCommand
 
 __all__ = ["ObsBridge", "ObsSettings", "ObsAuthError", "AUTH_FAILED_MESSAGE", "BRIDGE_STATES"]
 

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from livestyle.errors import ConfigError, ControlError
-from livestyle.pipeline.commands import LoraRef, parse_lora_ref
+from livestyle.engine.commands import LoraRef, parse_lora_ref
 
 __all__ = [
     "Preset",

@@ -24,7 +24,7 @@ from livestyle.control.controller import Controller, LoraCatalog, Params, Precon
 from livestyle.control.hotkeys import TERMINAL_HELP, GlobalHotkeys, TerminalHotkeys
 from livestyle.control.obs_bridge import ObsBridge, ObsSettings
 from livestyle.control.presets import PresetBook, load_presets
-from livestyle.pipeline.commands import StreamCommand, parse_lora_list
+from livestyle.engine.commands import StreamCommand, parse_lora_list
 from livestyle.server.app import ServerSettings, ServerThread
 
 if TYPE_CHECKING:
@@ -165,7 +165,9 @@ class ControlApiServer(ServerThread):
     """
 
     def __init__(self, settings: ServerSettings, controller: Controller, stats: Callable[[], dict[str, Any]]) -> None:
-        super().__init__(settings, settings.make_hub(), controller=controller, stats=stats)
+        super().__init__(settings, settings.make_hub())
+        self.controller = controller
+        self.stats = stats
 
     async def _make_app(self) -> web.Application:
         from aiohttp import web
@@ -180,6 +182,5 @@ class ControlApiServer(ServerThread):
         )
         add_security_headers(app)
         app.router.add_get("/health", health)
-        assert self.stats is not None
-        add_control_routes(app, self.controller, stats=self.stats)  # type: ignore[arg-type]
+        add_control_routes(app, self.controller, stats=self.stats)
         return app

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from livestyle.errors import ControlError
-from livestyle.pipeline.commands import (
+from livestyle.engine.commands import (
     Command,
     LoraRef,
     NextPreset,
@@ -89,7 +89,7 @@ def _optional_int(value: Any, what: str) -> int | None:
 
 def _lora(item: Any, what: str) -> LoraRef:
     """``"NAME"``, ``"NAME:SCALE"`` or ``{"name": NAME, "scale": SCALE}``."""
-    from livestyle.pipeline.commands import parse_lora_ref
+    from livestyle.engine.commands import parse_lora_ref
 
     if isinstance(item, str):
         return parse_lora_ref(item)

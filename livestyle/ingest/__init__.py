@@ -1,7 +1,7 @@
 """Video sources: where frames come from.
 
 ``open_source(spec)`` turns a command-line/config string into an unopened
-:class:`~livestyle.pipeline.frames.Source`; the runner calls ``open()`` (which does the slow,
+:class:`~livestyle.engine.frames.Source`; the runner calls ``open()`` (which does the slow,
 fallible work: devices, sockets, probing) and then iterates ``frames()`` on its own thread.
 
 | spec | source |
@@ -16,12 +16,11 @@ fallible work: devices, sockets, probing) and then iterates ``frames()`` on its 
 
 from __future__ import annotations
 
-import importlib
 from urllib.parse import urlsplit
 
 from livestyle.errors import SourceError
-from livestyle.pipeline.fit import DEFAULT_FIT, FitMode
-from livestyle.pipeline.frames import Source
+from livestyle.engine.fit import DEFAULT_FIT, FitMode
+from livestyle.engine.frames import Source
 from livestyle.urls import check_url
 
 __all__ = ["open_source", "SOURCE_SPECS"]
@@ -56,7 +55,7 @@ def open_source(
         pace: files and the pattern: release frames in real time (False: as fast as taken).
         loop: files: start again at the end (False: the stream ends).
         fit: how a picture of another shape becomes ``size``: ``crop`` (centre crop, default),
-            ``pad`` (black bars) or ``stretch`` (:mod:`livestyle.pipeline.fit`).
+            ``pad`` (black bars) or ``stretch`` (:mod:`livestyle.engine.fit`).
         capture_size: cameras with ``size`` None: the mode asked of the camera (its frames then
             come out at the size it picks, aspect ratio kept).
 
@@ -78,12 +77,12 @@ def open_source(
         return PatternSource(size, fps, pace=pace)
     if lowered in ("webrtc", "whip"):
         try:
-            module = importlib.import_module("livestyle.ingest.webrtc")
+            from livestyle.ingest.webrtc import open_webrtc_source
         except ImportError as exc:
             raise SourceError(
                 f"the {lowered} source needs the web extra ({exc}): pip install 'livestyle[web]'"
             ) from exc
-        return module.open_webrtc_source(spec, size=size, fps=fps, fit=fit)
+        return open_webrtc_source(spec, size=size, fps=fps, fit=fit)
     if _is_camera(spec):
         from livestyle.ingest.camera import CameraSource, camera_device
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from livestyle.pipeline.frames import AudioCallback, AudioChunk
+from livestyle.engine.frames import AudioCallback, AudioChunk
 
 __all__ = ["AudioAligner", "audio_samples"]
 

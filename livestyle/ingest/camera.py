@@ -23,8 +23,8 @@ import numpy as np
 
 from livestyle.errors import SourceError
 from livestyle.optional import require
-from livestyle.pipeline.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.engine.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
+from livestyle.engine.frames import Frame, StreamInfo
 
 __all__ = ["CameraDevice", "CameraSource", "CameraLost", "camera_device", "describe_open_error"]
 
@@ -200,12 +200,12 @@ def _open_cv(device: CameraDevice, size: tuple[int, int] | None, fps: float) -> 
 
 
 class CameraSource:
-    """A local camera as a :class:`~livestyle.pipeline.frames.Source`; never ends on its own.
+    """A local camera as a :class:`~livestyle.engine.frames.Source`; never ends on its own.
 
     Args:
         device: what :func:`camera_device` resolved.
         size: ``(width, height)`` asked of the camera; frames are fitted to it by ``fit`` when the
-            camera delivers another size (:mod:`livestyle.pipeline.fit`). None keeps the size the
+            camera delivers another size (:mod:`livestyle.engine.fit`). None keeps the size the
             camera delivers (the one it chose for ``request``, if given).
         request: with ``size`` None, the size asked of the camera (it picks its nearest mode);
             frames come out at whatever it delivers, so its aspect ratio is kept.

@@ -8,7 +8,7 @@ after probing), in the same swscale pass that converts YUV to RGB.
 
 Audio (the first audio stream, unless ``audio=False``) is decoded in the same demux pass when the
 runner asks for it (:meth:`MediaSource.set_audio_callback`) and handed on as
-:class:`~livestyle.pipeline.frames.AudioChunk`s whose pts lie on the video frames' timeline, loops
+:class:`~livestyle.engine.frames.AudioChunk`s whose pts lie on the video frames' timeline, loops
 included (:class:`~livestyle.ingest.audio.AudioAligner`). It is never skipped the way video frames
 are when ``fps`` is lowered.
 """
@@ -32,8 +32,8 @@ from livestyle.ingest.pacing import Pacer
 from livestyle.ingest.timeline import Timeline
 from livestyle.optional import require
 from livestyle.paths import check_path
-from livestyle.pipeline.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
-from livestyle.pipeline.frames import AudioCallback, AudioInfo, Frame, StreamInfo
+from livestyle.engine.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
+from livestyle.engine.frames import AudioCallback, AudioInfo, Frame, StreamInfo
 
 __all__ = ["MediaSource", "LIVE_SCHEMES", "low_latency_input_options"]
 
@@ -61,7 +61,7 @@ class MediaSource:
         target: a file path or URL.
         size: ``(width, height)`` of the frames handed out; None keeps the probed size.
         fit: how a picture of another shape becomes ``size``: ``crop`` (default), ``pad`` or
-            ``stretch`` (:mod:`livestyle.pipeline.fit`).
+            ``stretch`` (:mod:`livestyle.engine.fit`).
         fps: highest frame rate handed out (frames of a faster source are skipped before any
             conversion); None keeps the source's rate.
         pace: files only: release frames in real time.

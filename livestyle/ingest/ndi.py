@@ -28,8 +28,8 @@ import numpy as np
 
 from livestyle.errors import SourceError
 from livestyle.ndi import NdiSpec, load_cyndilib, matches, parse_ndi_spec
-from livestyle.pipeline.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.engine.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
+from livestyle.engine.frames import Frame, StreamInfo
 
 __all__ = ["NdiSource", "open_ndi_source"]
 
@@ -45,7 +45,7 @@ DEFAULT_TIMEOUT_S = 10.0
 
 
 class NdiSource:
-    """An NDI sender as a :class:`~livestyle.pipeline.frames.Source`.
+    """An NDI sender as a :class:`~livestyle.engine.frames.Source`.
 
     Args:
         spec: the parsed ``ndi://NAME`` spec.

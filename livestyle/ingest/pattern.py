@@ -17,7 +17,7 @@ import numpy as np
 
 from livestyle.errors import SourceError
 from livestyle.ingest.pacing import Pacer
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.engine.frames import Frame, StreamInfo
 
 __all__ = ["PatternSource", "render_pattern"]
 
@@ -118,7 +118,7 @@ def render_pattern(index: int, width: int, height: int, fps: float = DEFAULT_FPS
 
 
 class PatternSource:
-    """The animated test pattern as a :class:`~livestyle.pipeline.frames.Source`.
+    """The animated test pattern as a :class:`~livestyle.engine.frames.Source`.
 
     Args:
         size: ``(width, height)``; default 1280x720.

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from livestyle.errors import SourceError
 from livestyle.ingest.media import MediaSource
 from livestyle.optional import ffmpeg_with_srt
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.engine.frames import Frame, StreamInfo
 
 __all__ = ["SrtSource", "open_srt_source"]
 

@@ -27,8 +27,8 @@ import numpy as np
 
 from livestyle.errors import SourceError
 from livestyle.ingest.audio import audio_samples
-from livestyle.pipeline.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
-from livestyle.pipeline.frames import (
+from livestyle.engine.fit import DEFAULT_FIT, FitMode, check_fit, fit_image
+from livestyle.engine.frames import (
     AudioCallback,
     AudioChunk,
     AudioInfo,
@@ -52,7 +52,7 @@ AUDIO_RESYNC_S = 0.15
 class WebRTCSource:
     """Frames of the hub's active publisher, as ``uint8 [H, W, 3]`` RGB at ``size``.
 
-    A publisher of another shape is fitted to ``size`` by ``fit`` (:mod:`livestyle.pipeline.fit`:
+    A publisher of another shape is fitted to ``size`` by ``fit`` (:mod:`livestyle.engine.fit`:
     ``crop`` by default, ``pad`` or ``stretch``), so a 4:3 camera keeps its proportions.
 
     ``size`` is ``(width, height)``; ``None`` takes the first frame's size (``open()`` then waits

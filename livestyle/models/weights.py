@@ -113,7 +113,7 @@ class FileSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registry entry. ``pipeline`` is the family-defaults mapping, read by ``livestyle.pipeline``.
+    """A registry entry. ``pipeline`` is the family-defaults mapping, read by ``livestyle.diffusion.family``.
 
     ``container``: the key of a training-save ``.pt`` whose weights the model streams (``None``: a
     flat file); ``adapter``: ``{"rank", "alpha"}`` of the model's LoRA when the file lacks them.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib
 import os
 import shutil
 from collections.abc import Callable, Iterable
@@ -129,12 +128,59 @@ def _is_connection_error(exc: BaseException) -> bool:
     return False
 
 
+def _write_sdv2_checkpoint(path: Path) -> None:
+    from livestyle.models.testing.dit import write_sdv2_checkpoint
+
+    write_sdv2_checkpoint(path)
+
+
+def _write_wan_vae_pth(path: Path) -> None:
+    from livestyle.models.testing.stack import write_wan_vae_pth
+
+    write_wan_vae_pth(path)
+
+
+def _write_umt5_wan_pth(path: Path) -> None:
+    from livestyle.models.testing.stack import write_umt5_wan_pth
+
+    write_umt5_wan_pth(path)
+
+
+def _write_tokenizer(path: Path) -> None:
+    from livestyle.models.testing.stack import write_tokenizer
+
+    write_tokenizer(path)
+
+
+def _write_taehv(path: Path) -> None:
+    from livestyle.models.testing.stack import write_taehv
+
+    write_taehv(path)
+
+
+def _write_selfie_file(path: Path) -> None:
+    from livestyle.models.selfie_weights import write_selfie_file
+
+    write_selfie_file(path)
+
+
+WRITERS: dict[str, Callable[[Path], None]] = {
+    "livestyle.models.testing.dit:write_sdv2_checkpoint": _write_sdv2_checkpoint,
+    "livestyle.models.testing.stack:write_wan_vae_pth": _write_wan_vae_pth,
+    "livestyle.models.testing.stack:write_umt5_wan_pth": _write_umt5_wan_pth,
+    "livestyle.models.testing.stack:write_tokenizer": _write_tokenizer,
+    "livestyle.models.testing.stack:write_taehv": _write_taehv,
+    "livestyle.models.selfie_weights:write_selfie_file": _write_selfie_file,
+}
+"""The files a catalogue's ``generate:`` may name (``module:function``), each written by its
+function; a fixed table, so no catalogue entry can make ``weights pull`` import arbitrary code."""
+
+
 def _generate(model: ModelSpec, spec: FileSpec, dest: Path) -> Path:
-    module_name, _, func_name = (spec.generate or "").partition(":")
-    try:
-        writer: Callable[..., Any] = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as exc:
-        raise WeightsError(f"{model.name}: generator {spec.generate!r} for {spec.role} cannot be imported ({exc})") from None
+    writer = WRITERS.get(spec.generate or "")
+    if writer is None:
+        raise WeightsError(f"{model.name}: generator {spec.generate!r} for {spec.role} is not one of "
+                           f"{', '.join(sorted(WRITERS))}; fix configs/models/{model.name}.yaml") from None
     dest.parent.mkdir(parents=True, exist_ok=True)
     # written under a temporary name with the same suffix (writers pick the format from it), then
     # renamed: a full disk or a crash mid-way never leaves a truncated file under the final name

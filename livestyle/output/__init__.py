@@ -1,7 +1,7 @@
 """Video sinks: where frames go.
 
 ``open_sink(spec)`` turns a command-line/config string into an unopened
-:class:`~livestyle.pipeline.frames.Sink`; the runner calls ``open(info)`` (files are created,
+:class:`~livestyle.engine.frames.Sink`; the runner calls ``open(info)`` (files are created,
 connections made, devices claimed there) and then ``write`` from the sink's own thread.
 
 | spec | sink |
@@ -18,13 +18,12 @@ connections made, devices claimed there) and then ``write`` from the sink's own 
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from livestyle.errors import SinkError
-from livestyle.pipeline.frames import Sink
+from livestyle.engine.frames import Sink
 from livestyle.urls import check_url
 
 if TYPE_CHECKING:
@@ -74,13 +73,13 @@ def open_sink(spec: str, *, fps: float | None = None, recording: RecordingOption
         return VirtualCamSink(spec.partition(":")[2] or None, fps=fps)
     if lowered in ("webrtc", "whep"):
         try:
-            module = importlib.import_module("livestyle.output.webrtc")
+            from livestyle.output.webrtc import open_webrtc_sink
         except ImportError as exc:
             raise SinkError(
                 f"the {lowered} sink needs the web extra ({exc}): pip install 'livestyle[web]'"
             ) from exc
         # the WebRTC encoder is built here and needs a rate; 30 is the nominal one
-        return module.open_webrtc_sink(spec, fps=fps if fps is not None else 30.0)
+        return open_webrtc_sink(spec, fps=fps if fps is not None else 30.0)
     scheme = urlsplit(spec).scheme.lower() if "://" in spec else ""
     if scheme == "srt":
         from livestyle.output.srt import open_srt_sink

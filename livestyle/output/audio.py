@@ -26,7 +26,7 @@ import numpy as np
 
 from livestyle.errors import SinkError
 from livestyle.optional import require
-from livestyle.pipeline.frames import AudioChunk, AudioInfo
+from livestyle.engine.frames import AudioChunk, AudioInfo
 
 __all__ = ["AAC_RATES", "JITTER_S", "AudioTrack", "mix_channels"]
 

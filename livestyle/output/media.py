@@ -40,7 +40,7 @@ from livestyle.errors import SinkError
 from livestyle.optional import require
 from livestyle.paths import check_path
 from livestyle.output.audio import AudioTrack
-from livestyle.pipeline.frames import AudioChunk, AudioInfo, Frame, StreamInfo
+from livestyle.engine.frames import AudioChunk, AudioInfo, Frame, StreamInfo
 
 __all__ = ["MP4_MODES", "RECORDING_FORMATS", "STREAM_FORMATS", "MediaSink", "RecordingOptions", "encoder_options",
            "recording_container_options"]

@@ -25,7 +25,7 @@ import numpy as np
 
 from livestyle.errors import SinkError
 from livestyle.ndi import NdiSpec, frame_rate, load_cyndilib, parse_ndi_spec
-from livestyle.pipeline.frames import AudioChunk, AudioInfo, Frame, StreamInfo
+from livestyle.engine.frames import AudioChunk, AudioInfo, Frame, StreamInfo
 
 __all__ = ["MAX_LEAD_S", "NdiSink", "open_ndi_sink"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.engine.frames import Frame, StreamInfo
 
 __all__ = ["NullSink"]
 
@@ -15,7 +15,7 @@ class NullSink:
 
     ``stamp=True`` also keeps ``(capture_time, write_time)`` of every frame in ``stamps`` (two
     floats a frame, at most ``max_stamps``): what ``livestyle bench`` measures the viewer's
-    experience from (:func:`livestyle.pipeline.metrics.viewer_summary`).
+    experience from (:func:`livestyle.engine.metrics.viewer_summary`).
     """
 
     def __init__(self, *, stamp: bool = False, clock: Callable[[], float] = time.monotonic,

@@ -12,7 +12,7 @@ import subprocess
 from livestyle.errors import SinkError
 from livestyle.optional import ffmpeg_with_srt
 from livestyle.output.media import MediaSink
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.engine.frames import Frame, StreamInfo
 
 __all__ = ["SrtSink", "open_srt_sink"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from livestyle.errors import SinkError
 from livestyle.optional import require
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.engine.frames import Frame, StreamInfo
 
 __all__ = ["VirtualCamSink", "setup_hint"]
 

@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 from livestyle.errors import SinkError
-from livestyle.pipeline.frames import Frame, StreamInfo
+from livestyle.engine.frames import Frame, StreamInfo
 from livestyle.server.hub import CODECS, EncodedVideo, StreamHub, get_hub
 
 __all__ = ["PacketEncoder", "WebRTCSink", "open_webrtc_sink"]

@@ -21,7 +21,6 @@ CSP with ``frame-ancestors 'none'``: see :mod:`livestyle.server.security`.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import ipaddress
 import logging
 import threading
@@ -209,24 +208,22 @@ def _page(name: str) -> Handler:
     return handler
 
 
-def _mount_control(app: web.Application, controller: object, stats: Callable[[], dict[str, Any]]) -> None:
-    api = importlib.import_module("livestyle.control.api")
-    api.add_control_routes(app, controller, stats=stats)
+ControlRoutes = Callable[[web.Application], None]
+"""Installs the ``/api`` control routes on an app: ``livestyle.control.api.control_routes(controller,
+stats=...)`` builds one. The control layer sits above the server, so the caller hands it in."""
 
 
 def create_app(
     settings: ServerSettings,
     hub: StreamHub,
     *,
-    controller: object | None = None,
-    stats: Callable[[], dict[str, Any]] | None = None,
+    control_routes: ControlRoutes | None = None,
     sessions: SessionManager | None = None,
 ) -> web.Application:
     """The aiohttp application for ``settings`` (use :meth:`ServerSettings.resolved` first).
 
-    ``controller`` (a :class:`livestyle.control.controller.Controller`) mounts the ``/api``
-    routes of ``livestyle.control.api.add_control_routes`` with ``stats`` (default: the hub's
-    counters) behind ``/api/stats``; without one the page's controls are disabled.
+    ``control_routes`` (``livestyle.control.api.control_routes``) mounts the ``/api`` routes;
+    without it the page's controls are disabled.
     """
     public = ["/", "/view", "/health", "/favicon.ico"] + [f"/static/{f}" for f in STATIC_FILES]
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=base_middlewares(settings, public))
@@ -244,8 +241,8 @@ def create_app(
     app.router.add_get("/sessions", list_sessions)
     add_whip_routes(app)
     add_whep_routes(app)
-    if controller is not None:
-        _mount_control(app, controller, stats or hub.stats)
+    if control_routes is not None:
+        control_routes(app)
 
     async def on_shutdown(app: web.Application) -> None:
         await manager.close_all()
@@ -262,13 +259,11 @@ class ServerThread:
         settings: ServerSettings,
         hub: StreamHub,
         *,
-        controller: object | None = None,
-        stats: Callable[[], dict[str, Any]] | None = None,
+        control_routes: ControlRoutes | None = None,
     ) -> None:
         self.settings = settings.resolved()
         self.hub = hub
-        self.controller = controller
-        self.stats = stats
+        self.control_routes = control_routes
         self.loop: asyncio.AbstractEventLoop | None = None
         self.sessions: SessionManager | None = None
         self.port: int | None = None
@@ -319,7 +314,7 @@ class ServerThread:
         """The app to serve, built on the server's loop (subclasses serve a different app)."""
         self.hub.attach_loop(asyncio.get_running_loop())
         self.sessions = SessionManager(self.hub)
-        return create_app(self.settings, self.hub, controller=self.controller, stats=self.stats, sessions=self.sessions)
+        return create_app(self.settings, self.hub, control_routes=self.control_routes, sessions=self.sessions)
 
     async def _start(self) -> None:
         app = await self._make_app()

@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from livestyle.pipeline.frames import Frame, Generator
+from livestyle.engine.frames import Frame, Generator
 
 __all__ = ["PROBE_POINTS", "Call", "RecordingGenerator", "probe_samples"]
 

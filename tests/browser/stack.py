@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from livestyle.control.api import control_routes
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import load_presets
 from livestyle.ingest.webrtc import WebRTCSource
 from livestyle.output.webrtc import WebRTCSink
-from livestyle.pipeline.frames import Frame
-from livestyle.pipeline.runner import Runner
+from livestyle.engine.frames import Frame
+from livestyle.engine.runner import Runner
 from livestyle.server.app import ServerSettings, ServerThread
 
 __all__ = ["InvertGenerator", "Stack"]
@@ -49,7 +50,8 @@ class Stack:
         self.controller = None
         if controls:  # the control API, wired as `livestyle serve` wires it
             self.controller = Controller(load_presets(), self.runner.submit, Params("start", 0.6, 2, 42))
-        self.server = ServerThread(settings, hub, controller=self.controller, stats=self.runner.stats).start()
+        routes = control_routes(self.controller, stats=self.runner.stats) if self.controller is not None else None
+        self.server = ServerThread(settings, hub, control_routes=routes).start()
         self.runner.start()
         self.url = self.server.url
 

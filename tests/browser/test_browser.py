@@ -17,7 +17,7 @@ from fake_camera import QUADRANT_COLOURS, decode_probe
 from netns import NetnsRunner
 from stack import InvertGenerator, Stack
 
-from livestyle.pipeline.passthrough import PassthroughGenerator
+from livestyle.engine.passthrough import PassthroughGenerator
 from livestyle.server.app import ServerSettings
 
 pytestmark = pytest.mark.browser

@@ -10,7 +10,7 @@ from chromium import Chromium, chromium_path
 from netns import NetnsRunner
 from stack import Stack
 
-from livestyle.pipeline.passthrough import PassthroughGenerator
+from livestyle.engine.passthrough import PassthroughGenerator
 from livestyle.server.app import ServerSettings
 
 pytestmark = pytest.mark.browser

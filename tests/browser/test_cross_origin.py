@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from chromium import Chromium, chromium_path
 
+from livestyle.control.api import control_routes
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import load_presets
 from livestyle.server.app import ServerSettings, ServerThread
@@ -80,7 +81,7 @@ def stack() -> Iterator[tuple[ServerThread, list[Any], Controller]]:
     sent: list[Any] = []
     controller = Controller(load_presets(), sent.append, Params("start", 0.6, 2, 42))
     settings = ServerSettings(port=0)
-    server = ServerThread(settings, settings.make_hub(), controller=controller, stats=lambda: {"fps": 1.0}).start()
+    server = ServerThread(settings, settings.make_hub(), control_routes=control_routes(controller, stats=lambda: {"fps": 1.0})).start()
     yield server, sent, controller
     server.stop()
 

@@ -21,6 +21,7 @@ from chromium import Chromium
 from netns import NetnsRunner
 from stack import InvertGenerator, Stack
 
+from livestyle.control.api import control_routes
 from livestyle.control.controller import Controller, Params
 from livestyle.control.presets import load_presets
 from livestyle.server.app import ServerSettings, ServerThread
@@ -90,8 +91,8 @@ class ModelStack(Stack):
         self.controller = Controller(load_presets(), self.runner.submit, Params("start", 0.6, 2, 42))
         model = {"name": "passthrough", "styles": False, "max_steps": 8,
                  "warnings": ["the prompt will do nothing: passthrough has no model."]}
-        self.server = ServerThread(settings, self.server.hub, controller=self.controller,
-                                   stats=lambda: {**self.runner.stats(), "model": model}).start()
+        routes = control_routes(self.controller, stats=lambda: {**self.runner.stats(), "model": model})
+        self.server = ServerThread(settings, self.server.hub, control_routes=routes).start()
         self.url = self.server.url
 
 

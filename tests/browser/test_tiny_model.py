@@ -21,7 +21,7 @@ from recording import RecordingGenerator, probe_samples
 from stack import Stack
 
 from livestyle.config import config_from_dict
-from livestyle.pipeline.generators import open_generator
+from livestyle.generators import open_generator
 from livestyle.server.app import ServerSettings
 
 pytestmark = pytest.mark.browser

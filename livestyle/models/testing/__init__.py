@@ -3,7 +3,7 @@
 - ``dit``, ``stack``, ``lora``: tiny random checkpoints written in the real file formats, which
   the real loaders read (tests and the registry's ``tiny`` model).
 - ``on_device``: random models at their real sizes, built directly on the device in the compute
-  dtype (benchmarks; ``livestyle.pipeline.random_models`` assembles them into a stream's stack).
+  dtype (benchmarks; ``livestyle.diffusion.random_models`` assembles them into a stream's stack).
 
 Nothing here is used on the real-weights path.
 """

@@ -5,7 +5,7 @@ in bf16 on the GPU (it never exists in fp32 or on the host) with PyTorch's defau
 seeded generator. Nothing here loads a checkpoint, and nothing it builds produces a meaningful
 picture. (The tiny random models for tests, written in the real file formats, are
 ``livestyle.models.testing.dit`` and ``livestyle.models.testing.stack``;
-``livestyle.pipeline.random_models`` assembles the builders here into a stream's model stack.)
+``livestyle.diffusion.random_models`` assembles the builders here into a stream's model stack.)
 """
 
 from __future__ import annotations

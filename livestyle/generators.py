@@ -1,0 +1,101 @@
+"""Generator registry: model names on the command line -> factories that build a Generator.
+
+Registering a model is one line in :data:`GENERATORS`: the name and a factory. The diffusion
+factories import ``livestyle.diffusion.open`` inside the call, only when that model is chosen (so
+torch-heavy modules stay out of ``--help`` and of the passthrough path); the imports are plain
+``from ... import`` statements, which ``tests/test_architecture.py`` can see.
+
+A factory takes the whole :class:`~livestyle.config.Config` and returns an object that
+implements :class:`~livestyle.engine.frames.Generator`. This module is where the engine meets the
+generators it runs: it sits above ``livestyle.engine`` and ``livestyle.diffusion``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from livestyle.config import Config
+from livestyle.errors import ConfigError
+from livestyle.engine.frames import Generator
+from livestyle.engine.passthrough import PassthroughGenerator
+
+__all__ = ["GENERATORS", "GeneratorFactory", "generator_names", "open_generator"]
+
+GeneratorFactory = Callable[[Config], Generator]
+
+
+def _passthrough(config: Config) -> Generator:
+    return PassthroughGenerator(
+        prompt=config.model.prompt,
+        strength=config.model.strength,
+        steps=config.model.steps,
+        seed=config.model.seed,
+        effect=config.effects.mode,
+    )
+
+
+def _open_tiny(config: Config) -> Generator:
+    from livestyle.diffusion.open import open_tiny
+
+    return open_tiny(config)
+
+
+def _open_sdv2_1_3b(config: Config) -> Generator:
+    from livestyle.diffusion.open import open_sdv2_1_3b
+
+    return open_sdv2_1_3b(config)
+
+
+def _open_sdv2_14b(config: Config) -> Generator:
+    from livestyle.diffusion.open import open_sdv2_14b
+
+    return open_sdv2_14b(config)
+
+
+def _open_self_forcing_1_3b(config: Config) -> Generator:
+    from livestyle.diffusion.open import open_self_forcing_1_3b
+
+    return open_self_forcing_1_3b(config)
+
+
+def _open_longlive_1_3b(config: Config) -> Generator:
+    from livestyle.diffusion.open import open_longlive_1_3b
+
+    return open_longlive_1_3b(config)
+
+
+def _open_krea_14b(config: Config) -> Generator:
+    from livestyle.diffusion.open import open_krea_14b
+
+    return open_krea_14b(config)
+
+
+GENERATORS: dict[str, GeneratorFactory] = {
+    "passthrough": _passthrough,
+    "tiny": _open_tiny,
+    "sdv2-1.3b": _open_sdv2_1_3b,
+    "sdv2-14b": _open_sdv2_14b,
+    "self-forcing-1.3b": _open_self_forcing_1_3b,
+    "longlive-1.3b": _open_longlive_1_3b,
+    "krea-14b": _open_krea_14b,
+}
+"""Model name -> factory (the diffusion ones import their module on first use)."""
+
+
+def generator_names() -> list[str]:
+    """The registered model names, sorted."""
+    return sorted(GENERATORS)
+
+
+def open_generator(name: str, config: Config) -> Generator:
+    """Build the generator registered as ``name`` for ``config``.
+
+    Raises:
+        ConfigError: ``name`` is not registered (the message lists the valid names).
+    """
+    entry = GENERATORS.get(name)
+    if entry is None:
+        raise ConfigError(
+            f"unknown model {name!r}; valid models: {', '.join(generator_names())}"
+        )
+    return entry(config)
