@@ -318,3 +318,35 @@ def test_switching_lora_mid_stream_through_the_runner_leaves_no_gap(tmp_path: Pa
               and not canary.explains(a, b, (b - a - 1.0 / fps) / 2)]
     assert stalls == [], (f"gaps of {[round((b - a) * 1000) for a, b in stalls]} ms at 1000/{fps:g} ms per frame, "
                           f"{[round(a - max(t for t in switched_at if t <= a + 1.0 / fps), 2) for a, _ in stalls]} s after a switch")
+
+
+def test_steady_dit_calls_find_the_cross_cache_filled_after_a_switch_and_a_prompt_change(tmp_path: Path) -> None:
+    """A LoRA switch or a prompt change refills the cross-attention K/V in place before the next
+    DiT call, so that call stays eligible for the CUDA graph (a call that must fill them itself
+    runs eagerly) — and the refilled K/V are those of the new weights and prompt."""
+    from livestyle.engine.commands import SetPrompt
+
+    write_lora(tmp_path / "ink.safetensors", random_lora(rank=4, seed=9), "kohya")
+    pipe = tiny_pipeline(tmp_path)
+    dit = pipe.models.dit
+    seen: list[bool] = []
+    original = dit.forward
+
+    def spy(x, t, context=None, *, cache=None, **kw):  # type: ignore[no-untyped-def]
+        if cache is not None and cache.full:
+            seen.append(cache.cross.filled)
+        return original(x, t, context, cache=cache, **kw)
+
+    dit.forward = spy  # type: ignore[method-assign]
+    switched = run_chunks(pipe, 8, {3: SetLora((LoraRef("ink", 1.5),)), 5: SetPrompt("neon city", transition_chunks=0)})
+    pipe.wait_for_prompts(10)
+    switched += run_chunks(pipe, 3, {})
+    assert len(seen) >= 5 and all(seen), seen
+    # the K/V in the cache are those of the merged weights and the new prompt
+    cache = pipe._state.cache
+    assert cache is not None and pipe.stats()["loras"] == ["ink:1.5"] and len(switched) == 11
+    with torch.no_grad():
+        want = dit.context_kv(pipe.prompts.advance())
+    for layer in (0, len(want) - 1):
+        torch.testing.assert_close(cache.cross.k[layer], want[layer][0].expand_as(cache.cross.k[layer]))
+        torch.testing.assert_close(cache.cross.v[layer], want[layer][1].expand_as(cache.cross.v[layer]))

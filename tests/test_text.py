@@ -199,3 +199,27 @@ def test_bad_input(files: dict[str, Path], tmp_path: Path) -> None:
     torch.save({"weight": torch.zeros(1)}, foreign)
     with pytest.raises(ModelLoadError, match="is not a Wan umT5 encoder checkpoint"):
         load_text_encoder(foreign)
+
+
+@torch.no_grad()
+def test_real_token_encoding_equals_transformers_on_512_padded_input(files: dict[str, Path]) -> None:
+    """The encoder runs on the real tokens only; transformers' own UMT5EncoderModel on the
+    512-token padded input gives the same rows for the real tokens (the padding is masked)."""
+    from transformers import UMT5EncoderModel
+
+    ref = UMT5EncoderModel.from_pretrained(str(files["folder"]), dtype=torch.float32).eval()
+    enc = PromptEncoder(files["folder"], files["tokenizer"], cache_dir=None, dtype=torch.float32)
+    prompts = ["a watercolor painting of a fox in the snow", "neon", ""]
+    ids, mask = enc.tokenize(prompts)  # [3, 512]
+    want = ref(input_ids=ids, attention_mask=mask).last_hidden_state
+    calls: list[tuple[int, ...]] = []
+    enc.load()
+    hook = enc._model.register_forward_pre_hook(lambda _m, _a, kwargs: calls.append(tuple(kwargs["input_ids"].shape)),
+                                                with_kwargs=True)
+    got = enc.encode_batch(prompts)
+    hook.remove()
+    for i, n in enumerate(mask.sum(1).tolist()):
+        torch.testing.assert_close(got[i, :n], want[i, :n], atol=1e-5, rtol=1e-5)
+        assert got[i, n:].eq(0).all()
+    assert got.shape == (3, TEXT_LEN, TINY_TEXT_DIM)
+    assert calls == [(3, int(mask.sum(1).max()))] and calls[0][1] < TEXT_LEN  # one pass over the real tokens
