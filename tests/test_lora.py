@@ -311,9 +311,9 @@ def test_switching_lora_mid_stream_through_the_runner_leaves_no_gap(tmp_path: Pa
     near_switch = [d for d in unexplained_losses(runner.drop_log(), canary, 1.0 / fps)
                    if any(0.0 <= d[0] - t <= 1.0 for t in switched_at)]
     assert near_switch == [], (near_switch, switched_at, report.stats)
-    # no gap over two frame periods in the second after a switch, except where the machine froze
+    # no gap over 1.5 frame periods (plus 10 ms of timer slack) in the second after a switch, except where the machine froze
     # every process at that moment
-    stalls = [(a, b) for a, b in itertools.pairwise(times) if b - a > 2.0 / fps
+    stalls = [(a, b) for a, b in itertools.pairwise(times) if b - a > 1.5 / fps + 0.010
               and any(-1.0 / fps <= a - t <= 1.0 for t in switched_at)
               and not canary.explains(a, b, (b - a - 1.0 / fps) / 2)]
     assert stalls == [], (f"gaps of {[round((b - a) * 1000) for a, b in stalls]} ms at 1000/{fps:g} ms per frame, "
