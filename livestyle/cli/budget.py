@@ -130,7 +130,7 @@ def budget(
     for stage, ms in best.stages_ms.items():
         table.add_row(f"{stage} ms/chunk", f"{ms:.1f}")
     table.add_row("predicted fps", f"{best.fps:.1f}")
-    table.add_row("predicted latency", f"{best.latency_ms:.0f} ms")
+    table.add_row("predicted latency", f"{best.latency_ms:.0f} ms (p95 {best.latency_p95_ms:.0f} ms)")
     table.add_row("predicted memory", f"{best.memory_gib:.1f} GiB of {profile.memory_gib:g}")
     console.print(table)
     if not has_weights:
