@@ -50,6 +50,8 @@ def test_bench_runs_tiny_on_cpu_and_prints_json_last(tmp_path: Path) -> None:
     assert {"p50", "p95", "p99", "frames_lost", "gap_ms", "stalls"} <= set(glass)
     assert "viewer (30 fps camera" in proc.stdout
     assert "stage medians ms" in proc.stdout
+    assert glass["governor"]["enabled"] is True  # the camera run steps down as `livestyle run` does
+    assert "governor: on, as in `livestyle run`" in proc.stdout
     data = yaml.safe_load(profile.read_text())
     assert data["stages"]["dit"]["tiny"][2] == result["stages_ms"]["denoise"]
     assert data["stages"]["tiny_decode"] == result["stages_ms"]["decode"]

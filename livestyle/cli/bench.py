@@ -12,7 +12,8 @@ What it measures (one process, after a warm-up that compiles every block shape):
    worker thread) with a paced 30 fps pattern source and a stamping null sink, for
    ``--glass-seconds`` after warm-up: frames written per second, frames lost, judder (gap
    p95/max), stalls, glass to glass p50/p95/p99 (capture time stamped at the source, compared at
-   the sink write);
+   the sink write), with the governor ``livestyle run`` uses (``--no-governor``: settings pinned)
+   and the level it settled on;
 4. peak memory (``torch.cuda.max_memory_allocated`` while streaming, weights included).
 
 The last printed line is one JSON object with the device name, torch version, attention backend
@@ -72,6 +73,7 @@ class BenchOptions:
     dtype: str = "auto"
     warmup_chunks: int = 6
     glass_seconds: float = 10.0
+    governor: bool = True
     prompt_change_at: float | None = None
     live_commands: tuple[tuple[float, Any], ...] = ()
     """``(seconds after warm-up, command)`` pairs submitted during the camera run (e.g. a LoRA
@@ -345,10 +347,17 @@ def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float, *,
     from livestyle.engine.metrics import viewer_summary
     from livestyle.engine.runner import Runner
 
+    from livestyle.cli.run import governor_for
+    from livestyle.config import Config, apply_overrides
+
     pipe.reset()
     source = PatternSource((opts.width, opts.height), opts.camera_fps, pace=True)
     sink = NullSink(stamp=True)
-    runner = Runner(source, pipe, [sink], size=(opts.width, opts.height), fps=opts.camera_fps)
+    # the governor `livestyle run` would use (the default config at the camera's rate), unless
+    # --no-governor pins the settings as `run --no-governor` does
+    config = apply_overrides(Config(), [f"stream.fps={opts.camera_fps:g}"])
+    governor = governor_for(config) if opts.governor else None
+    runner = Runner(source, pipe, [sink], size=(opts.width, opts.height), fps=opts.camera_fps, governor=governor)
     warm_end: list[float] = []
     submitted: list[tuple[float, float, Any]] = []  # (seconds in, monotonic time, command)
 
@@ -394,6 +403,7 @@ def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float, *,
         "late_frames": report.stats["delivery"]["late_frames"],
         "camera_fps": opts.camera_fps,
         "generate_ms": report.stats["stage_ms"].get("generate", {}),
+        "governor": report.stats.get("governor", {"enabled": False}),
     }
     rows = []
     for at, t, command in submitted:
@@ -457,6 +467,7 @@ def bench(
     profile_chunks: int = typer.Option(0, "--profile-chunks", help="Profile this many steady-state chunks and print GPU kernel time by category (gemm, attention, elementwise, conv)."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16, fp32."),
     glass_seconds: float = typer.Option(10.0, "--glass-seconds", help="Seconds of paced 30 fps camera through the real Runner, measured at the sink after warm-up (60: the one-minute real-time test; 0: skip)."),
+    governor: bool = typer.Option(True, "--governor/--no-governor", help="The camera run steps quality down when the generator falls behind the camera, as `run` does (--no-governor: settings pinned, frames lost instead)."),
     prompt_change_at: float | None = typer.Option(None, "--prompt-change-at", help="Seconds into the camera run to type a new free-text prompt; reports the largest frame gap after it."),
     cudnn_benchmark: bool = typer.Option(False, "--cudnn-benchmark/--no-cudnn-benchmark", help="cuDNN autotuning (off, as in `run`)."),
     warmup: int = typer.Option(6, "--warmup", help="Warm-up chunks before measuring."),
@@ -468,7 +479,7 @@ def bench(
     width, height = parse_size(size, key="--size")
     opts = BenchOptions(model=model, steps=steps, width=width, height=height, vae=vae, seconds=seconds,
                         device=device, compile=compile, cuda_graphs=cuda_graphs, compile_codecs=compile_codecs, fp8=fp8, dtype=dtype, glass_seconds=glass_seconds, warmup_chunks=warmup,
-                        prompt_change_at=prompt_change_at, cudnn_benchmark=cudnn_benchmark,
+                        prompt_change_at=prompt_change_at, cudnn_benchmark=cudnn_benchmark, governor=governor,
                         fused=fused, profile_chunks=max(0, profile_chunks),
                         family={} if stream_batch else {"stream_batch": False})
     result = run_bench(opts, log=lambda msg: typer.echo(msg, err=True))
@@ -483,6 +494,13 @@ def bench(
         typer.echo(f"viewer ({g['camera_fps']:g} fps camera, {g['seconds']:.0f} s after warm-up): written {g['fps_written']:.2f} fps, "
                    f"lost {g['frames_lost']}, gap p95/max {g['gap_ms']['p95']:.0f}/{g['gap_ms']['max']:.0f} ms, stalls {g['stalls']}, "
                    f"glass-to-glass p50/p95/p99 {g['p50']:.0f}/{g['p95']:.0f}/{g['p99']:.0f} ms")
+        gov = g.get("governor", {})
+        if not gov.get("enabled"):
+            typer.echo("governor: off (settings pinned)")
+        else:
+            moves = gov.get("decisions", [])
+            typer.echo(f"governor: on, as in `livestyle run`; settled on {gov.get('level') or 'the start settings'}"
+                       + (f" after {len(moves)} change{'s' if len(moves) != 1 else ''}" if moves else ""))
         if "prompt_change" in g:
             pc = g["prompt_change"]
             typer.echo(f"free-text prompt change at {pc['at_s']:g} s: largest gap {pc['max_gap_ms']:.0f} ms, applied {pc['applied']}")

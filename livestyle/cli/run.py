@@ -268,7 +268,7 @@ def _aspect_rule(requested: tuple[int, int], family: Any) -> Callable[[tuple[int
     return rule
 
 
-def _governor(config: Config) -> Any:
+def governor_for(config: Config) -> Any:
     """The runtime governor of ``config.governor`` (None when disabled); its chunk budget is set
     per chunk by the runner from the generator's chunk size and the frame rate."""
     from livestyle.engine.governor import Governor, GovernorConfig
@@ -350,7 +350,7 @@ def stream(
         backpressure=not s.pace,
         status_interval=config.runner.status_interval,
         bypass_filter=generator.bypassed if config.effects.preview else None,
-        governor=_governor(config) if s.pace else None,
+        governor=governor_for(config) if s.pace else None,
         fit=s.fit,
         size_for_source=_aspect_rule(s.size, getattr(inner, "family", None)) if follow else None,
     )
