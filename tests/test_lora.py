@@ -119,6 +119,61 @@ def test_switching_restores_the_base_exactly_after_1000_switches() -> None:
         assert all(torch.equal(dit.state_dict()[k], v) for k, v in twice.items())
 
 
+def test_a_switch_spread_over_chunks_ends_bit_exact_and_a_superseded_one_leaves_nothing() -> None:
+    """``begin`` + ``step`` (a few layers per chunk) ends on the very weights ``set`` writes; a
+    switch superseded halfway, or abandoned for no LoRA, leaves every layer its base or merged."""
+    from livestyle.models.lora import LoraFile, LoraLayer
+
+    def as_file(layers: dict, name: str) -> LoraFile:
+        return LoraFile(name, {k: LoraLayer(a, b, al, k) for k, (a, b, al) in layers.items()})
+
+    a = as_file(random_lora(rank=4, seed=1), "a")
+    b = as_file(random_lora(rank=8, targets=("self_attn.q", "ffn.2"), extra=("head.head",), seed=2), "b")
+    dit = tiny_dit().fuse_qkv()
+    base = {k: v.clone() for k, v in dit.state_dict().items()}
+    LoraMerger(dit).set([(a, 1.0)])
+    want_a = {k: v.clone() for k, v in dit.state_dict().items()}
+    LoraMerger(dit).set([])  # a fresh merger has no base copies: restore by hand
+    dit.load_state_dict(base)
+    merger = LoraMerger(dit)
+    switch = merger.begin([(a, 1.0)])
+    steps = 0
+    while not switch.done:
+        assert len(switch.step(0.0)) == 1  # a zero budget: one layer per chunk
+        steps += 1
+        assert merger.active == (() if not switch.done else (("a", 1.0),))
+    assert steps == switch.total > 5 and merger.switches == 1 and merger.pending is None
+    assert all(torch.equal(dit.state_dict()[k], v) for k, v in want_a.items())
+    half = merger.begin([(b, 0.5)])
+    for _ in range(3):
+        half.step(0.0)
+    merger.begin([]).step()  # abandoned halfway for no LoRA: the base, bit for bit
+    assert all(torch.equal(dit.state_dict()[k], v) for k, v in base.items())
+    assert merger.active == () and half.remaining > 0 and merger.switches == 2
+    merger.begin([(b, 0.5)]).step(0.0)
+    merger.set([(a, 1.0)])  # superseded after one layer of b
+    assert all(torch.equal(dit.state_dict()[k], v) for k, v in want_a.items())
+
+
+def test_the_stream_spreads_a_switch_over_chunks_within_its_budget(tmp_path: Path) -> None:
+    write_lora(tmp_path / "ink.safetensors", random_lora(rank=4, seed=9), "kohya")
+    pipe = tiny_pipeline(tmp_path)
+    pipe.lora_step_ms = 0.0  # one layer before each chunk
+    run_chunks(pipe, 2, {})
+    pipe.apply(SetLora((LoraRef("ink", 1.0),)))
+    left = [pipe.stats()["lora_layers_left"]]
+    while left[-1]:
+        run_chunks(pipe, 1, {})
+        left.append(pipe.stats()["lora_layers_left"])
+    assert len(left) > 5 and all(b == a - 1 for a, b in zip(left, left[1:]))  # one layer per chunk
+    assert pipe.stats()["loras"] == ["ink"] and pipe._lora.switches == 1 and pipe.lora_ms is not None
+    done = {k: v.clone() for k, v in pipe.models.dit.state_dict().items()}
+    at_once = tiny_pipeline(tmp_path)
+    at_once.apply(SetLora((LoraRef("ink", 1.0),)))  # the default budget: the tiny model in one go
+    assert at_once.stats()["lora_layers_left"] == 0
+    assert all(torch.equal(at_once.models.dit.state_dict()[k], v) for k, v in done.items())
+
+
 def test_fp8_layers_are_requantised_and_restored() -> None:
     from livestyle.models.fp8 import Fp8Linear
     from livestyle.models.lora import LoraFile, LoraLayer

@@ -49,7 +49,7 @@ import torch
 from livestyle.config import EffectsConfig
 from livestyle.errors import ControlError, LivestyleError, PipelineError
 from livestyle.models.kv_cache import KVCache
-from livestyle.models.lora import LoraMerger
+from livestyle.models.lora import LoraMerger, LoraSwitch, affects_cross_kv
 from livestyle.models.vae import StreamingAutoencoder
 from livestyle.diffusion.chunking import ChunkPlan, frames_to_pixels, pixels_to_uint8
 from livestyle.engine.commands import (
@@ -99,11 +99,13 @@ class StreamPipeline:
         device, dtype: where and in what precision the stream runs (``cuda``/``bfloat16`` for speed).
         transition_chunks: default prompt-blend length (None: the family's).
         name: the name reported in stats.
+        lora_step_ms: the most LoRA merge work done before one chunk (a switch spreads over
+            the chunks it needs: the 1.3B's ~18 ms in two, the 14B's ~125 ms in about ten).
     """
 
     def __init__(self, models: StreamModels, family: FamilyConfig, controls: Controls, *,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 transition_chunks: int | None = None, name: str = "stream") -> None:
+                 transition_chunks: int | None = None, name: str = "stream", lora_step_ms: float = 12.0) -> None:
         self.name = name
         self.models = models
         self.family = family
@@ -133,6 +135,9 @@ class StreamPipeline:
         if models.loras is None:
             models.loras = LoraLibrary(None, models.dit.config, device=self.device)
         self._lora = LoraMerger(models.dit)
+        self._lora_switch: LoraSwitch | None = None
+        self._lora_refs: tuple[Any, ...] = ()
+        self.lora_step_ms = lora_step_ms
         self.lora_ms: float | None = None
 
     # ------------------------------------------------------------------ Generator protocol
@@ -243,23 +248,36 @@ class StreamPipeline:
             self.loras.load(name)
 
     def _set_loras(self, command: SetLora) -> None:
-        """Merge exactly ``command``'s LoRAs in place (between chunks); the cross-attention K/V are
-        recomputed at the next chunk when a LoRA changes layers they depend on."""
+        """Start merging exactly ``command``'s LoRAs in place: layers are rewritten between chunks,
+        at most ``lora_step_ms`` of merge work before each (the rest at the next ones), so a large
+        model's merge never holds one chunk back; the first share is done now."""
         files = [(self.loras.load_checked(ref.name), float(ref.scale)) for ref in command.value]
-        t0 = time.perf_counter()
         try:
-            self._lora.set(files)
+            self._lora_switch = self._lora.begin(files)
         except LivestyleError as exc:
             raise ControlError(f"cannot switch LoRA: {exc}") from None
-        if self._state.cache is not None:
-            self._state.cache.cross.reset()  # cross K/V come from text_embedding and cross_attn.k/v
-        for cache in self._caches.values():
-            cache.cross.reset()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # time the switch itself (once per switch, not per frame)
-        self.lora_ms = 1000.0 * (time.perf_counter() - t0)
-        self.controls.loras = tuple(command.value)
-        log.info("LoRA now %s (%.1f ms)", ", ".join(map(str, command.value)) or "none", self.lora_ms)
+        self._lora_refs = tuple(command.value)
+        self.controls.loras = self._lora_refs
+        self._advance_lora()
+
+    def _advance_lora(self) -> None:
+        """Rewrite the next share of a switch in progress; the cross-attention K/V are marked stale
+        (refilled in place before the next DiT call) when a rewritten layer feeds them."""
+        switch = self._lora_switch
+        if switch is None:
+            return
+        sync = (lambda: torch.cuda.synchronize(self.device)) if self.device.type == "cuda" else None
+        applied = switch.step(self.lora_step_ms / 1000.0, sync=sync)
+        if any(affects_cross_kv(path) for path in applied):
+            for cache in self._caches.values():  # cross K/V come from text_embedding and cross_attn.k/v
+                cache.cross.reset()
+            if self._state.cache is not None:
+                self._state.cache.cross.reset()
+        if switch.done:
+            self._lora_switch = None
+            self.lora_ms = 1000.0 * switch.seconds
+            log.info("LoRA now %s (%.1f ms of merging over %d layers)", ", ".join(map(str, self._lora_refs)) or "none",
+                     self.lora_ms, switch.total)
 
     @property
     def max_steps(self) -> int:
@@ -331,6 +349,7 @@ class StreamPipeline:
             "decoder": self.controls.decoder,
             "loras": [str(r) for r in self.controls.loras],
             "lora_switch_ms": self.lora_ms,
+            "lora_layers_left": self._lora_switch.remaining if self._lora_switch is not None else 0,
             "size": f"{self.controls.width}x{self.controls.height}",
             "latency_chunks": self.controls.steps if self._stream_batched else 1,
             "stream_batch": self._stream_batched,
@@ -428,6 +447,7 @@ class StreamPipeline:
     def _run_chunk(self, st: StreamState, frames: list[Frame]) -> list[Frame]:
         c, f = self.controls, self.family
         first = st.chunks == 0
+        self._advance_lora()
         with self.timer.stage("encode"):
             pixels = frames_to_pixels(frames, c.width, c.height, self.device, self.dtype, self._transfer)
             latents = st.encoder.encode(pixels).to(self.dtype)  # [1, 16, F, h, w]

@@ -26,7 +26,9 @@ rounded once to the weight's dtype). The first time a layer is touched its base 
 drift nothing). Fused layers (``self_attn.qkv``, ``cross_attn.kv``; ``CausalWanDiT.fuse_qkv``) get
 each part's delta in its row range. ``Fp8Linear`` layers keep their e4m3 base and scale and are
 re-quantised from ``dequant(base) + delta``. Weights are written with ``copy_`` into the same
-storage, so captured CUDA graphs (which read weights by address) replay the new weights.
+storage, so captured CUDA graphs (which read weights by address) replay the new weights. A switch
+can be applied at once (``set``) or a few layers per chunk (``begin`` → :class:`LoraSwitch`), each
+layer always its base or fully merged.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +55,8 @@ __all__ = [
     "LoraFile",
     "LoraLayer",
     "LoraMerger",
+    "LoraSwitch",
+    "affects_cross_kv",
     "check_lora",
     "layer_shape",
     "lora_delta",
@@ -307,21 +312,87 @@ class _Base:
     scale: torch.Tensor | None = None  # Fp8Linear's per-tensor scale
 
 
+def affects_cross_kv(path: str) -> bool:
+    """Whether the live layer ``path`` feeds the cached cross-attention K/V (which must then be
+    recomputed): the text embedding and the cross-attention's k, v (or fused kv)."""
+    return path.startswith("text_embedding") or any(path.endswith(f"cross_attn.{n}") for n in ("k", "v", "kv"))
+
+
+class LoraSwitch:
+    """A switch in progress (``LoraMerger.begin``): the layers still to rewrite, applied a few at a
+    time between chunks by :meth:`step`, so a large model's merge (the 14B: ~125 ms on an H100)
+    never stalls one chunk; the look moves to the new LoRAs over a few chunks, layer by layer.
+
+    Every layer is always either its base or fully merged with the target LoRAs (each write starts
+    from the base copy), so a switch that is superseded midway leaves nothing behind.
+    """
+
+    def __init__(self, merger: LoraMerger, work: list[tuple[str, list[tuple[slice, LoraLayer, float]] | None]],
+                 target: tuple[tuple[str, float], ...]) -> None:
+        self._merger = merger
+        self._work = work
+        self.target = target
+        self.total = len(work)
+        self.seconds = 0.0
+
+    @property
+    def done(self) -> bool:
+        return not self._work
+
+    @property
+    def remaining(self) -> int:
+        return len(self._work)
+
+    @torch.no_grad()
+    def step(self, budget_s: float | None = None, *, sync: Callable[[], None] | None = None) -> list[str]:
+        """Rewrite layers until ``budget_s`` seconds are spent (at least one; None: all). ``sync``
+        (a device synchronise) makes the time the device's, not the launches'. Returns the paths
+        rewritten; when the last is done the merger's ``active`` becomes the target."""
+        m = self._merger
+        t0 = time.perf_counter()
+        applied: list[str] = []
+        while self._work:
+            path, parts = self._work.pop(0)
+            base = m._base[path]
+            if parts is None:
+                m._restore(base)
+                m._touched.discard(path)
+            else:
+                m._write(base, parts)
+                m._touched.add(path)
+            applied.append(path)
+            if budget_s is not None:
+                if sync is not None:
+                    sync()
+                if time.perf_counter() - t0 >= budget_s:
+                    break
+        if sync is not None and budget_s is None:
+            sync()
+        self.seconds += time.perf_counter() - t0
+        if not self._work and m.pending is self:
+            m.active = self.target
+            m.switches += 1
+            m.pending = None
+        return applied
+
+
 class LoraMerger:
     """Switch the LoRAs merged into a live ``CausalWanDiT`` (see the module docstring).
 
-    ``set([(lora, scale), ...])`` makes exactly these LoRAs active; ``set([])`` restores the base.
-    Call it between forwards on the thread that runs the model. Layers a LoRA touched keep a base
-    copy for the model's lifetime (memory: the touched layers' size once more).
+    ``set([(lora, scale), ...])`` makes exactly these LoRAs active at once; ``set([])`` restores the
+    base. ``begin(...)`` starts the same switch as a :class:`LoraSwitch` to apply a few layers per
+    chunk. Call them between forwards on the thread that runs the model. Layers a LoRA touched keep
+    a base copy for the model's lifetime (memory: the touched layers' size once more).
     """
 
     def __init__(self, model: CausalWanDiT, *, default_alpha: float | None = None) -> None:
         self.model = model
         self.default_alpha = default_alpha
         self._base: dict[str, _Base] = {}
-        self._merged: set[str] = set()
+        self._touched: set[str] = set()  # layers whose live weight may differ from the base
         self.active: tuple[tuple[str, float], ...] = ()
         self.switches = 0
+        self.pending: LoraSwitch | None = None
 
     def _locate(self, module: str) -> tuple[str, nn.Module, slice]:
         """The live module holding ``module``'s weight and its row range (fused layers hold several)."""
@@ -359,8 +430,10 @@ class LoraMerger:
         return base
 
     @torch.no_grad()
-    def set(self, loras: Sequence[tuple[LoraFile, float]]) -> None:
-        """Merge exactly ``loras`` (each with its user scale); every other layer goes back to its base."""
+    def begin(self, loras: Sequence[tuple[LoraFile, float]]) -> LoraSwitch:
+        """Start the switch to exactly ``loras`` (each with its user scale): every other touched
+        layer goes back to its base. Supersedes a switch still in progress. Nothing is rewritten
+        until ``step``; a bad file raises here (``ModelLoadError``) and changes nothing."""
         cfg = self.model.config
         for lora, _ in loras:
             check_lora(lora, cfg)
@@ -371,13 +444,15 @@ class LoraMerger:
                 path, live, rows = self._locate(module)
                 self._remember(path, live)
                 plan.setdefault(path, []).append((rows, layer, scale * layer.scale(default)))
-        for path in self._merged - plan.keys():
-            self._restore(self._base[path])
-        for path, parts in plan.items():
-            self._write(self._base[path], parts)
-        self._merged = set(plan)
-        self.active = tuple((lora.source, float(scale)) for lora, scale in loras)
-        self.switches += 1
+        work: list[tuple[str, list[tuple[slice, LoraLayer, float]] | None]] = [
+            (path, None) for path in sorted(self._touched - plan.keys())]
+        work += list(plan.items())
+        self.pending = LoraSwitch(self, work, tuple((lora.source, float(scale)) for lora, scale in loras))
+        return self.pending
+
+    def set(self, loras: Sequence[tuple[LoraFile, float]]) -> None:
+        """Merge exactly ``loras`` now (every layer in one go)."""
+        self.begin(loras).step()
 
     def _restore(self, base: _Base) -> None:
         from livestyle.models.fp8 import Fp8Linear
