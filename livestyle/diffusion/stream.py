@@ -79,7 +79,7 @@ from livestyle.diffusion.noise import (
 )
 from livestyle.diffusion.prompt_worker import PromptWorker
 from livestyle.diffusion.prompts import PromptState
-from livestyle.diffusion.stream_state import Controls, StreamModels, StreamState, schedule_for
+from livestyle.diffusion.stream_state import ChunkEntry, Controls, StreamModels, StreamState, schedule_for
 from livestyle.diffusion.timing import StageTimer
 from livestyle.diffusion.transfer import ChunkTransfer
 
@@ -445,9 +445,20 @@ class StreamPipeline:
         return keep.to(device=latents.device, dtype=latents.dtype, non_blocking=True), float(k)
 
     def _run_chunk(self, st: StreamState, frames: list[Frame]) -> list[Frame]:
+        entry = self._enter(st, frames)
+        with self.timer.stage("denoise"):
+            out_latents, out_frames = self._denoiser.denoise(st, entry.noisy, entry.timesteps, entry.first_step,
+                                                             entry.ctx, frames, entry.prompt_version)
+        st.chunks += 1
+        if out_latents is None:
+            return []
+        return self._leave(st, out_latents, out_frames)
+
+    def _enter(self, st: StreamState, frames: list[Frame]) -> ChunkEntry:
+        """A chunk's way in: frames -> pixels -> latents, the chunk's noise level (SDV2's motion
+        controller), keep map, entry noise and the text context; everything before the DiT."""
         c, f = self.controls, self.family
         first = st.chunks == 0
-        self._advance_lora()
         with self.timer.stage("encode"):
             pixels = frames_to_pixels(frames, c.width, c.height, self.device, self.dtype, self._transfer)
             latents = st.encoder.encode(pixels).to(self.dtype)  # [1, 16, F, h, w]
@@ -468,12 +479,12 @@ class StreamPipeline:
             scale = keep_scale(scale, keep[0], keep[1])
         noisy = mix(latents, self._denoiser.noise(st, latents), scale)
         ctx = self.prompts.advance()
-        with self.timer.stage("denoise"):
-            out_latents, out_frames = self._denoiser.denoise(st, noisy, timesteps, first_step, ctx, frames,
-                                                             self.prompts.version)
-        st.chunks += 1
-        if out_latents is None:
-            return []
+        return ChunkEntry(noisy, timesteps, first_step, ctx, self.prompts.version)
+
+    def _decode(self, st: StreamState, out_latents: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+        """Decode the latents leaving the stream; returns ``(decoded [1, 3, T, H, W], uint8 frames
+        [T, H, W, 3] at the source size, host values: finite flag then the cache positions)``."""
+        assert st.source_size is not None
         with self.timer.stage("decode"):
             decoded = st.decoder.decode(out_latents)
             values = [torch.isfinite(out_latents).all().reshape(1).long()]
@@ -482,6 +493,11 @@ class StreamPipeline:
             # the one host transfer (and sync) per chunk: uint8 frames and the small values together
             array, host = self._transfer.download(pixels_to_uint8(decoded, *st.source_size), torch.cat(values))
         assert host is not None
+        return decoded, array, host
+
+    def _leave(self, st: StreamState, out_latents: torch.Tensor, out_frames: list[Frame]) -> list[Frame]:
+        f = self.family
+        decoded, array, host = self._decode(st, out_latents)
         if st.cache is not None:
             b = st.cache.next_frame.shape[0]
             st.kv_positions = (host[1:1 + b].tolist(), host[1 + b:1 + 2 * b].tolist())
@@ -500,6 +516,43 @@ class StreamPipeline:
         if len(images) != len(out_frames):
             raise PipelineError(f"decoder returned {len(images)} frames for {len(out_frames)} inputs")
         return [fr.with_image(img) for fr, img in zip(out_frames, images)]
+
+    # ------------------------------------------------------------------ pipeline-parallel stages
+    @property
+    def state(self) -> StreamState:
+        """The current stream's state (``reset`` replaces it); ``livestyle.parallel``'s stages read it."""
+        return self._state
+
+    def noise_like(self, like: torch.Tensor) -> torch.Tensor:
+        """The stream's next noise draw shaped like ``like`` ``[B, C, F, h, w]`` (the denoising loop's
+        draw, frame-major; ``Denoiser.noise``), so a split pipeline draws the same sequence."""
+        return self._denoiser.noise(self._state, like)
+
+    def enter_chunk(self, frames: Sequence[Frame]) -> ChunkEntry:
+        """The first half of :meth:`process` for a pipeline split over processes
+        (``livestyle.parallel``): take finished prompts, encode the chunk and draw its entry noise;
+        the caller runs the DiT. Counts the chunk; the size checks and bypass are the caller's."""
+        self._take_prompts()
+        frames = list(frames)
+        st = self._state
+        self.counters["frames_in"] += len(frames)
+        st.source_size = (frames[-1].width, frames[-1].height)
+        with torch.no_grad():
+            entry = self._enter(st, frames)
+        st.chunks += 1
+        self.counters["chunks"] += 1
+        return entry
+
+    def decode_chunk(self, latents: torch.Tensor, source_size: tuple[int, int]) -> tuple[np.ndarray, bool]:
+        """The last half of :meth:`process` for a split pipeline: decode ``latents`` ``[1, 16, F, h, w]``
+        (the chunk leaving the stream) with this stream's decoder; returns ``(uint8 frames [T, H, W, 3]
+        at ``source_size`` = (width, height), whether the latents were finite)``."""
+        st = self._state
+        st.source_size = source_size
+        with torch.no_grad():
+            _, array, host = self._decode(st, latents)
+        self.counters["frames_out"] += len(array)
+        return array, bool(host[0])
 
     def _out_of_memory(self, frames: list[Frame]) -> list[Frame]:
         self.counters["oom"] += 1

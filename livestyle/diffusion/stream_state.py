@@ -28,7 +28,7 @@ from livestyle.engine.frames import Frame
 from livestyle.diffusion.loras import LoraLibrary
 from livestyle.diffusion.noise import MotionController, NoiseSource, sdv2_first_step
 
-__all__ = ["Controls", "InFlight", "PromptEncoder", "StreamModels", "StreamState", "schedule_for"]
+__all__ = ["ChunkEntry", "Controls", "InFlight", "PromptEncoder", "StreamModels", "StreamState", "schedule_for"]
 
 
 class PromptEncoder(Protocol):
@@ -83,6 +83,20 @@ class InFlight:
     """Input frames whose styled versions are still in flight (stream-batch slots)."""
 
     frames: list[Frame]
+
+
+@dataclass
+class ChunkEntry:
+    """A chunk on its way into the DiT (``StreamPipeline._enter``): ``noisy`` latents
+    ``[1, 16, F, h, w]`` at ``timesteps`` (``first_step``, a 0-d device tensor, replaces the first
+    when set: SDV2's motion controller), the text context ``ctx`` ``[1, L, text_dim]`` and the
+    prompt version it belongs to (``PromptState.version``)."""
+
+    noisy: torch.Tensor
+    timesteps: list[float]
+    first_step: torch.Tensor | None
+    ctx: torch.Tensor
+    prompt_version: int
 
 
 @dataclass
