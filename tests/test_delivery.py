@@ -111,6 +111,22 @@ def test_offset_rises_at_once_and_falls_back_at_a_bounded_rate() -> None:
     assert np.diff(dues).min() >= PERIOD / 1.25 - 1e-9
 
 
+def test_the_summary_tells_late_chunks_from_a_moving_offset() -> None:
+    sched = DeliveryScheduler(FPS, start_margin_frames=0)
+    assert sched.summary() == {}
+    for k in range(1, 41):
+        caps = _chunk(4 * k, 4)
+        sched.schedule(caps, now=caps[-1] + (0.150 if k % 20 == 0 else 0.040))  # two slow chunks
+    got = sched.summary()
+    assert got["delay_ms"]["p50"] == pytest.approx(1000 * (3 * PERIOD + 0.040), abs=0.2)
+    assert got["delay_ms"]["max"] == pytest.approx(1000 * (3 * PERIOD + 0.150), abs=0.2)
+    # p90 over the window ignores two slow chunks in forty: D stays put, their frames go late
+    assert got["offset_spread_ms"]["p95"] == pytest.approx(1000 * (3 * PERIOD + 0.040 + 0.5 * PERIOD), abs=0.2)
+    assert sched.late_frames > 0
+    sched.reset()
+    assert sched.summary() == {}
+
+
 def test_a_lagging_output_learns_its_own_offset() -> None:
     """Stream-batch output is a chunk behind its input: the frames' own capture times carry that."""
     sched = DeliveryScheduler(FPS, start_margin_frames=0)

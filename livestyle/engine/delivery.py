@@ -66,6 +66,7 @@ class DeliveryScheduler:
         self.start_chunks = max(1, start_chunks)
         self._seen = 0
         self._delays: deque[float] = deque(maxlen=window)
+        self._history: deque[tuple[float, float]] = deque(maxlen=4096)  # (delay, D) per chunk, for stats
         self._offset: float | None = None
         self._last_due: float | None = None
         self.late_frames = 0
@@ -110,11 +111,24 @@ class DeliveryScheduler:
             prev = due
         self._offset = offset
         self._last_due = prev
+        self._history.append((self._delays[-1], offset))
         return dues
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Where the glass to glass comes from, over the last chunks (ms): the chunk delays'
+        p50/p90/p99/max and the offset D's p5/p50/p95/max. A p95 glass to glass well above the
+        offset's p50 is either late chunks (delays above D) or D itself moving (its spread)."""
+        if not self._history:
+            return {}
+        delays = sorted(1000.0 * d for d, _ in self._history)
+        offsets = sorted(1000.0 * o for _, o in self._history)
+        return {"delay_ms": {f"p{q}": round(percentile(delays, q), 1) for q in (50, 90, 99)} | {"max": round(delays[-1], 1)},
+                "offset_spread_ms": {f"p{q}": round(percentile(offsets, q), 1) for q in (5, 50, 95)} | {"max": round(offsets[-1], 1)}}
 
     def reset(self) -> None:
         """Forget the learned delays (a new stream: another model, size or mode)."""
         self._delays.clear()
+        self._history.clear()
         self._seen = 0
         self._offset = None
         self._last_due = None

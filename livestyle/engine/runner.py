@@ -357,6 +357,7 @@ class Runner:
         snap["delivery"] = {
             "offset_ms": round(1000.0 * offset, 1) if offset is not None else None,
             "late_frames": self._delivery.late_frames,
+            **self._delivery.summary(),
         }
         snap["sinks"] = self._sinks.stats(snap["drops"])
         try:
