@@ -204,16 +204,16 @@ def part_sdpa(s: Suite) -> None:
 
 
 def part_pipe(s: Suite, size: str, steps_list: tuple[int, ...], fp8: bool, seconds: float, profile: int,
-              modes: tuple[bool, ...] = (False, True)) -> None:
+              modes: tuple[bool, ...] = (False, True), compile_codecs: bool = True) -> None:
     torch.backends.cudnn.benchmark = False
-    models = random_stream_models(size, DEV, BF16, RandomStackOptions(compile_codecs=True, cuda_graphs=True, fp8=fp8))
-    tag = ".fp8" if fp8 else ""
+    models = random_stream_models(size, DEV, BF16, RandomStackOptions(compile_codecs=compile_codecs, cuda_graphs=True, fp8=fp8))
+    tag = (".fp8" if fp8 else "") + ("" if compile_codecs else ".eager_codecs")
     for steps in steps_list:
         for fused in modes:
             def one(steps: int = steps, fused: bool = fused) -> dict[str, Any]:
                 models.dit.enable_cuda_graphs()  # fresh graphs: capture this path
                 opts = BenchOptions(model=size, steps=steps, vae="tiny", seconds=seconds, glass_seconds=0.0, device="cuda",
-                                    cuda_graphs=True, compile_codecs=True, fp8=fp8, fused=fused, profile_chunks=profile)
+                                    cuda_graphs=True, compile_codecs=compile_codecs, fp8=fp8, fused=fused, profile_chunks=profile)
                 return run_bench(opts, models=models, log=print)
             s.guarded(f"pipe.{size}.steps{steps}{tag}.{'fused' if fused else 'unfused'}", one, 60 if size == "14b" else 30)
     set_fused(None)
@@ -358,6 +358,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--profile", type=int, default=4, help="chunks profiled per pipeline run (0: none)")
     ap.add_argument("--modes", default="unfused,fused", help="pipeline runs: unfused, fused or both (comma-separated)")
+    ap.add_argument("--eager-codecs", action="store_true", help="pipe parts: codecs not compiled, as `livestyle run` runs them")
     a = ap.parse_args()
     s = Suite(a.out, a.budget)
     modes = tuple(m.strip() == "fused" for m in a.modes.split(",") if m.strip())
@@ -366,9 +367,9 @@ def main() -> None:
         "sdpa": lambda: part_sdpa(s),
         "dit13": lambda: part_dit(s, "1.3b", (1, 2)),
         "dit14": lambda: part_dit(s, "14b", (1, 4)),
-        "pipe13": lambda: part_pipe(s, "1.3b", (1, 2), False, a.seconds, a.profile, modes),
-        "pipe14": lambda: part_pipe(s, "14b", (4,), False, a.seconds, a.profile, modes),
-        "pipe14fp8": lambda: part_pipe(s, "14b", (4, 1), True, a.seconds, a.profile, modes),
+        "pipe13": lambda: part_pipe(s, "1.3b", (1, 2), False, a.seconds, a.profile, modes, not a.eager_codecs),
+        "pipe14": lambda: part_pipe(s, "14b", (4,), False, a.seconds, a.profile, modes, not a.eager_codecs),
+        "pipe14fp8": lambda: part_pipe(s, "14b", (4, 1), True, a.seconds, a.profile, modes, not a.eager_codecs),
         "spikes": lambda: part_spikes(s, a.seconds),
         "kv": lambda: part_kv(s),
     }

@@ -68,7 +68,7 @@ class BenchOptions:
     device: str = "auto"
     compile: bool = False
     cuda_graphs: bool = True
-    compile_codecs: bool = True
+    compile_codecs: bool = False  # as `livestyle run`: eager codecs, steady chunks from CUDA graphs
     fp8: bool = False
     dtype: str = "auto"
     warmup_chunks: int = 6
@@ -462,7 +462,7 @@ def bench(
     device: str = typer.Option("auto", "--device", help="cuda, cuda:N, cpu (auto: cuda if present)."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the DiT (CUDA only; off: CUDA graphs are faster)."),
     cuda_graphs: bool = typer.Option(True, "--cuda-graphs/--no-cuda-graphs", help="Replay the DiT's steady-state step from CUDA graphs (CUDA only)."),
-    compile_codecs: bool = typer.Option(True, "--compile-codecs/--no-compile-codecs", help="torch.compile the VAE/TAEHV chunk steps (CUDA only; ~35 s of compile per codec in the warm-up)."),
+    compile_codecs: bool = typer.Option(False, "--compile-codecs/--no-compile-codecs", help="torch.compile the VAE/TAEHV chunk steps (CUDA only; ~35 s of compile per codec in the warm-up). Off by default, as in `run`, which never compiles them (the tiny codec's steady chunks replay from CUDA graphs either way)."),
     fp8: bool = typer.Option(False, "--fp8", help="e4m3 linears in the DiT blocks (torch._scaled_mm, per-token x per-channel scales; Hopper)."),
     fused: bool = typer.Option(True, "--fused/--no-fused", help="The fused Triton kernels for the blocks' norms, modulation, RoPE and fp8 casts (CUDA; --no-fused: the plain PyTorch ops)."),
     profile_chunks: int = typer.Option(0, "--profile-chunks", help="Profile this many steady-state chunks and print GPU kernel time by category (gemm, attention, elementwise, conv)."),
