@@ -456,7 +456,9 @@ class StreamPipeline:
 
     def _enter(self, st: StreamState, frames: list[Frame]) -> ChunkEntry:
         """A chunk's way in: frames -> pixels -> latents, the chunk's noise level (SDV2's motion
-        controller), keep map, entry noise and the text context; everything before the DiT."""
+        controller), keep map, entry noise and the text context; everything before the DiT.
+        A LoRA switch in progress rewrites its next share of layers first."""
+        self._advance_lora()
         c, f = self.controls, self.family
         first = st.chunks == 0
         with self.timer.stage("encode"):
