@@ -12,6 +12,8 @@ JSON written after each item (``gpu_suite.Suite``). Parts (``--part``, repeatabl
 - ``sdpa``: one 14B layer's cached self-attention per PyTorch SDPA backend (cuDNN, flash 2, efficient).
 - ``kv``: the q/k kernel and the adaptive sink's means + scatter at the 14B's shape, fused vs
   reference (ms and parity).
+- ``attn``: the fp8 attention backend against cuDNN's bf16 SDPA (one 14B layer, ms and error) and
+  the 1.3B's cached forward with fp8 GEMMs and fp8 attention against bf16.
 - ``spikes``: per-chunk wall and stage GPU times of the 1.3B at 1 step, gc on and off: where the
   bench loop's slow chunks come from.
 - ``pipe13`` / ``pipe14`` / ``pipe14fp8``: ``livestyle bench``'s ``run_bench`` (tiny codec both
@@ -203,6 +205,52 @@ def part_sdpa(s: Suite) -> None:
     s.guarded("sdpa.14b", run, 30)
 
 
+def part_attn(s: Suite) -> None:
+    """The fp8 attention backend against cuDNN's bf16 SDPA: one 14B layer's cached self-attention
+    (q 1560 tokens, k/v a full 6-frame cache, 40 heads x 128) at batch 1 and 4, ms and relative
+    error to fp32 attention; then the 1.3B's full forward, fp8 GEMMs + fp8 attention vs bf16."""
+    import torch.nn.functional as F
+
+    from gpu_suite import cuda_ms
+
+    from livestyle.models.attention import set_backend
+    from livestyle.models.kernels.fp8_attention import fp8_attention
+
+    def layer() -> dict[str, Any]:
+        res: dict[str, Any] = {}
+        for b in (1, 4):
+            gen = torch.Generator(device=DEV).manual_seed(b)
+            q = torch.randn(b, 1560, 40, 128, device=DEV, dtype=BF16, generator=gen)
+            k = torch.randn(b, 6 * 1560, 40, 128, device=DEV, dtype=BF16, generator=gen)
+            v = torch.randn_like(k)
+
+            def sdpa() -> torch.Tensor:
+                return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+
+            exact = F.scaled_dot_product_attention(q.float().transpose(1, 2), k.float().transpose(1, 2),
+                                                   v.float().transpose(1, 2)).transpose(1, 2)
+            res[f"b{b}"] = {"sdpa_ms": cuda_ms(sdpa), "fp8_ms": cuda_ms(lambda: fp8_attention(q, k, v)),
+                            "sdpa_rel": _rel(sdpa(), exact), "fp8_rel": _rel(fp8_attention(q, k, v), exact)}
+        return res
+
+    def forward() -> dict[str, Any]:
+        model = random_dit_on("1.3b", DEV, BF16)
+        with torch.inference_mode():
+            base = _cached_out(model, BF16)
+            model.quantize_fp8()
+            gemm8 = _cached_out(model, BF16)
+            set_backend("fp8")  # type: ignore[arg-type]
+            try:
+                both = _cached_out(model, BF16)
+            finally:
+                set_backend(None)
+        return {"fp8_gemms_vs_bf16": _rel(gemm8, base), "fp8_gemms_and_attention_vs_bf16": _rel(both, base),
+                "bound": 0.015}
+
+    s.guarded("attn.layer", layer, 40)
+    s.guarded("attn.forward", forward, 60)
+
+
 def part_pipe(s: Suite, size: str, steps_list: tuple[int, ...], fp8: bool, seconds: float, profile: int,
               modes: tuple[bool, ...] = (False, True), compile_codecs: bool = True) -> None:
     torch.backends.cudnn.benchmark = False
@@ -372,6 +420,7 @@ def main() -> None:
         "pipe14fp8": lambda: part_pipe(s, "14b", (4, 1), True, a.seconds, a.profile, modes, not a.eager_codecs),
         "spikes": lambda: part_spikes(s, a.seconds),
         "kv": lambda: part_kv(s),
+        "attn": lambda: part_attn(s),
     }
     for part in a.part:
         if part not in parts:

@@ -1,0 +1,88 @@
+"""The fp8 attention backend: the Triton kernels (CPU interpreter) equal their PyTorch reference of
+the same algorithm, and both stay within the quantisation's error of exact attention."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("triton")
+if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
+    pytest.skip("Triton needs TRITON_INTERPRET=1 on a CPU-only machine", allow_module_level=True)
+
+from livestyle.models.attention import attention, get_backend, set_backend  # noqa: E402
+from livestyle.models.kernels import set_fused  # noqa: E402
+from livestyle.models.kernels.fp8_attention import (  # noqa: E402
+    fp8_attention,
+    fp8_attention_reference,
+    fp8_attention_supported,
+)
+
+
+@pytest.fixture
+def fused() -> Iterator[None]:
+    set_fused("interpret" if not torch.cuda.is_available() else "auto")
+    yield
+    set_fused(None)
+
+
+def _exact(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+def _qkv(b: int, lq: int, lk: int, h: int, d: int, seed: int) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(b, lq, h, d, generator=gen)
+    k = torch.randn(b, lk, h, d, generator=gen) + 0.3 * torch.randn(1, 1, h, d, generator=gen)  # a shared key offset
+    v = torch.randn(b, lk, h, d, generator=gen) * torch.linspace(0.2, 3.0, d)  # channels of different ranges
+    return q, k, v
+
+
+@pytest.mark.parametrize(("lq", "lk"), [(40, 72), (16, 16), (7, 100)])  # ragged blocks both ways
+def test_the_kernel_equals_its_reference_and_both_are_close_to_exact_attention(fused: None, lq: int, lk: int) -> None:
+    q, k, v = _qkv(2, lq, lk, 3, 32, seed=lq + lk)
+    got = fp8_attention(q, k, v)
+    want = fp8_attention_reference(q, k, v, block_m=16, block_n=16)
+    exact = _exact(q, k, v)
+    assert got.shape == q.shape and got.dtype == q.dtype
+    assert _rel(got, want) < 2e-3  # the same algorithm; P's rounding ties may differ (ties up vs to even)
+    err = _rel(want, exact)
+    # really quantised, and within what e4m3's 3 mantissa bits allow on the worst case for it
+    # (random data: a flat softmax, whose small output carries every key's rounding): ~5 %
+    assert 1e-3 < err < 0.07, err
+
+
+def test_peaked_attention_keeps_its_peak(fused: None) -> None:
+    """A query that matches one key strongly must still pick that key's value (the softmax max)."""
+    q, k, v = _qkv(1, 16, 64, 2, 32, seed=5)
+    k[0, 37] = q[0, 3] * 4  # query 3 points at key 37
+    got = fp8_attention(q, k, v)
+    torch.testing.assert_close(got[0, 3], v[0, 37], atol=0.15 * float(v.abs().max()), rtol=0.05)
+
+
+def test_the_backend_serves_unmasked_calls_and_leaves_the_rest_to_sdpa(fused: None) -> None:
+    from livestyle.models.attention import KeyMask
+
+    q, k, v = _qkv(1, 20, 40, 2, 32, seed=7)
+    assert fp8_attention_supported(q, k, v) and not fp8_attention_supported(q[..., :24], k[..., :24], v[..., :24])
+    before = get_backend()
+    set_backend("fp8")  # type: ignore[arg-type]
+    try:
+        assert get_backend() == "fp8"
+        torch.testing.assert_close(attention(q, k, v), fp8_attention(q, k, v))
+        bias = torch.zeros(1, 1, 1, 40)
+        bias[..., 30:] = float("-inf")
+        masked = attention(q, k, v, KeyMask(bias=bias))  # a masked call: SDPA, exactly
+        torch.testing.assert_close(masked, _exact(q, k[:, :30], v[:, :30]))
+        odd = attention(q[..., :24], k[..., :24], v[..., :24])  # head_dim 24: not a power of two
+        torch.testing.assert_close(odd, _exact(q[..., :24], k[..., :24], v[..., :24]))
+    finally:
+        set_backend(before)  # type: ignore[arg-type]
