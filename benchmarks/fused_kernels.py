@@ -12,8 +12,8 @@ JSON written after each item (``gpu_suite.Suite``). Parts (``--part``, repeatabl
 - ``sdpa``: one 14B layer's cached self-attention per PyTorch SDPA backend (cuDNN, flash 2, efficient).
 - ``kv``: the q/k kernel and the adaptive sink's means + scatter at the 14B's shape, fused vs
   reference (ms and parity).
-- ``attn``: the fp8 attention backend against cuDNN's bf16 SDPA (one 14B layer, ms and error) and
-  the 1.3B's cached forward with fp8 GEMMs and fp8 attention against bf16.
+- ``attn``: the fp8 and int8 attention backends against cuDNN's bf16 SDPA (one 14B layer, ms and
+  error) and the 1.3B's cached forward with fp8 GEMMs and 8-bit attention against bf16.
 - ``spikes``: per-chunk wall and stage GPU times of the 1.3B at 1 step, gc on and off: where the
   bench loop's slow chunks come from.
 - ``pipe13`` / ``pipe14`` / ``pipe14fp8``: ``livestyle bench``'s ``run_bench`` (tiny codec both
@@ -206,9 +206,9 @@ def part_sdpa(s: Suite) -> None:
 
 
 def part_attn(s: Suite) -> None:
-    """The fp8 attention backend against cuDNN's bf16 SDPA: one 14B layer's cached self-attention
+    """The 8-bit attention backends against cuDNN's bf16 SDPA: one 14B layer's cached self-attention
     (q 1560 tokens, k/v a full 6-frame cache, 40 heads x 128) at batch 1 and 4, ms and relative
-    error to fp32 attention; then the 1.3B's full forward, fp8 GEMMs + fp8 attention vs bf16."""
+    error to fp32 attention; then the 1.3B's full forward, fp8 GEMMs + 8-bit attention vs bf16."""
     import torch.nn.functional as F
 
     from gpu_suite import cuda_ms
@@ -229,8 +229,11 @@ def part_attn(s: Suite) -> None:
 
             exact = F.scaled_dot_product_attention(q.float().transpose(1, 2), k.float().transpose(1, 2),
                                                    v.float().transpose(1, 2)).transpose(1, 2)
-            res[f"b{b}"] = {"sdpa_ms": cuda_ms(sdpa), "fp8_ms": cuda_ms(lambda: fp8_attention(q, k, v)),
-                            "sdpa_rel": _rel(sdpa(), exact), "fp8_rel": _rel(fp8_attention(q, k, v), exact)}
+            res[f"b{b}"] = {"sdpa_ms": cuda_ms(sdpa), "sdpa_rel": _rel(sdpa(), exact)}
+            for pv in ("fp8", "bf16"):
+                name = "fp8" if pv == "fp8" else "int8"
+                res[f"b{b}"][f"{name}_ms"] = cuda_ms(lambda pv=pv: fp8_attention(q, k, v, pv=pv))
+                res[f"b{b}"][f"{name}_rel"] = _rel(fp8_attention(q, k, v, pv=pv), exact)
         return res
 
     def forward() -> dict[str, Any]:
@@ -239,13 +242,14 @@ def part_attn(s: Suite) -> None:
             base = _cached_out(model, BF16)
             model.quantize_fp8()
             gemm8 = _cached_out(model, BF16)
-            set_backend("fp8")  # type: ignore[arg-type]
-            try:
-                both = _cached_out(model, BF16)
-            finally:
-                set_backend(None)
-        return {"fp8_gemms_vs_bf16": _rel(gemm8, base), "fp8_gemms_and_attention_vs_bf16": _rel(both, base),
-                "bound": 0.015}
+            res: dict[str, Any] = {"fp8_gemms_vs_bf16": _rel(gemm8, base), "bound": 0.015}
+            for name in ("fp8", "int8"):
+                set_backend(name)  # type: ignore[arg-type]
+                try:
+                    res[f"fp8_gemms_and_{name}_attention_vs_bf16"] = _rel(_cached_out(model, BF16), base)
+                finally:
+                    set_backend(None)
+        return res
 
     s.guarded("attn.layer", layer, 40)
     s.guarded("attn.forward", forward, 60)

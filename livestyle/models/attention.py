@@ -8,18 +8,19 @@ Backends:
   Krea's KV bias): the mask stays frame-level (``KeyMask.frame_bias``) and is applied as a
   ``score_mod``, never expanded to a dense token mask. Opt-in (``set_backend("flex")``): it is fast
   only inside ``torch.compile``; unmasked calls still use SDPA.
-- ``"fp8"`` — e4m3 inputs to both products (``livestyle.models.kernels.fp8_attention``: per-block
-  Q/K scales, per-channel V scales, SageAttention's recipe) for calls where every key is visible
-  (the full KV cache, cross-attention), on CUDA through Triton; other calls use SDPA. Opt-in
-  (``LIVESTYLE_ATTENTION=fp8``) until it is measured faster than cuDNN's bf16 kernel within the
-  parity bounds.
+- ``"fp8"`` / ``"int8"`` — 8-bit inputs to the products (``livestyle.models.kernels.fp8_attention``,
+  SageAttention's recipe): Q·Kᵀ in int8 per block, and P·V in e4m3 with per-channel V scales
+  (``fp8``) or in bf16 (``int8``: the more exact), for calls where every key is visible (the full
+  KV cache, cross-attention), on CUDA through Triton; other calls use SDPA. Opt-in
+  (``LIVESTYLE_ATTENTION=fp8``) until measured faster than cuDNN's bf16 kernel within the parity
+  bounds.
 - ``"flash"`` — FlashAttention 2/3 (``flash_attn`` package) on CUDA in fp16/bf16. Used only for
   calls whose mask is "every key valid" or "a valid prefix of the key buffer" (the KV-cache fast
   path, via ``flash_attn_with_kvcache(cache_seqlens=...)``); calls that need an arbitrary mask or
   a bias fall back to SDPA.
 
 The backend is resolved once (first call, or ``set_backend``); the ``LIVESTYLE_ATTENTION``
-environment variable (``sdpa`` / ``flash`` / ``flex`` / ``fp8``) or ``set_backend`` override the automatic choice,
+environment variable (``sdpa`` / ``flash`` / ``flex`` / ``fp8`` / ``int8``) or ``set_backend`` override the automatic choice,
 e.g. in tests. A missing ``flash_attn`` is logged at INFO, never swallowed silently.
 
 Layouts: ``q`` ``[B, Lq, heads, head_dim]``, ``k``/``v`` ``[B, Lk, heads, head_dim]`` (Wan's
@@ -40,8 +41,8 @@ __all__ = ["Backend", "KeyMask", "attention", "get_backend", "set_backend"]
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["sdpa", "flash", "flex", "fp8"]
-_BACKENDS: tuple[str, ...] = ("sdpa", "flash", "flex", "fp8")
+Backend = Literal["sdpa", "flash", "flex", "fp8", "int8"]
+_BACKENDS: tuple[str, ...] = ("sdpa", "flash", "flex", "fp8", "int8")
 _backend: str | None = None
 _flash: Any = None
 
@@ -138,9 +139,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: KeyMask |
         return _flash.flash_attn_with_kvcache(q, k, v, cache_seqlens=mask.prefix_len)
     if backend == "flex" and mask.frame_bias is not None:
         return _flex(q, k, v, mask)
-    if backend == "fp8" and mask.bias is None:
+    if backend in ("fp8", "int8") and mask.bias is None:
         from livestyle.models.kernels.fp8_attention import fp8_attention, fp8_attention_supported
 
         if fp8_attention_supported(q, k, v):
-            return fp8_attention(q, k, v)
+            return fp8_attention(q, k, v, pv="fp8" if backend == "fp8" else "bf16")
     return _sdpa(q, k, v, mask)
