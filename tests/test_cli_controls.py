@@ -125,7 +125,7 @@ def test_preset_option_applies_the_preset_and_status_shows_it() -> None:
 def test_unknown_preset_is_a_one_line_error_listing_the_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["run", "-i", "pattern", "-o", "null", "--max-frames", "2", "--preset", "vaporwave"])
     err = capsys.readouterr().err
-    assert code != 0
+    assert code == 2  # a bad option, nothing started (docs/exit-codes.md); it was 1 (issue 27, point 12)
     assert err.strip().splitlines() == ["error: unknown preset 'vaporwave'; valid: 1:watercolor, 2:anime, 3:comic, 4:cyberpunk, "
                                         "5:oil-painting, 6:pixel-art, 7:claymation, 8:sketch, 9:van-gogh"]
 

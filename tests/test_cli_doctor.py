@@ -99,3 +99,24 @@ def test_gpu_fix_matches_what_setup_does(monkeypatch: pytest.MonkeyPatch, cuda: 
     monkeypatch.setattr(doctor, "nvidia_smi_sees_gpu", lambda: smi)
     (gpu,) = [c for c in doctor.check_torch_gpu() if c.name == "gpu"]
     assert gpu.status == "missing" and fix in gpu.fix
+
+
+def test_every_pip_fix_uses_the_python_that_runs_livestyle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 27, point 12: a bare `pip` may belong to another environment (the system's, a conda
+    base) and install where livestyle never looks; each fix names this interpreter's `-m pip`."""
+    import re
+    import sys
+    from pathlib import Path
+
+    for absent in ("cyndilib", "pyvirtualcam", "obswebsocket"):  # import of each fails: their fixes are pip lines
+        monkeypatch.setitem(sys.modules, absent, None)
+    with socket.socket() as server:  # something listens, so the OBS check gets to its library
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        checks = run_checks("127.0.0.1", server.getsockname()[1])
+    fixes = [c.fix for c in checks if "pip" in c.fix]
+    assert len(fixes) >= 3, checks
+    python = str(Path(sys.executable).relative_to(Path.cwd())) if Path(sys.executable).is_relative_to(Path.cwd()) else sys.executable
+    for fix in fixes:
+        assert not re.search(r"(?<!-m )\bpip (install|uninstall)", fix), fix
+        assert f"{python} -m pip " in fix, fix

@@ -67,3 +67,17 @@ def test_long_commands_wrap_at_option_boundaries_and_keep_quotes_together() -> N
     assert lines[0].endswith(" \\") and all(line.startswith("    --") for line in lines[1:])
     assert '--prompt "a spaceship interior at night"' in text
     assert " ".join(w for w in text.replace("\\\n", " ").split()) == " ".join(cmd.split())
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_no_example_overwrites_a_shipped_file(verb: str) -> None:
+    """Issue 27, point 12: `bench --help` showed `--write-profile configs/gpus/h100.yaml`, which run
+    as printed merges one machine's timings into the shipped H100 profile every plan is derived from."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for line in _examples(_help(verb)):
+        words = shlex.split(line.split("  #")[0])
+        for option, value in zip(words, words[1:]):
+            if option in ("--write-profile", "--out", "--sink", "-o"):
+                assert not (root / value).exists(), f"{line!r} would overwrite the shipped {value}"

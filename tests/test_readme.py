@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,3 +166,35 @@ def test_every_readme_curl_line_works_as_printed_against_a_live_server() -> None
     with _live(["run", "--source", "pattern", "--sink", "null", "--size", "64x48", "--model", "passthrough",
                 "--api", "--api-port", str(port), "--no-keys", "--quiet"], port, None) as url:
         _run_curl_lines([ln.replace("http://127.0.0.1:8080", url) for ln in others], "")
+
+
+def _readme_errors() -> list[tuple[int, str]]:
+    """The control API's documented error answers: ``(status, error text)``; ``...`` ends a prefix."""
+    found = re.findall(r'`(\d{3}) \{"error": "((?:[^"\\]|\\.)*)"', README)
+    return [(int(code), text) for code, text in found]
+
+
+def test_the_readme_error_texts_are_the_servers() -> None:
+    """Issue 27, point 12: the README quoted `got 2` where the server said `got 2.0`; each documented
+    error is sent to a live server and its answer compared with the README's text."""
+    requests = {  # the request each documented error comes from
+        "strength must be": ("PATCH", "/api/params", b'{"strength": 2}'),
+        "malformed JSON": ("PATCH", "/api/params", b'{"strength": '),
+        "unknown preset": ("POST", "/api/presets/vaporwave", b""),
+    }
+    errors = _readme_errors()
+    assert len(errors) == len(requests), errors
+    token, port = "readme-token-0123456789", _free_port()
+    with _live(["serve", "--port", str(port), "--token", token, "--model", "passthrough"], port, token) as url:
+        for status, text in errors:
+            method, path, body = next(v for k, v in requests.items() if text.startswith(k))
+            req = urllib.request.Request(url + path, data=body or None, method=method, headers={
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(req, timeout=10)
+            answer = json.loads(caught.value.read())["error"]
+            assert caught.value.code == status, (text, answer)
+            if text.endswith("..."):
+                assert answer.startswith(text[:-3]), (text, answer)
+            else:
+                assert answer == text

@@ -50,7 +50,7 @@ EXAMPLES = examples(
     "livestyle bench --model 1.3b --steps 2 --vae tiny --no-stream-batch",
     "livestyle bench --model tiny --device cpu --size 64x48 --seconds 2",
     "livestyle bench --model 1.3b --steps 1 --vae tiny --glass-seconds 60 --prompt-change-at 30",
-    "livestyle bench --model 1.3b --steps 1 --vae tiny --write-profile configs/gpus/h100.yaml",
+    "livestyle bench --model 1.3b --steps 1 --vae tiny --write-profile configs/gpus/mygpu.yaml   # a new profile of your own",
     "livestyle bench --model 14b --steps 4 --vae tiny --fp8 --profile-chunks 6",
 )
 

@@ -23,7 +23,7 @@ import typer
 from livestyle.cli.help_text import examples
 from livestyle.optional import ffmpeg_protocols
 
-__all__ = ["Check", "doctor", "register", "run_checks"]
+__all__ = ["Check", "doctor", "pip_command", "register", "run_checks"]
 
 EXAMPLES = examples(
     "livestyle doctor",
@@ -45,6 +45,20 @@ class Check:
     status: Status
     detail: str
     fix: str = ""
+
+
+def pip_command(args: str) -> str:
+    """``python -m pip ARGS`` with the Python that runs livestyle (``.venv/bin/python`` from the
+    repository, ``.venv\\Scripts\\python.exe`` on Windows): a bare ``pip`` may be another
+    environment's and install where livestyle never looks."""
+    exe = Path(sys.executable)
+    try:
+        shown = str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(exe)
+    if " " in shown:
+        shown = f'"{shown}"'
+    return f"{shown} -m pip {args}"
 
 
 def check_python() -> Check:
@@ -103,7 +117,7 @@ def check_pyav() -> list[Check]:
         import av
     except ImportError:
         return [Check("pyav", "missing", "not installed (files, streams and cameras need it)",
-                      "pip install 'livestyle[io]'")]
+                      pip_command('install "livestyle[io]"'))]
     out = [Check("pyav", "ok", f"{av.__version__} (FFmpeg {_ffmpeg_version(av)})")]
     have, lack = [], []
     for name in ENCODERS:
@@ -117,7 +131,7 @@ def check_pyav() -> list[Check]:
     detail = "encoders: " + ", ".join(have) + (f"; not available: {', '.join(lack)}" if lack else "")
     fix = ""
     if essential:
-        fix = "reinstall PyAV from its wheels (pip install --force-reinstall av), which bundle x264 and libvpx"
+        fix = f"reinstall PyAV from its wheels ({pip_command('install --force-reinstall av')}), which bundle x264 and libvpx"
     elif "h264_nvenc" in lack:
         fix = "h264_nvenc (GPU encoding) needs an NVIDIA GPU and an FFmpeg build with NVENC; libx264 is used instead"
     out.append(Check("codecs", status, detail, fix))
@@ -153,12 +167,12 @@ def check_opencv() -> Check:
     try:
         import cv2
     except ImportError:
-        return Check("opencv (window)", "missing", "not installed", "pip install 'livestyle[io]'")
+        return Check("opencv (window)", "missing", "not installed", pip_command('install "livestyle[io]"'))
     info = cv2.getBuildInformation()
     gui_line = next((ln for ln in info.splitlines() if ln.strip().startswith("GUI:")), "")
     if "NONE" in gui_line.upper():
         return Check("opencv (window)", "warn", f"{cv2.__version__} without a GUI: the window sink is off",
-                     "pip uninstall -y opencv-python-headless && pip install opencv-python")
+                     f"{pip_command('uninstall -y opencv-python-headless')} && {pip_command('install opencv-python')}")
     return Check("opencv (window)", "ok", f"{cv2.__version__}, {gui_line.split(':', 1)[-1].strip()}")
 
 
@@ -198,7 +212,7 @@ def check_virtualcam() -> Check:
     try:
         import pyvirtualcam  # noqa: F401
     except ImportError:
-        return Check("virtual camera", "missing", "pyvirtualcam not installed", "pip install 'livestyle[vcam]'")
+        return Check("virtual camera", "missing", "pyvirtualcam not installed", pip_command('install "livestyle[vcam]"'))
     system = platform.system()
     if system != "Linux":
         return Check("virtual camera", "warn", f"pyvirtualcam installed; device not checked on {system}",
@@ -214,7 +228,7 @@ def check_ndi() -> Check:
         import cyndilib
     except ImportError:
         return Check("ndi", "warn", "cyndilib not installed: ndi:// sources and sinks are off",
-                     "pip install 'livestyle[ndi]'")
+                     pip_command('install "livestyle[ndi]"'))
     version = str(getattr(cyndilib, "ndi_version", "")).strip() or "version unknown"
     return Check("ndi", "ok", f"{version} (ndi://NAME; where mDNS is blocked add ?ips=SENDER_IP)")
 
@@ -231,7 +245,7 @@ def check_obs(host: str, port: int, timeout: float = 0.5) -> Check:
         import obswebsocket  # noqa: F401
     except ImportError:
         return Check("obs websocket", "warn", f"{host}:{port} reachable; client library missing",
-                     "pip install 'livestyle[obs]'")
+                     pip_command('install "livestyle[obs]"'))
     return Check("obs websocket", "ok", f"{host}:{port} reachable")
 
 

@@ -23,8 +23,9 @@ from livestyle.config import Config, ObsConfig
 from livestyle.control.controller import Controller, LoraCatalog, Params, Precondition
 from livestyle.control.hotkeys import TERMINAL_HELP, GlobalHotkeys, TerminalHotkeys
 from livestyle.control.obs_bridge import ObsBridge, ObsSettings
-from livestyle.control.presets import PresetBook, load_presets
+from livestyle.control.presets import PresetBook, UnknownPresetError, load_presets
 from livestyle.engine.commands import StreamCommand, parse_lora_list
+from livestyle.errors import ConfigError
 from livestyle.server.app import ServerSettings, ServerThread
 
 if TYPE_CHECKING:
@@ -52,12 +53,15 @@ def load_preset_book(cfg: Config, preset_paths: Sequence[str | Path] = ()) -> Pr
     """The presets of a stream: ``--presets`` paths, else ``presets.file``, else the bundled set.
 
     ``presets.start`` is checked here, so a wrong name fails in a moment, before any model loads
-    (:class:`~livestyle.control.presets.UnknownPresetError` listing the valid names).
+    (a :class:`~livestyle.errors.ConfigError`, exit 2, listing the valid names).
     """
     paths = list(preset_paths) or ([cfg.presets.file] if cfg.presets.file else [])
     book = load_presets(*paths)
     if cfg.presets.start:
-        book.index_of(cfg.presets.start)
+        try:
+            book.index_of(cfg.presets.start)
+        except UnknownPresetError as exc:  # a bad option at start (exit 2), not a refused live command
+            raise ConfigError(str(exc)) from None
     return book
 
 

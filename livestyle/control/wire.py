@@ -64,9 +64,10 @@ PARAM_FIELDS = ("prompt", "transition_chunks", "strength", "steps", "seed", "byp
 
 
 def _number(value: Any, what: str) -> float:
+    """``value`` as sent (an int stays an int, so a range error quotes it as typed: ``got 2``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ControlError(f"{what} must be a number, got {value!r}")
-    return float(value)
+    return value
 
 
 def _integer(value: Any, what: str) -> int:
