@@ -198,3 +198,32 @@ def test_the_readme_error_texts_are_the_servers() -> None:
                 assert answer.startswith(text[:-3]), (text, answer)
             else:
                 assert answer == text
+
+
+def _recipes(text: str) -> list[str]:
+    """Each recipe of the README: a list item (with its continuation lines), or a run of lines in a
+    shell block that a ``# comment`` line starts."""
+    out: list[str] = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
+        group: list[str] = []
+        for line in block.splitlines():
+            if line.startswith("#") and group:
+                out.append("\n".join(group))
+                group = []
+            group.append(line)
+        out.append("\n".join(group))
+    out += re.findall(r"^- .*(?:\n  .*)*", text, re.MULTILINE)
+    return out
+
+
+def test_every_selfie_mask_recipe_pulls_its_files_first() -> None:
+    """Issue 27, point 8: the no-GPU blur recipe stopped on a fresh install with `model
+    'mediapipe-selfie' is missing`; a recipe whose run uses the person mask pulls it before."""
+    needing = 0
+    for recipe in _recipes(README):
+        for run in re.finditer(r"livestyle (?:run|serve) [^`\n]*--mask (?:person|selfie)(?![-\w])", recipe):
+            needing += 1
+            assert "livestyle weights pull mediapipe-selfie" in recipe[: run.start()], recipe
+    assert needing >= 3  # the video-call recipes, with and without a GPU
+    quick = README.split("### Recipes")[1].split("## Troubleshooting")[0]
+    assert "--model passthrough --effect background --mask person --set effects.fill=blur" in quick
