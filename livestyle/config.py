@@ -116,6 +116,7 @@ class ModelConfig:
     vae: Literal["wan", "tiny-decoder", "tiny", "full"] = setting("wan", doc="codecs, as in budget and bench: wan (Wan VAE both ways), tiny-decoder (Wan encoder + TAEHV decoder), tiny (TAEHV both ways); full is the old name of wan")
     transition_chunks: int = setting(4, ge=0, le=64, doc="chunks over which a new prompt blends in")
     device: str = setting("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", doc="auto, cpu, cuda, cuda:N or mps")
+    gpus: int = setting(1, ge=1, le=64, doc="pipeline stages, one process per GPU (the DiT's blocks split over them); with device cpu, CPU processes (for tests)")
     dtype: Literal["bfloat16", "float16", "float32"] = setting("bfloat16", doc="compute dtype")
     weights_dir: str | None = setting(None, doc="local weights folder DIR/MODEL/FILE (null: $LIVESTYLE_WEIGHTS_DIR, then the Hugging Face cache)")
     loras: str = setting("", doc="style LoRAs merged from the start, comma-separated NAME[:SCALE] (a file in lora_dir without its ending, or a path); --lora adds one")

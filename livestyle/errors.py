@@ -15,6 +15,7 @@ __all__ = [
     "SinkError",
     "SinkFailedError",
     "PipelineError",
+    "StageFailedError",
     "ControlError",
     "CommandRefusedError",
     "ServerError",
@@ -59,6 +60,10 @@ class SinkFailedError(SinkError):
 
 class PipelineError(LivestyleError):
     """The generator cannot run with the requested settings."""
+
+
+class StageFailedError(PipelineError):
+    """A stage process of a ``--gpus N`` stream died or failed; the message names the stage."""
 
 
 class ControlError(LivestyleError):

@@ -90,12 +90,20 @@ def generator_names() -> list[str]:
 def open_generator(name: str, config: Config) -> Generator:
     """Build the generator registered as ``name`` for ``config``.
 
+    With ``model.gpus`` > 1 a diffusion model streams over that many stage processes
+    (:mod:`livestyle.parallel`).
+
     Raises:
-        ConfigError: ``name`` is not registered (the message lists the valid names).
+        ConfigError: ``name`` is not registered (the message lists the valid names), or the stages
+            cannot run (more than the visible GPUs, a family the stages do not split).
     """
     entry = GENERATORS.get(name)
     if entry is None:
         raise ConfigError(
             f"unknown model {name!r}; valid models: {', '.join(generator_names())}"
         )
+    if config.model.gpus > 1 and name != "passthrough":
+        from livestyle.parallel.open import open_parallel
+
+        return open_parallel(config, name)  # one process per GPU, the DiT's blocks split over them
     return entry(config)

@@ -36,18 +36,21 @@ UPPER_LAYERS = (
     "livestyle.cli",
 )
 _ABOVE_ENGINE = ("livestyle.models", "livestyle.diffusion", "livestyle.planning", "livestyle.effects",
-                 "livestyle.generators")
+                 "livestyle.parallel", "livestyle.generators")
 LAYER_RULES: dict[str, tuple[str, ...]] = {
     "livestyle.engine": (*UPPER_LAYERS, *_ABOVE_ENGINE),
-    "livestyle.diffusion": (*UPPER_LAYERS, "livestyle.effects", "livestyle.generators"),
+    "livestyle.parallel": (*UPPER_LAYERS, "livestyle.effects", "livestyle.generators"),
+    "livestyle.diffusion": (*UPPER_LAYERS, "livestyle.effects", "livestyle.parallel", "livestyle.generators"),
     "livestyle.planning": (*UPPER_LAYERS, "livestyle.engine", "livestyle.diffusion", "livestyle.effects",
-                           "livestyle.generators"),
-    "livestyle.effects": (*UPPER_LAYERS, "livestyle.diffusion", "livestyle.planning", "livestyle.generators"),
+                           "livestyle.parallel", "livestyle.generators"),
+    "livestyle.effects": (*UPPER_LAYERS, "livestyle.diffusion", "livestyle.planning", "livestyle.parallel",
+                          "livestyle.generators"),
     "livestyle.models": (*UPPER_LAYERS, "livestyle.engine", "livestyle.diffusion", "livestyle.planning",
-                         "livestyle.effects", "livestyle.generators"),
+                         "livestyle.effects", "livestyle.parallel", "livestyle.generators"),
 }
 """Package -> the packages it must never import (docs/architecture.md): control, server, ingest,
-output, cli -> generators -> effects, diffusion, planning -> engine, models."""
+output, cli -> generators -> parallel (the pipeline-parallel stages) -> effects, diffusion,
+planning -> engine, models."""
 NO_TORCH = ("livestyle.engine",)
 """Packages whose files never import torch, not even inside a function."""
 DYNAMIC_IMPORTERS = ("livestyle/optional.py",)
