@@ -103,10 +103,13 @@ class ParallelStream:
         return int(v["first_frames"] if self._chunks_since_reset == 0 else v["frames"])
 
     def process(self, frames: Sequence[Frame]) -> list[Frame]:
-        """Send a chunk to the stages; the styled frames that are back (maybe an earlier chunk's)."""
+        """Send a chunk to the stages; the styled frames that are back (maybe an earlier chunk's).
+        An empty chunk sends nothing and returns what has come back."""
         self._check()
         frames = list(frames)
-        if self._view["bypass"] or not frames:
+        if not frames:
+            return self._take()  # nothing to send: what has come back since
+        if self._view["bypass"]:
             return frames
         size = (frames[-1].width, frames[-1].height)
         if self._size is not None and size != self._size:
@@ -225,8 +228,13 @@ class ParallelStream:
             try:
                 self._rank0.send(message)
             except (OSError, BrokenPipeError) as exc:
-                self._check()
-                raise StageFailedError(f"stage 0 is gone ({exc})") from None
+                broken = exc
+            else:
+                return
+        try:  # rank 0 went away: let the watcher name the stage that failed first
+            self._wait(lambda: self._failure is not None, GRACE_S + 2.0, "the stages' reports")
+        except TimeoutError:
+            raise StageFailedError(f"{self._describe(0)} is gone ({broken}); the stream stopped") from None
 
     def _call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
         call = next(self._calls)
@@ -282,7 +290,7 @@ class ParallelStream:
                 self._on_message(message)
             if self._reports and failed_at is None and not self._closing:
                 failed_at = time.monotonic()
-            if failed_at is not None and time.monotonic() - failed_at >= GRACE_S:
+            if failed_at is not None and (time.monotonic() - failed_at >= GRACE_S or not sentinels):
                 self._fail()
                 return
             if not sentinels and not conns:
