@@ -165,8 +165,10 @@ def _run(seq: nn.Sequential, x: torch.Tensor, cache: TAEHVCache) -> torch.Tensor
         if isinstance(layer, MemBlock):
             frames = h.reshape(b, t, *h.shape[1:])
             previous = cache.memory[i]
-            fresh = previous is None or previous.shape != frames[:, 0].shape  # a new stream of another size
-            first = torch.zeros_like(frames[:, 0]) if fresh else previous
+            if previous is None or previous.shape != frames[:, 0].shape:  # a fresh stream (or of another size)
+                first = torch.zeros_like(frames[:, 0])
+            else:
+                first = previous
             past = torch.cat([first.unsqueeze(1), frames[:, :-1]], dim=1).reshape(h.shape)
             cache.write(i, frames[:, -1])
             h = layer(h, past)
