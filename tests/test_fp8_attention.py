@@ -90,3 +90,20 @@ def test_the_backend_serves_unmasked_calls_and_leaves_the_rest_to_sdpa(fused: No
         torch.testing.assert_close(odd, _exact(q[..., :24], k[..., :24], v[..., :24]))
     finally:
         set_backend(before)  # type: ignore[arg-type]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("pv", ["fp8", "bf16"])
+def test_the_compiled_kernel_on_the_gpu_equals_the_reference(pv: str) -> None:
+    """On a GPU the real int8/e4m3 casts and tensor-core products run (the interpreter cannot)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    set_fused("auto")
+    try:
+        q, k, v = (t.to("cuda", torch.bfloat16) for t in _qkv(2, 300, 700, 4, 128, seed=3))
+        got = fp8_attention(q, k, v, pv=pv)
+        want = fp8_attention_reference(q.cpu(), k.cpu(), v.cpu(), block_m=128, block_n=128, pv=pv)
+        assert _rel(got.cpu(), want) < 5e-3  # rounding ties and bf16 output rounding
+        assert _rel(got.float().cpu(), _exact(q.float(), k.float(), v.float()).cpu()) < (0.06 if pv == "fp8" else 0.02)
+    finally:
+        set_fused(None)
