@@ -61,6 +61,14 @@ ObsOption = Annotated[bool, typer.Option("--obs", help="Connect to OBS's websock
 ObsPasswordOption = Annotated[str | None, typer.Option("--obs-password", envvar="LIVESTYLE_OBS_PASSWORD", help="obs-websocket password", show_envvar=True)]
 LoraOption = Annotated[list[str] | None, typer.Option("--lora", help="Style LoRA FILE[:SCALE] merged from the start (a path, or a name in model.lora_dir; repeatable; adds to model.loras)")]
 WeightsDirOption = Annotated[Path | None, typer.Option("--weights-dir", envvar="LIVESTYLE_WEIGHTS_DIR", help="Local weights folder: DIR/MODEL/FILE (sets model.weights_dir)", show_envvar=True)]
+GpusOption = Annotated[int | None, typer.Option("--gpus", help="Split the model over N GPUs, one process each (pipeline stages; sets model.gpus); with --device cpu, N CPU processes")]
+DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (sets model.device)")]
+
+
+def model_overrides(gpus: int | None, device: str | None) -> list[str]:
+    """``--gpus`` / ``--device`` as config overrides (``model.gpus``, ``model.device``)."""
+    out = [] if gpus is None else [f"model.gpus={gpus}"]
+    return out if device is None else [*out, f"model.device={device}"]
 
 
 def _note(message: str) -> None:
@@ -446,6 +454,8 @@ def run(
     weights_dir: WeightsDirOption = None,
     fit: FitOption = None,
     lora: LoraOption = None,
+    gpus: GpusOption = None,
+    device: DeviceOption = None,
 ) -> None:
     """Stream a source through livestyle into one or more sinks; Ctrl-C stops and finalizes recordings."""
     effect_overrides = [f"effects.{k}={v}" for k, v in (("mode", effect), ("mask", mask)) if v is not None]
@@ -458,7 +468,7 @@ def run(
         raise ConfigError("--api-host/--api-port need --api")
     cfg = build_config(
         config,
-        [*(set_ or ()), *effect_overrides, *server_overrides],
+        [*(set_ or ()), *effect_overrides, *server_overrides, *model_overrides(gpus, device)],
         model=model,
         prompt=prompt,
         size=size,

@@ -32,8 +32,11 @@ from livestyle.cli.run import (
     QuietOption,
     StatsFn,
     SystemHotkeysOption,
+    DeviceOption,
+    GpusOption,
     WeightsDirOption,
     build_config,
+    model_overrides,
     stream,
 )
 
@@ -79,6 +82,8 @@ def serve(
     quiet: QuietOption = False,
     fit: FitOption = None,
     lora: LoraOption = None,
+    gpus: GpusOption = None,
+    device: DeviceOption = None,
 ) -> None:
     """Serve the web page: a browser camera or WHIP publisher in, the styled stream out to the page and WHEP."""
     from livestyle.control.api import control_routes
@@ -96,7 +101,7 @@ def serve(
         print("note: --host is not loopback: a token is required (generated below)", file=sys.stderr)
     overrides = [*(set_ or ()), *_server_overrides(host=host, port=port, codec=codec, bitrate=bitrate,
                                                    max_publishers=max_publishers),
-                 *(["governor.enabled=false"] if no_governor else [])]
+                 *(["governor.enabled=false"] if no_governor else []), *model_overrides(gpus, device)]
     cfg = build_config(config, overrides, model=model, prompt=prompt, size=size, fps=fps, preset=preset,
                        weights_dir=weights_dir, obs=True if obs else None, obs_password=obs_password,
                        fit=fit, loras=lora or ())

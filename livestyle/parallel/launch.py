@@ -25,7 +25,7 @@ from livestyle.errors import ConfigError
 from livestyle.parallel.protocol import WorkerSpec
 from livestyle.planning.stage_split import StageSpan
 
-__all__ = ["LaunchPlan", "launch_plan", "spawn_stage", "stop_processes", "torchrun_rank"]
+__all__ = ["LaunchPlan", "check_devices", "launch_plan", "spawn_stage", "stop_processes", "torchrun_rank"]
 
 STOP_S = 10.0
 """How long a stage may take to leave after the stream told it to stop, before it is terminated."""

@@ -17,7 +17,7 @@ from typing import Any
 from livestyle.config import Config
 from livestyle.errors import ConfigError, WeightsError
 from livestyle.parallel.front import ParallelStream
-from livestyle.parallel.launch import launch_plan
+from livestyle.parallel.launch import check_devices, launch_plan
 from livestyle.parallel.worker import worker_main
 from livestyle.planning.stage_split import StageSpan, equal_split
 
@@ -76,6 +76,7 @@ def open_parallel(config: Config, name: str, *, opener: Any = None, layers: int 
     weights for tests) and its block count. Under torchrun a process of rank > 0 runs its stage here
     until the stream ends and then exits.
     """
+    check_devices(config.model.device, config.model.gpus)  # before anything is loaded or written
     if opener is None:
         spans = stage_spans(config, name)
         _ensure_weights(config, name)
