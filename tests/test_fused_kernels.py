@@ -276,3 +276,35 @@ def test_a_kernel_that_fails_falls_back_to_the_reference_once_and_loudly(monkeyp
             run_fused("bad", lambda: bad[(1,)](x, BLOCK=4), lambda: "reference")
     finally:
         set_fused(None)
+
+
+@pytest.mark.gpu
+def test_the_compiled_kernels_on_the_gpu_equal_the_reference_ops() -> None:
+    """On a GPU: the compiled q/k, means and scatter kernels (not the interpreter) at a real row
+    width (5120 channels, 40 heads), fp32, against the reference ops on the same device."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    dev, d, heads, t = "cuda", 5120, 40, 60
+    gen = torch.Generator(device=dev).manual_seed(4)
+    q, k, v = torch.randn(2, t, 3 * d, device=dev, generator=gen).chunk(3, dim=-1)
+    wq, wk = 1 + 0.1 * torch.randn(d, device=dev, generator=gen), 1 + 0.1 * torch.randn(d, device=dev, generator=gen)
+    tables = build_rope_tables(d // heads, 64)
+    cos, sin = (x.to(dev) for x in rope_cos_sin(tables, torch.tensor([[3], [7]]), 6, 10))
+    set_fused("auto")
+    try:
+        got = qk_norm_rope(q, k, v, wq, wk, cos, sin, 1e-6, heads)
+        means = frame_means(got[1], got[2], 20, torch.float32)
+        index = torch.randperm(2 * 4 * t, device=dev)[: 2 * t]
+        out = [torch.zeros(2, 4 * t, heads, d // heads, device=dev) for _ in range(2)]
+        scatter_rows(got[1], got[2], out[0], out[1], index)
+    finally:
+        set_fused(None)
+    want = qk_norm_rope_reference(q, k, v, wq, wk, cos, sin, 1e-6, heads)
+    for g, w in zip(got, want, strict=True):
+        _close(g, w, 1e-5)  # type: ignore[arg-type]
+    for g, w in zip(means, frame_means_reference(want[1], want[2], 20, torch.float32), strict=True):
+        _close(g, w, 1e-5)
+    ref = [torch.zeros_like(out[0]) for _ in range(2)]
+    scatter_rows_reference(got[1], got[2], ref[0], ref[1], index)
+    _close(out[0], ref[0], 0)
+    _close(out[1], ref[1], 0)
