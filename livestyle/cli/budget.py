@@ -96,6 +96,8 @@ def budget(
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Never plan more steps than this")] = None,
     explain: Annotated[bool, typer.Option(help="Also print how the profile was derived")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON line")] = False,
+    gpus: Annotated[int, typer.Option("--gpus", min=1, max=64, help="Plan for N GPUs of this kind, the model's blocks split into N pipeline stages (run --gpus N)")] = 1,
+    link_gbs: Annotated[float, typer.Option("--link-gbs", min=0.1, help="GPU-to-GPU bandwidth in GB/s for --gpus (100: NVLink-class; ~25: PCIe 4)")] = 100.0,
 ) -> None:
     """Print the plan that meets an fps and latency budget on a GPU, or say which constraint cannot be met."""
     from rich.console import Console
@@ -106,8 +108,15 @@ def budget(
     models, present, note = _models_to_plan(model, all_models, weights_dir)
     profile = load_profile(_resolve_gpu(gpu))
     target = Target(fps=fps, latency_ms=latency_ms, input_fps=input_fps, models=models, max_steps=max_steps)
+    split = None
     try:
-        best = plan(profile, target)
+        if gpus > 1:
+            from livestyle.planning.multi_gpu import plan_gpus
+
+            split = plan_gpus(profile, target, gpus, link_gbs=link_gbs)
+            best = split.prediction
+        else:
+            best = plan(profile, target)
     except PipelineError as exc:
         if model or all_models or not present:
             raise
@@ -116,11 +125,14 @@ def budget(
     if note:
         print(note, file=sys.stderr)
     if as_json:
-        print(json.dumps({"gpu": profile.name, **best.as_dict(), "weights_present": has_weights}))
+        extra = {} if split is None else {"gpus": gpus, "split": [[sp.start, sp.stop - 1] for sp in split.stages.spans],
+                                          "bound": split.stages.bound, "activation_bytes": split.stages.activation_bytes}
+        print(json.dumps({"gpu": profile.name, **best.as_dict(), **extra, "weights_present": has_weights}))
         return
     console = Console()
     c = best.candidate
-    table = Table(title=f"Plan for {fps:g} fps within {latency_ms:g} ms on {profile.title}", show_header=False)
+    on = profile.title if split is None else f"{gpus} x {profile.title}"
+    table = Table(title=f"Plan for {fps:g} fps within {latency_ms:g} ms on {on}", show_header=False)
     table.add_row("model", c.model)
     table.add_row("size", c.size_text)
     table.add_row("steps", str(c.steps))
@@ -129,6 +141,10 @@ def budget(
     table.add_row("frames per chunk", str(best.chunk_frames))
     for stage, ms in best.stages_ms.items():
         table.add_row(f"{stage} ms/chunk", f"{ms:.1f}")
+    if split is not None:
+        table.add_row("stages", "; ".join(f"{sp.start}-{sp.stop - 1}" for sp in split.stages.spans)
+                      + f" (blocks; paced by {split.stages.bound}, imbalance {split.stages.imbalance:.2f})")
+        table.add_row("activation per hop", f"{split.stages.activation_bytes / 2**20:.1f} MiB at {link_gbs:g} GB/s (estimate)")
     table.add_row("predicted fps", f"{best.fps:.1f}")
     table.add_row("predicted latency", f"{best.latency_ms:.0f} ms (p95 {best.latency_p95_ms:.0f} ms)")
     table.add_row("predicted memory", f"{best.memory_gib:.1f} GiB of {profile.memory_gib:g}")
@@ -137,7 +153,7 @@ def budget(
         console.print(f"its weights are not here yet; get them first ({_planned_size(c.model)}, once):")
         print(f"livestyle weights pull {c.model}", flush=True)
     console.print("run it (swap --source/--sink for yours; `livestyle serve` takes the same options):")
-    print(run_command(best, weights_dir=weights_dir), flush=True)  # plain print: never wrapped, copy-pastable as printed
+    print(run_command(best, weights_dir=weights_dir) + (f" --gpus {gpus}" if split is not None else ""), flush=True)  # plain print: never wrapped, copy-pastable as printed
     if explain or not profile.measured:
         console.print(f"profile: {profile.source}" + ("" if profile.measured else " (not measured)"))
         for note in profile.notes:
