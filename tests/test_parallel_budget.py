@@ -56,3 +56,16 @@ def test_budget_cli_plans_a_split() -> None:
     plan = json.loads(done.stdout.strip().splitlines()[-1])
     assert plan["gpus"] == 4 and len(plan["split"]) == 4 and plan["split"][-1][1] == 39
     assert plan["split"][0][0] == 0 and all(a[1] + 1 == b[0] for a, b in zip(plan["split"], plan["split"][1:]))
+
+
+def test_stage_split_benchmark_runs_on_the_cpu() -> None:
+    """benchmarks/stage_split.py (for a lent GPU) runs its code path on the tiny model."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "stage_split.py"
+    done = subprocess.run([sys.executable, str(script), "--model", "tiny", "--device", "cpu", "--size", "32x32",
+                           "--iters", "1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(result["block_ms"]) == 2 and all(ms > 0 for ms in result["block_ms"])
+    assert result["activation_bytes_per_step"] == 4 * 64 * 4 + 16 * 4 * 4 * 4 + 4  # tokens + latents + t
