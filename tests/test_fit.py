@@ -87,14 +87,15 @@ def test_bad_fit_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_without_size_the_working_size_follows_a_4_3_clip(tmp_path: Path) -> None:
-    """No --size: the 4:3 clip is worked and written at 4:3 (about 832x480's pixels), uncropped."""
+    """No --size: the 4:3 clip is worked and written at 4:3, uncropped; without a model at its own
+    size (issue 27, point 9; a model works at about 832x480's pixels: test_the_aspect_rule_...)."""
     clip, out = tmp_path / "square.mp4", tmp_path / "out.mp4"
     write_square_clip(clip)
     code = main(["run", "--source", str(clip), "--sink", str(out), "--model", "passthrough", "--no-pace",
                  "--no-loop", "--quiet"])
     assert code == 0
     frame = decoded_rgb(out)[-1]
-    assert frame.shape == (544, 720, 3)  # working_size((640, 480), (832, 480)): 4:3 in multiples of 16
+    assert frame.shape == (480, 640, 3)  # passthrough: the source's own size
     w, h = white_box(frame)
     assert abs(w - h) <= 4, (w, h)
     assert abs(h / frame.shape[0] - 200 / 480) < 0.02  # the whole picture: nothing cropped away

@@ -258,19 +258,26 @@ def _startup(config: Config, phase: str) -> tuple[Any, str]:
 
 
 def _has_own_aspect(spec: str) -> bool:
-    """Cameras, files and network streams have an aspect ratio of their own; the test pattern (made
-    at the working size) and the browser (cropped to it on arrival) do not."""
-    return spec.strip().lower() not in ("pattern", "webrtc", "whip")
+    """Cameras, files, network streams and browser or WHIP publishers have an aspect ratio of their
+    own; the test pattern (made at the working size) does not."""
+    return spec.strip().lower() != "pattern"
 
 
-def _aspect_rule(requested: tuple[int, int], family: Any) -> Callable[[tuple[int, int]], tuple[int, int]]:
+def _aspect_rule(requested: tuple[int, int], family: Any, *,
+                 keep_source: bool = False) -> Callable[[tuple[int, int]], tuple[int, int]]:
     """The working size for a source: its aspect ratio at about ``requested``'s pixel count, in
-    multiples of 16, within the model's largest size (``family.max_size``) when it has one."""
+    multiples of 16, within the model's largest size (``family.max_size``) when it has one.
+
+    ``keep_source`` (no model: passthrough, effects alone): the source's own size, rounded down to
+    even sides for the 4:2:0 encoders, so a 1280x720 call with a blurred background stays 1280x720.
+    """
     from livestyle.engine.fit import working_size
 
     bound = getattr(family, "max_size", None)
 
     def rule(source: tuple[int, int]) -> tuple[int, int]:
+        if keep_source:
+            return max(2, source[0] // 2 * 2), max(2, source[1] // 2 * 2)
         return working_size(source, tuple(requested), explicit=False, bound=bound)  # type: ignore[arg-type]
 
     return rule
@@ -338,7 +345,10 @@ def stream(
     # Background effects (docs/effects.md): a no-op wrapper under effects.mode=full, so that
     # SetEffect can switch the effect on mid-stream; in bypass it shows the mask preview.
     generator = EffectGenerator(inner, config.effects)
-    follow = s.aspect == "source" and isinstance(source, str) and _has_own_aspect(source)
+    is_model = isinstance(inner, _ModelLimits)
+    # an opened source follows its own size when it was made without one (serve's browser source)
+    follow = s.aspect == "source" and (_has_own_aspect(source) if isinstance(source, str)
+                                       else getattr(source, "size", ()) is None)
     if isinstance(source, str):
         src = open_source(source, size=None if follow else s.size, fps=s.fps, pace=s.pace, loop=s.loop, fit=s.fit,
                           capture_size=s.size)
@@ -360,9 +370,8 @@ def stream(
         bypass_filter=generator.bypassed if config.effects.preview else None,
         governor=governor_for(config) if s.pace else None,
         fit=s.fit,
-        size_for_source=_aspect_rule(s.size, getattr(inner, "family", None)) if follow else None,
+        size_for_source=_aspect_rule(s.size, getattr(inner, "family", None), keep_source=not is_model) if follow else None,
     )
-    is_model = isinstance(inner, _ModelLimits)
     max_steps = inner.max_steps if is_model else _config_max_steps()
     from livestyle.diffusion.loras import LoraLibrary
 

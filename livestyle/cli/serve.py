@@ -130,7 +130,10 @@ def serve(
 
     options = ControlOptions(preset_paths=tuple(presets or ()), keys=not no_keys, system_hotkeys=system_hotkeys)
     sinks = [WebRTCSink(hub, fps=s.fps), *(sink or ())]
-    report = stream(cfg, WebRTCSource(hub, size=s.size, fps=s.fps, fit=s.fit), sinks, bypass=bypass, status=not quiet,
+    # without --size the publisher's first frame sets the working size (its aspect ratio: a 4:3
+    # camera is not centre-cropped), as a camera's does in `run`
+    follow = s.aspect == "source"
+    report = stream(cfg, WebRTCSource(hub, size=None if follow else s.size, fps=s.fps, fit=s.fit), sinks, bypass=bypass, status=not quiet,
                     controls=options, serve=start_server)
     print(f"done ({report.stop_reason}): {report.frames_out} frames out, {report.frames_in} in", file=sys.stderr)
 

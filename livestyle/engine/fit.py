@@ -13,7 +13,8 @@ that scales (camera, WebRTC/WHIP, files and streams) goes through :func:`fit_ima
 The working-size rule (:func:`working_size`): the pipeline keeps the requested size when the
 user asked for one; otherwise it takes the source's aspect ratio at about the requested number
 of pixels, in multiples of 16, within the model's bound. Output frames are written at the working
-size, so a recording or virtual camera shows exactly what the model produced.
+size, so a recording or virtual camera shows exactly what the model produced. Without a model
+(passthrough, effects alone) `livestyle run` and `serve` keep the source's own size.
 
 All functions are pure: ``uint8 [H, W, 3]`` RGB arrays in, new arrays out.
 """

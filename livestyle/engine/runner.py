@@ -59,7 +59,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from livestyle.errors import ConfigError, PipelineError
+from livestyle.errors import ConfigError, PipelineError, SourceError
 from livestyle.engine.audio import AudioPath
 from livestyle.engine.channels import Inbox
 from livestyle.engine.commands import SetSize
@@ -170,7 +170,7 @@ class Runner:
         self._lock = threading.Lock()
         self._stop_reason: str | None = None
         self._error: BaseException | None = None
-        self._started = False
+        self._started = self._opening = False
         self._done = threading.Event()
         self._finished = False
         self._hurry = threading.Event()  # set on stop: skip pacing waits while draining
@@ -206,8 +206,16 @@ class Runner:
         """Open the source and sinks, then start the threads. Opening errors are raised here."""
         if self._started:
             raise PipelineError("runner already started; build a new Runner for a new stream")
-        self._started = True
-        info = self._source.open()
+        self._started = self._opening = True
+        try:  # a stop while open() waits (a browser source before its publisher) is a clean stop
+            info = self._source.open()
+        except SourceError:
+            if self._stop_at is None:
+                raise
+            self._done.set()
+            return
+        finally:
+            self._opening = False
         if self._size_for_source is not None and info.width > 0 and info.height > 0:
             self._follow_source((info.width, info.height))
         sink_info = StreamInfo(
@@ -272,6 +280,8 @@ class Runner:
                 self._stop_at = time.monotonic()
         self._hurry.set()
         self._inbox.stop()
+        if self._opening:
+            self._source.close()  # ends an open() that waits (start() then returns)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run has ended and every sink is closed; False on timeout."""
