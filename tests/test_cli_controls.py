@@ -137,7 +137,9 @@ def test_presets_file_and_api_options_need_each_other(tmp_path: Path, capsys: py
                  "--presets", str(mine), "--preset", "noir"])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "| preset noir\n" in err, err  # the last status line, written at the end
+    # --model auto fell back to passthrough: the preset is accepted with a warning, and the last
+    # status line (written at the end) names no look of a model that is not there (issue 27, point 10)
+    assert "warning: the preset will do nothing" in err and "| passthrough: no styling\n" in err, err
     assert main(["run", "-i", "pattern", "-o", "null", "--api-port", "9999"]) != 0
     assert capsys.readouterr().err.strip() == "error: --api-host/--api-port need --api"
 

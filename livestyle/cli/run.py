@@ -379,7 +379,7 @@ def stream(
     catalog = library if isinstance(library, LoraLibrary) else LoraLibrary(config.model.lora_dir)
     controller = build_controller(config, runner.submit, presets=presets, max_steps=max_steps,
                                   precondition=generator.precondition, lora_catalog=catalog.catalog,
-                                  takes_loras=is_model)
+                                  takes_loras=is_model, styles=is_model)
     if is_model:
         inner.warm_prompts(presets.prompts)
         warm_loras = getattr(inner, "warm_loras", None)

@@ -22,6 +22,11 @@ def _brief(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _unstyled(stats: dict[str, Any]) -> bool:
+    """A stream without a model (passthrough): ``stats["model"]["styles"]`` is False."""
+    return (stats.get("model") or {}).get("styles") is False
+
+
 def _compact_status(stats: dict[str, Any], width: int) -> str:
     """The status line for a narrow terminal: the most important fields that fit in ``width``.
 
@@ -43,7 +48,9 @@ def _compact_status(stats: dict[str, Any], width: int) -> str:
     parts += [f"out {stats.get('fps_written', stats.get('fps_out', 0.0)):.1f} fps", f"lost {lost}",
               f"p95 {p95:.0f} ms", f"in {stats.get('fps_in', 0.0):.1f} fps"]
     params = (stats.get("controls") or {}).get("params") or {}
-    if params.get("preset"):
+    if _unstyled(stats):
+        parts.append("passthrough")
+    elif params.get("preset"):
         parts.append(f"preset {params['preset']}")
     elif params.get("prompt"):
         parts.append(f"{_brief(params['prompt'], 16)!r}")
@@ -98,7 +105,9 @@ def _full_status(stats: dict[str, Any]) -> str:
         parts.append("BYPASS")
     controls = stats.get("controls") or {}
     params = controls.get("params") or {}
-    if params.get("preset"):
+    if _unstyled(stats):  # no prompt or preset of a model that is not there (it showed the default prompt)
+        parts.append("passthrough: no styling")
+    elif params.get("preset"):
         parts.append(f"preset {params['preset']}")
     elif params.get("prompt"):
         parts.append(f"prompt {_brief(params['prompt'])!r}")

@@ -173,7 +173,8 @@ def add_control_routes(
             params = await asyncio.to_thread(controller.apply, *commands)
         except ControlError as exc:
             return _error(exc, controller)
-        return _json(params.to_dict())
+        notice = controller.notice(*commands)  # e.g. a prompt on passthrough: applied, and it changes nothing
+        return _json({**params.to_dict(), **({"notice": notice} if notice else {})})
 
     async def get_params(_request: web.Request) -> web.Response:
         return _json(controller.params.to_dict())
@@ -242,6 +243,9 @@ def add_control_routes(
                 try:
                     command = command_from_message(_parse_message(msg.data))
                     await asyncio.to_thread(controller.apply, command)
+                    notice = controller.notice(command)
+                    if notice:
+                        await ws.send_str(_dumps({"type": "notice", "notice": notice}))
                 except ControlError as exc:
                     await ws.send_str(_dumps({"type": "error", "error": str(exc)}))
         finally:

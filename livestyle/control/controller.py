@@ -111,6 +111,7 @@ class Controller:
         precondition: Precondition | None = None,
         lora_catalog: LoraCatalog | None = None,
         takes_loras: bool = True,
+        styles: bool = True,
     ) -> None:
         if max_steps < 1:
             raise ControlError(f"max_steps must be >= 1, got {max_steps}")
@@ -120,6 +121,7 @@ class Controller:
         self._precondition = precondition
         self._lora_catalog = lora_catalog
         self._takes_loras = takes_loras
+        self._styles = styles
         self._lock = threading.RLock()
         if not takes_loras:  # the params say what the stream does: a generator without LoRAs has none
             initial = dataclasses.replace(initial, loras=())
@@ -204,6 +206,21 @@ class Controller:
                 except Exception:  # a broken listener must not stop the stream's controls
                     log.exception("control listener %r failed", listener)
             return params
+
+    def notice(self, *commands: Command) -> str | None:
+        """What to tell whoever sent ``commands`` (just applied) beyond the new params: that a look
+        changes nothing on a stream without a model (passthrough), and what a reset did."""
+        looks = [c for c in commands if isinstance(c, (SelectPreset, NextPreset, PreviousPreset, SetPrompt, SetStrength,
+                                                       SetSteps, SetSeed))]
+        if looks and not self._styles:
+            first = looks[0]
+            what = (f"preset {self.params.preset}" if isinstance(first, (SelectPreset, NextPreset, PreviousPreset))
+                    else {SetPrompt: "the prompt", SetStrength: "strength", SetSteps: "steps", SetSeed: "the seed"}[type(first)])
+            return f"{what}: passthrough has no model, so the picture does not change (start with --model to style)"
+        if any(isinstance(c, Reset) for c in commands):
+            return ("reset: the model's memory of earlier frames is dropped; the look starts afresh" if self._styles
+                    else "reset: passthrough keeps no memory of earlier frames; nothing to drop")
+        return None
 
     def select(self, key: str | int) -> Params:
         """Shorthand for ``apply(SelectPreset(key))`` (name or 0-based index)."""

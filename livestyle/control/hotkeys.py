@@ -84,7 +84,8 @@ class TerminalHotkeys:
     """Read single key presses from a TTY on a thread and apply their commands.
 
     ``stream`` is the terminal to read (default stdin); ``on_error`` gets one-line messages for
-    keys whose command fails (e.g. ``9`` with six presets), by default logged as warnings.
+    keys whose command fails (e.g. ``9`` with six presets), ``on_notice`` what an applied key did
+    beyond the status line (:meth:`Controller.notice`), both by default logged as warnings.
     """
 
     def __init__(
@@ -94,11 +95,13 @@ class TerminalHotkeys:
         stream: IO[Any] | None = None,
         keys: Mapping[str, Command] = TERMINAL_KEYS,
         on_error: ErrorFn = _warn,
+        on_notice: ErrorFn = _warn,
     ) -> None:
         self._controller = controller
         self._stream = stream if stream is not None else sys.stdin
         self._keys = dict(keys)
         self._on_error = on_error
+        self._on_notice = on_notice
         self._thread: threading.Thread | None = None
         self._wake: tuple[int, int] | None = None
         self._saved: list[Any] | None = None
@@ -203,6 +206,10 @@ class TerminalHotkeys:
             self._controller.apply(command)
         except ControlError as exc:
             self._on_error(str(exc))
+            return True
+        notice = self._controller.notice(command)  # `r` says what it did; a look on passthrough that it does nothing
+        if notice:
+            self._on_notice(notice)
         return True
 
 

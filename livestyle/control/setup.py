@@ -76,16 +76,18 @@ def build_controller(
     precondition: Precondition | None = None,
     lora_catalog: LoraCatalog | None = None,
     takes_loras: bool = True,
+    styles: bool = True,
 ) -> Controller:
     """A controller over ``presets`` (default: :func:`load_preset_book` of ``preset_paths``) that
     selects ``presets.start`` when set. ``max_steps`` is the model family's limit; ``precondition``
     lets the stream refuse what it cannot apply (409 in the API); ``lora_catalog`` lists the LoRA
     folder (``GET /api/loras``); ``takes_loras`` False (passthrough): LoRA switches are refused and
-    the params list none."""
+    the params list none; ``styles`` False (passthrough): a look sent live is applied with a notice that it
+    changes nothing (:meth:`Controller.notice`)."""
     book = presets if presets is not None else load_preset_book(cfg, preset_paths)
     controller = Controller(
         book, submit, initial_params(cfg, bypass=bypass), max_steps=max_steps, precondition=precondition,
-        lora_catalog=lora_catalog, takes_loras=takes_loras,
+        lora_catalog=lora_catalog, takes_loras=takes_loras, styles=styles,
     )
     if cfg.presets.start:
         controller.select(cfg.presets.start)
@@ -117,7 +119,8 @@ class Controls:
         on_message: Callable[[str], None] | None = None,
     ) -> None:
         self._controller = controller
-        self._terminal = TerminalHotkeys(controller) if terminal else None
+        self._terminal = (TerminalHotkeys(controller, on_notice=on_message) if on_message is not None
+                          else TerminalHotkeys(controller)) if terminal else None
         self._system = GlobalHotkeys(controller) if system_hotkeys else None
         self._bridge = ObsBridge(controller, obs_settings(cfg.obs)) if cfg.obs.enabled else None
         self._on_message = on_message

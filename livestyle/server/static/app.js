@@ -168,7 +168,7 @@ async function api(method, path, body) {
     $("control-error").textContent = data.error || `${response.status} ${response.statusText}`;
     return null;
   }
-  $("control-error").textContent = "";
+  $("control-error").textContent = data.notice || "";  // e.g. a prompt on passthrough: it changes nothing
   return data;
 }
 
