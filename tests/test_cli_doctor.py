@@ -11,7 +11,7 @@ from host_helpers import free_tcp_port
 from livestyle.cli import main
 from livestyle.cli.doctor import check_obs, run_checks
 
-EXPECTED = {"python", "torch", "pyav", "codecs", "ffmpeg (srt://)", "opencv (window)", "cameras",
+EXPECTED = {"python", "torch", "pyav", "codecs", "ffmpeg (srt://)", "window (Tk)", "cameras",
             "virtual camera", "obs websocket", "chromium"}
 
 

@@ -77,14 +77,10 @@ def test_window_without_display(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def test_window_with_headless_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
-    cv2 = pytest.importorskip("cv2")
-    if cv2.getBuildInformation().split("GUI:")[1].splitlines()[0].strip() != "NONE":
-        pytest.skip("this OpenCV has a GUI backend")
+def test_window_needs_no_opencv_gui(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window is Tk in a process of its own (tests/test_output_window.py shows it on Xvfb): a
+    display that does not exist is one line from that process, whatever OpenCV build is installed."""
     monkeypatch.setenv("DISPLAY", ":98")
     with pytest.raises(SinkError) as err:
         open_sink("window").open(StreamInfo(64, 48, 30.0))
-    assert str(err.value) == (
-        "this OpenCV has no GUI support (opencv-python-headless): "
-        "pip uninstall -y opencv-python-headless && pip install opencv-python"
-    )
+    assert str(err.value).startswith("the preview window did not open: couldn't connect to display"), err.value

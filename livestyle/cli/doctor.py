@@ -163,17 +163,18 @@ def check_ffmpeg_cli() -> Check:
                  "install an ffmpeg built with libsrt (Debian/Ubuntu's ffmpeg has it)")
 
 
-def check_opencv() -> Check:
-    try:
-        import cv2
-    except ImportError:
-        return Check("opencv (window)", "missing", "not installed", pip_command('install "livestyle[io]"'))
-    info = cv2.getBuildInformation()
-    gui_line = next((ln for ln in info.splitlines() if ln.strip().startswith("GUI:")), "")
-    if "NONE" in gui_line.upper():
-        return Check("opencv (window)", "warn", f"{cv2.__version__} without a GUI: the window sink is off",
-                     f"{pip_command('uninstall -y opencv-python-headless')} && {pip_command('install opencv-python')}")
-    return Check("opencv (window)", "ok", f"{cv2.__version__}, {gui_line.split(':', 1)[-1].strip()}")
+def check_window() -> Check:
+    """The ``window`` sink: Tk in this Python (the window runs in a process of its own) and a display."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("_tkinter") is None:
+        return Check("window (Tk)", "warn", "no Tk in this Python: the window sink is off",
+                     "sudo apt install python3-tk (Debian/Ubuntu); the python.org installers include Tk")
+    if platform.system() == "Linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return Check("window (Tk)", "warn", "Tk present, but no display (DISPLAY is not set)",
+                     "run on a desktop for --sink window; or use --sink virtualcam, out.mp4 or a stream URL")
+    return Check("window (Tk)", "ok", "Tk present; the window runs in a process of its own")
 
 
 def _video_devices() -> list[tuple[str, str]]:
@@ -265,7 +266,7 @@ def run_checks(obs_host: str = "127.0.0.1", obs_port: int = 4455) -> list[Check]
         check_torch_gpu,
         check_pyav,
         check_ffmpeg_cli,
-        check_opencv,
+        check_window,
         check_cameras,
         check_virtualcam,
         check_ndi,
