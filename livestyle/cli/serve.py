@@ -7,6 +7,8 @@ page and WHEP players are the sinks, plus any ``--sink`` given (a recording, a v
 from __future__ import annotations
 
 import dataclasses
+import os
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +48,7 @@ EXAMPLES = examples(
     "livestyle serve                                   # http://127.0.0.1:8080, --model auto",
     'livestyle serve --model sdv2-1.3b --prompt "oil painting" --size 832x480',
     "livestyle serve --host 0.0.0.0 --port 8443        # token generated and printed",
+    "livestyle serve --host 0.0.0.0 --port 8443 --tls  # HTTPS: remote cameras",
     "livestyle serve --codec h264 --bitrate 4000000 --sink rec.mp4",
     "livestyle serve --model sdv2-1.3b --presets my-looks.yaml --preset noir --obs",
     notes='OBS 30+: Settings → Stream → Service WHIP, Server http://HOST:PORT/whip, Bearer Token = the token.\n\nViewer for an OBS browser source: http://HOST:PORT/view?token=TOKEN (WHEP: POST /whep).',
@@ -56,9 +59,26 @@ def _server_overrides(**values: Any) -> list[str]:
     return [f"server.{k}={v}" for k, v in values.items() if v is not None]
 
 
+def _tls_context(host: str, tls: bool, cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The HTTPS context of ``--tls`` / ``--tls-cert`` / ``--tls-key`` (None: plain http)."""
+    if not (tls or cert or key):
+        return None
+    from livestyle.server.tls import load_or_create, server_context
+
+    folder = Path(os.environ.get("LIVESTYLE_CACHE_DIR") or Path.home() / ".cache" / "livestyle") / "tls"
+    files = load_or_create(host, folder, cert, key)
+    if files.generated:
+        print(f"note: HTTPS with a self-signed certificate ({files.cert}, SHA-256 {files.fingerprint()}): "
+              "a browser asks once to accept it; --tls-cert/--tls-key serve your own", file=sys.stderr)
+    return server_context(files)
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1). A loopback address (127.x.x.x, ::1, localhost) needs no token; any other needs one, generated and printed")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default 8080)")] = None,
+    tls: Annotated[bool, typer.Option("--tls", help="HTTPS: a browser on another machine gives the page its camera only over https (a self-signed certificate is made on first use)")] = False,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="Your PEM certificate for HTTPS (implies --tls; with --tls-key)")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="The PEM private key of --tls-cert")] = None,
     token: Annotated[str | None, typer.Option(help="Bearer token (generated when --host is not loopback)")] = None,
     codec: Annotated[str | None, typer.Option(help="Output video codec: vp8 or h264")] = None,
     bitrate: Annotated[int | None, typer.Option(help="Output video bitrate in bits/s")] = None,
@@ -108,17 +128,22 @@ def serve(
     if token is not None:
         cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, token=token))
     settings = ServerSettings.from_config(cfg.server).resolved()
+    ssl_context = _tls_context(settings.host, tls, tls_cert, tls_key)  # before the model loads: fails fast
     hub = settings.make_hub()
     set_hub(hub)
     s = cfg.stream
 
     def start_server(controller: Any, stats: StatsFn) -> Callable[[], None]:
         routes = control_routes(controller, stats=lambda: {**stats(), "webrtc": hub.stats()})
-        server = ServerThread(settings, hub, control_routes=routes).start()
+        server = ServerThread(settings, hub, control_routes=routes, ssl_context=ssl_context).start()
         register_server(server)
         query = f"?token={settings.token}" if settings.token else ""
-        print(f"livestyle: open {server.url}/{query}  (viewer: {server.url}/view{query}, WHIP: {server.url}/whip, "
-              f"WHEP: {server.url}/whep)", file=sys.stderr)
+        url = server.browser_url  # never http://0.0.0.0:...: an address another machine can open
+        print(f"livestyle: open {url}/{query}  (viewer: {url}/view{query}, WHIP: {url}/whip, "
+              f"WHEP: {url}/whep)", file=sys.stderr)
+        if ssl_context is None and not is_loopback(settings.host):
+            print("note: browsers give the camera only to https pages or localhost: add --tls for a camera "
+                  "on another machine (the viewer page, WHIP and WHEP work over http)", file=sys.stderr)
         if settings.token:
             print(f"token: {settings.token}", file=sys.stderr)
 

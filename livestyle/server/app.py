@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -260,8 +261,10 @@ class ServerThread:
         hub: StreamHub,
         *,
         control_routes: ControlRoutes | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings.resolved()
+        self.ssl_context = ssl_context  # HTTPS (serve --tls: a camera from another machine needs it)
         self.hub = hub
         self.control_routes = control_routes
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -274,10 +277,20 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:8080``."""
-        host = self.settings.host
+        """Base URL, e.g. ``http://127.0.0.1:8080`` (``https`` with TLS)."""
+        return self._url(self.settings.host)
+
+    @property
+    def browser_url(self) -> str:
+        """The base URL another machine's browser opens: a wildcard bind address (``0.0.0.0``)
+        becomes this machine's LAN address (:func:`livestyle.server.tls.browser_host`)."""
+        from livestyle.server.tls import browser_host
+
+        return self._url(browser_host(self.settings.host))
+
+    def _url(self, host: str) -> str:
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.ssl_context is not None else 'http'}://{host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> ServerThread:
         """Start serving; raises :class:`ServerError` when the port cannot be bound."""
@@ -320,7 +333,7 @@ class ServerThread:
         app = await self._make_app()
         self._runner = web.AppRunner(app, access_log=None, **runner_options(self.settings.idle_timeout))
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, ssl_context=self.ssl_context)
         await site.start()
         server = site._server  # the bound asyncio server: read the real port (port 0 in tests)
         self.port = int(server.sockets[0].getsockname()[1]) if server else self.settings.port

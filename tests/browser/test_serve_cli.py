@@ -62,7 +62,10 @@ def test_serve_beyond_loopback_generates_prints_and_enforces_a_token(netns: Netn
 
     r = netns.run(scenario)
     assert r["token"] and len(r["token"]) >= 24, r["lines"]
-    assert any(re.search(r"open http://0\.0\.0\.0:18765/\?token=", line) for line in r["lines"]), r["lines"]
+    # an address another machine can open, never http://0.0.0.0 (issue 27, point 3), and why --tls matters
+    assert any(re.search(r"open http://[^/]+:18765/\?token=", line) for line in r["lines"]), r["lines"]
+    assert not any("0.0.0.0" in line for line in r["lines"] if "open " in line), r["lines"]
+    assert any("add --tls for a camera on another machine" in line for line in r["lines"]), r["lines"]
     assert r["page"] == 200
     assert r["params_no_token"] == 401 and r["sessions_no_token"] == 401
     assert r["params_token"] == 200 and r["sessions_token"] == 200
