@@ -30,7 +30,9 @@ README = (ROOT / "README.md").read_text()
 def commands_in(text: str) -> list[str]:
     """Every `livestyle ...` command line in fenced blocks and inline code (continuations joined)."""
     found = []
-    for block in re.findall(r"```(?:bash)?\n(.*?)```", text, re.DOTALL):
+    for lang, block in re.findall(r"```(\w*)\n(.*?)```", text, re.DOTALL):
+        if lang not in ("", "bash"):
+            continue
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split(" # ")[0].strip()
             if line.startswith(("livestyle ", ".venv/bin/livestyle ")):
@@ -253,3 +255,20 @@ def test_the_predicted_fps_table_is_what_budget_predicts() -> None:
         gpu = line.split("`")[1]
         assert gpu in shipped, gpu
         assert line == _predicted_row(gpu), f"README row out of date: {line!r}; budget now says {_predicted_row(gpu)!r}"
+
+
+def test_windows_and_macos_say_what_works_and_what_is_untested() -> None:
+    """Issue 27, point 6 (README part): a section per system's facts, marked untested, whose
+    PowerShell lines name real verbs through the Windows venv's paths."""
+    section = README.split("### Windows and macOS")[1].split("\n## ")[0]
+    assert "Neither is tested" in section
+    for row in ("set-up", "styling (a model)", "`--sink window`", "`--sink virtualcam`", "terminal keys"):
+        assert f"| {row} |" in section, row
+    block = re.findall(r"```powershell\n(.*?)```", section, re.DOTALL)[0]
+    lines = block.strip().splitlines()
+    assert lines[0].startswith("py -3 -m venv .venv")
+    group = typer.main.get_command(app)
+    for line in lines[1:]:
+        assert line.startswith(".venv\\Scripts\\"), line  # never .venv/bin on Windows
+        if line.startswith(".venv\\Scripts\\livestyle "):
+            assert line.split()[1] in group.commands, line
