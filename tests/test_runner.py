@@ -525,3 +525,22 @@ def test_the_collection_after_warm_up_is_part_of_the_warm_up(monkeypatch: pytest
                     size=(64, 48), fps=30.0).run()
     assert report.drops.get("input", 0) == 0 and report.stats["frames_lost"] == 0, report.drops
     assert report.drops["warmup"] >= 10 and report.stats["warmup_s"] >= 0.4
+
+
+def test_a_stop_during_a_long_warm_up_does_not_abandon_an_idle_sink() -> None:
+    """A stop that comes while the generator warms up (a multi-process stream's stages start, a
+    model compiles) is answered only when the warm-up returns, often more than the sinks' 1.5 s
+    shutdown budget later; a sink that was only waiting for frames must still close cleanly
+    (it used to be 'abandoned: still writing 1.5 s after the stop' and the run failed)."""
+    from fakes import StampSink
+
+    from livestyle.engine.synthetic import SyntheticGenerator
+    from livestyle.ingest.pattern import PatternSource
+
+    gen = SyntheticGenerator(chunk_frames=4, base_ms=5.0, ms_per_step=0.0, cold_thread_s=2.5)
+    sink = StampSink()
+    runner = Runner(PatternSource((64, 48), 30.0, pace=True), gen, [sink], size=(64, 48), fps=30.0)
+    threading.Timer(0.3, runner.stop).start()
+    report = runner.run()
+    assert report.stats["sinks"]["stamp"]["state"] == "closed", report.stats["sinks"]
+    assert report.stats["stop_reason"] != "error", report.stats

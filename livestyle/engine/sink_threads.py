@@ -44,6 +44,11 @@ SHUTDOWN_S = 1.5
 is marked failed and abandoned (its thread is a daemon), so a stalled network receiver can never
 hold the process."""
 
+CLOSE_GRACE_S = 1.0
+"""Seconds every sink gets once its channel is closed, however long ago the stop was asked for: a
+stop during a long warm-up is answered when the warm-up returns, and a sink that was only waiting
+for frames must not be abandoned before it has seen the close."""
+
 
 @dataclass
 class SinkSlot:
@@ -196,11 +201,12 @@ class SinkThreads:
 
     def finish(self, stop_at: Callable[[], float | None]) -> None:
         """Close every channel and wait for the sinks to drain and close. Once a stop was asked for
-        (``stop_at()``: its ``time.monotonic()``), a sink gets at most ``SHUTDOWN_S`` from the stop;
-        one still busy then is abandoned. Without a stop a draining sink is bounded by the watchdog
+        (``stop_at()``: its ``time.monotonic()``), a sink gets at most ``SHUTDOWN_S`` from the stop,
+        and at least ``CLOSE_GRACE_S`` from the close; one still busy then is abandoned. Without a stop a draining sink is bounded by the watchdog
         (:meth:`watch`); an abandoned sink's thread is never waited on (it may never return)."""
         for slot in self.slots:
             slot.channel.close()
+        closed = time.monotonic()
         for slot in self.slots:
             thread = slot.thread
             while thread is not None and thread.is_alive() and not slot.abandoned:
@@ -208,7 +214,7 @@ class SinkThreads:
                 if since is None:
                     thread.join(0.1)
                     continue
-                remaining = since + SHUTDOWN_S - time.monotonic()
+                remaining = max(since + SHUTDOWN_S, closed + CLOSE_GRACE_S) - time.monotonic()
                 if remaining <= 0:
                     self.abandon(slot, f"still writing {SHUTDOWN_S:g} s after the stop")
                     break
