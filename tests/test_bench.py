@@ -57,6 +57,23 @@ def test_bench_runs_tiny_on_cpu_and_prints_json_last(tmp_path: Path) -> None:
     assert data["stages"]["tiny_decode"] == result["stages_ms"]["decode"]
 
 
+def test_bench_runs_the_tiny_model_over_two_stage_processes(tmp_path: Path) -> None:
+    """``bench --gpus 2 --device cpu``: the random stack built in two stage processes (gloo), the
+    same measurements, and the stages named in the JSON."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCK, "bench", "--model", "tiny", "--device", "cpu", "--size", "64x48", "--steps", "2",
+         "--vae", "tiny", "--seconds", "0.5", "--glass-seconds", "1.0", "--warmup", "2", "--gpus", "2"],
+        capture_output=True, text=True, timeout=240, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["gpus"] == 2 and result["stages"] == ["stage 0: blocks 0-0", "stage 1: blocks 1-1"]
+    assert result["frames"] > 0 and result["fps"] > 0
+    assert result["glass_to_glass_ms"]["frames_written"] > 0
+    assert "Traceback" not in proc.stderr
+
+
 def test_write_profile_keeps_other_entries(tmp_path: Path) -> None:
     path = tmp_path / "g.yaml"
     path.write_text(yaml.safe_dump({"name": "g", "stages": {"dit": {"14b": {1: 90.0}}, "vae_encode": 30.0}}))

@@ -74,6 +74,7 @@ class BenchOptions:
     warmup_chunks: int = 6
     glass_seconds: float = 10.0
     governor: bool = True
+    gpus: int = 1
     prompt_change_at: float | None = None
     live_commands: tuple[tuple[float, Any], ...] = ()
     """``(seconds after warm-up, command)`` pairs submitted during the camera run (e.g. a LoRA
@@ -201,13 +202,20 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
         torch.backends.cudnn.allow_tf32 = True
 
     t0 = time.perf_counter()
-    if models is None:
-        models = random_stream_models(size, device, dtype, RandomStackOptions(
-            fuse_qkv=opts.fuse_qkv, channels_last=opts.channels_last, compile_dit=compile_dit, seed=opts.seed,
-            compile_codecs=opts.compile_codecs, cuda_graphs=opts.cuda_graphs, fp8=opts.fp8))
-    controls = Controls(prompt="a watercolor painting", strength=opts.strength, steps=opts.steps, seed=opts.seed,
-                        width=opts.width, height=opts.height, decoder=opts.vae)
-    pipe = StreamPipeline(models, family, controls, device=device, dtype=dtype, name="bench")
+    stack = RandomStackOptions(fuse_qkv=opts.fuse_qkv, channels_last=opts.channels_last, compile_dit=compile_dit, seed=opts.seed,
+                               compile_codecs=opts.compile_codecs, cuda_graphs=opts.cuda_graphs, fp8=opts.fp8)
+    parallel = opts.gpus > 1
+    pipe: Any
+    if parallel:
+        if models is not None:
+            raise ConfigError("bench --gpus builds its stack in every stage process; it cannot reuse a built one")
+        pipe = _parallel_stream(opts, size, family_map, device, dtype, stack)
+    else:
+        if models is None:
+            models = random_stream_models(size, device, dtype, stack)
+        controls = Controls(prompt="a watercolor painting", strength=opts.strength, steps=opts.steps, seed=opts.seed,
+                            width=opts.width, height=opts.height, decoder=opts.vae)
+        pipe = StreamPipeline(models, family, controls, device=device, dtype=dtype, name="bench")
     _sync(device)
     build_s = time.perf_counter() - t0
     say(f"built random {size} stack on {device} in {build_s:.1f} s")
@@ -245,7 +253,8 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
         _sync(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        pipe.timer = StageTimer(device)
+        if not parallel:
+            pipe.timer = StageTimer(device)
         chunk_s: list[float] = []
         frames_out = 0
         t_start = time.perf_counter()
@@ -257,19 +266,21 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
                 break
         _sync(device)
         elapsed = time.perf_counter() - t_start
-        stages = pipe.stats()["stages_ms"]
+        stats = pipe.stats()
+        stages = stats.get("stages_ms", {})
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
         reserved = torch.cuda.max_memory_reserved(device) if device.type == "cuda" else 0
 
         kernels: dict[str, Any] = {}
-        if opts.profile_chunks > 0 and device.type == "cuda":
+        if opts.profile_chunks > 0 and device.type == "cuda" and not parallel:
             from livestyle.cli.bench_kernels import format_kernel_table, profile_chunks
 
             kernels = profile_chunks(lambda: _feed(pipe, opts, feed), opts.profile_chunks, lambda: _sync(device))
             say(format_kernel_table(kernels))
 
-        if pipe.counters["oom"] or pipe.controls.bypass:
-            raise PipelineError(f"the stream ran out of GPU memory during the bench ({pipe.last_error}); "
+        stats = pipe.stats()  # after the profiled chunks too
+        if stats.get("oom", 0) or stats.get("bypass", False):
+            raise PipelineError(f"the stream ran out of GPU memory during the bench ({stats.get('last_error', '')}); "
                                 "use fewer steps, a smaller --size or --vae tiny")
 
     # 3. what the viewer gets: the real Runner, warmed on its own worker thread, a paced camera
@@ -295,9 +306,11 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
         "dtype": str(dtype).replace("torch.", ""),
         "attention": get_backend(),
         "compiled": compile_dit,
-        "cuda_graphs": bool(getattr(getattr(models.dit, "_graphs", None), "replays", 0)),
-        "graph_captures": getattr(getattr(models.dit, "_graphs", None), "captures", 0),
-        "counters": dict(pipe.counters),
+        "cuda_graphs": bool(getattr(getattr(getattr(models, "dit", None), "_graphs", None), "replays", 0)),
+        "graph_captures": getattr(getattr(getattr(models, "dit", None), "_graphs", None), "captures", 0),
+        "counters": {k: stats[k] for k in ("chunks", "frames_in", "frames_out", "resets", "nonfinite_resets", "oom") if k in stats},
+        "gpus": opts.gpus,
+        "stages": [str(span) for span in getattr(pipe, "spans", ())],
         "compile_codecs": opts.compile_codecs and device.type == "cuda",
         "fp8": opts.fp8,
         "fused_qkv": opts.fuse_qkv,
@@ -322,11 +335,30 @@ def run_bench(opts: BenchOptions, *, log: Any = None, models: Any = None) -> dic
         "fused_kernels": fused_enabled(torch.empty(0, device=device)),
         "kernels": kernels,
     }
+    if parallel:
+        pipe.close()
     del pipe
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return result
+
+
+def _parallel_stream(opts: BenchOptions, size: str, family_map: dict[str, Any], device: Any, dtype: Any,
+                     stack: Any) -> Any:
+    """``--gpus N``: the random stack in N stage processes (``livestyle.parallel``), each building it
+    on its own device from a :class:`~livestyle.diffusion.random_models.RandomStreamOpener`."""
+    from livestyle.config import Config, apply_overrides
+    from livestyle.diffusion.random_models import RandomStreamOpener
+    from livestyle.models.dit import DIT_CONFIGS
+    from livestyle.parallel.open import open_parallel
+
+    config = apply_overrides(Config(), [f"model.gpus={opts.gpus}", f"model.device={device.type}"])
+    opener = RandomStreamOpener(model=size, dtype=str(dtype).replace("torch.", ""), options=stack,
+                                family=tuple(sorted(family_map.items())), prompt="a watercolor painting",
+                                strength=opts.strength, steps=opts.steps, seed=opts.seed, width=opts.width,
+                                height=opts.height, decoder=opts.vae)
+    return open_parallel(config, f"random-{size}", opener=opener, layers=DIT_CONFIGS[size].num_layers)
 
 
 def _glass_to_glass(pipe: Any, opts: BenchOptions, seconds: float, *,
@@ -468,6 +500,7 @@ def bench(
     profile_chunks: int = typer.Option(0, "--profile-chunks", help="Profile this many steady-state chunks and print GPU kernel time by category (gemm, attention, elementwise, conv)."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16, fp32."),
     glass_seconds: float = typer.Option(10.0, "--glass-seconds", help="Seconds of paced 30 fps camera through the real Runner, measured at the sink after warm-up (60: the one-minute real-time test; 0: skip)."),
+    gpus: int = typer.Option(1, "--gpus", min=1, max=64, help="Pipeline stages, one process per GPU (the DiT's blocks split over them; with --device cpu, CPU processes)."),
     governor: bool = typer.Option(True, "--governor/--no-governor", help="The camera run steps quality down when the generator falls behind the camera, as `run` does (--no-governor: settings pinned, frames lost instead)."),
     prompt_change_at: float | None = typer.Option(None, "--prompt-change-at", help="Seconds into the camera run to type a new free-text prompt; reports the largest frame gap after it."),
     cudnn_benchmark: bool = typer.Option(False, "--cudnn-benchmark/--no-cudnn-benchmark", help="cuDNN autotuning (off, as in `run`)."),
@@ -480,7 +513,7 @@ def bench(
     width, height = parse_size(size, key="--size")
     opts = BenchOptions(model=model, steps=steps, width=width, height=height, vae=vae, seconds=seconds,
                         device=device, compile=compile, cuda_graphs=cuda_graphs, compile_codecs=compile_codecs, fp8=fp8, dtype=dtype, glass_seconds=glass_seconds, warmup_chunks=warmup,
-                        prompt_change_at=prompt_change_at, cudnn_benchmark=cudnn_benchmark, governor=governor,
+                        prompt_change_at=prompt_change_at, cudnn_benchmark=cudnn_benchmark, governor=governor, gpus=gpus,
                         fused=fused, profile_chunks=max(0, profile_chunks),
                         family={} if stream_batch else {"stream_batch": False})
     result = run_bench(opts, log=lambda msg: typer.echo(msg, err=True))

@@ -31,7 +31,7 @@ from livestyle.models.testing.on_device import random_codecs_on, random_dit_on, 
 from livestyle.models.vae import StreamingWanVAE
 from livestyle.diffusion.stream_state import StreamModels
 
-__all__ = ["DECODERS", "MODEL_SIZES", "RandomStackOptions", "random_stream_models"]
+__all__ = ["DECODERS", "MODEL_SIZES", "RandomStackOptions", "RandomStreamOpener", "random_stream_models"]
 
 MODEL_SIZES: tuple[str, ...] = ("1.3b", "14b", "tiny")
 """DiT sizes a random stack can be built at."""
@@ -128,3 +128,43 @@ def random_stream_models(model: str, device: torch.device | str, dtype: torch.dt
         },
         label=f"random-{model}",
     )
+
+
+@dataclass(frozen=True)
+class RandomStreamOpener:
+    """Builds the random-weight :class:`~livestyle.diffusion.stream.StreamPipeline` of ``bench
+    --gpus N`` in each stage process (``livestyle.parallel``'s ``opener``: picklable, so a spawned
+    stage builds the same stack on its own device, ``config.model.device``).
+
+    ``model``: the DiT size; ``dtype``: ``"bfloat16"``/``"float32"``/``"float16"``; ``family``: the
+    family mapping (``diffusion.family.family_from_mapping``); the rest are the stream's controls.
+    """
+
+    model: str
+    dtype: str
+    options: RandomStackOptions
+    family: tuple[tuple[str, object], ...]
+    prompt: str
+    strength: float
+    steps: int
+    seed: int
+    width: int
+    height: int
+    decoder: str
+
+    def __call__(self, config: object, name: str = "bench") -> object:
+        from livestyle.diffusion.family import family_from_mapping
+        from livestyle.diffusion.stream import StreamPipeline
+        from livestyle.diffusion.stream_state import Controls
+
+        device = torch.device(getattr(getattr(config, "model"), "device"))
+        dtype = getattr(torch, self.dtype)
+        options = self.options
+        if device.type != "cuda":  # compile and graphs are CUDA-only; say so in the options too
+            options = RandomStackOptions(fuse_qkv=options.fuse_qkv, channels_last=False, seed=options.seed,
+                                         compile_codecs=False, cuda_graphs=False, fp8=options.fp8)
+        models = random_stream_models(self.model, device, dtype, options)
+        controls = Controls(prompt=self.prompt, strength=self.strength, steps=self.steps, seed=self.seed,
+                            width=self.width, height=self.height, decoder=self.decoder)
+        family = family_from_mapping(dict(self.family), source=f"bench model {name}")
+        return StreamPipeline(models, family, controls, device=device, dtype=dtype, name=name)
