@@ -9,7 +9,7 @@ import pytest
 
 from livestyle.config import config_from_dict
 from livestyle.control.setup import Controls, build_controller, obs_settings
-from livestyle.errors import ControlError
+from livestyle.errors import ConfigError, ControlError
 from livestyle.engine.commands import SetPrompt
 
 
@@ -28,7 +28,7 @@ def test_preset_paths_and_unknown_start(tmp_path: Path) -> None:
     path.write_text("presets:\n  - name: one\n    prompt: first look\n")
     cfg = config_from_dict({"presets": {"file": str(path)}})
     assert build_controller(cfg, lambda c: None).presets.names == ("one",)
-    with pytest.raises(ControlError, match="unknown preset 'two'; valid: 1:one"):
+    with pytest.raises(ConfigError, match="unknown preset 'two'; valid: 1:one"):  # a bad option at start: exit 2
         build_controller(config_from_dict({"presets": {"file": str(path), "start": "two"}}), lambda c: None)
 
 
