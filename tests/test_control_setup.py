@@ -9,7 +9,7 @@ import pytest
 
 from livestyle.config import config_from_dict
 from livestyle.control.setup import Controls, build_controller, obs_settings
-from livestyle.errors import ConfigError, ControlError
+from livestyle.errors import ConfigError
 from livestyle.engine.commands import SetPrompt
 
 
