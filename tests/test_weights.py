@@ -378,12 +378,17 @@ def test_no_network_fails_fast_and_says_what_to_do(tmp_path: Path) -> None:
     res = _cli(["weights", "pull", "fake"], env)
     assert time.monotonic() - start < 60
     assert res.returncode == 1
+    # every file still to fetch is named, with where each goes (not only the first)
     assert res.stderr.strip() == (
-        "error: cannot download org/dit-repo/ckpt/model.pt for 'fake': no connection to the Hugging Face Hub; "
-        "download it elsewhere and put it at DIR/fake/ckpt/model.pt, then pass --weights-dir DIR (or set LIVESTYLE_WEIGHTS_DIR=DIR)"
+        "error: cannot download org/dit-repo/ckpt/model.pt, org/base/google/umt5-xxl, org/base/Wan2.1_VAE.pth for "
+        "'fake': no connection to the Hugging Face Hub; download them elsewhere and put them at DIR/fake/ckpt/model.pt, "
+        "DIR/fake/google/umt5-xxl, DIR/fake/Wan2.1_VAE.pth, then pass --weights-dir DIR (or set LIVESTYLE_WEIGHTS_DIR=DIR)"
     )
     offline = _cli(["weights", "pull", "fake"], {**env, "HF_HUB_OFFLINE": "1"})
-    assert offline.returncode == 1 and "fake': HF_HUB_OFFLINE is set; download it elsewhere" in offline.stderr
+    assert offline.returncode == 1 and "fake': HF_HUB_OFFLINE is set; download them elsewhere" in offline.stderr
+    assert "org/base/Wan2.1_VAE.pth" in offline.stderr
+    one = _cli(["weights", "pull", "fake", "--role", "dit"], {**env, "HF_HUB_OFFLINE": "1"})
+    assert "cannot download org/dit-repo/ckpt/model.pt for 'fake': HF_HUB_OFFLINE is set; download it elsewhere and put it at DIR/fake/ckpt/model.pt," in one.stderr
 
 
 def test_not_enough_disk_space(tmp_path: Path) -> None:

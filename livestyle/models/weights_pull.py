@@ -13,7 +13,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,14 @@ def _offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE) or value.upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def _offline_message(model: ModelSpec, spec: FileSpec, why: str) -> str:
+def _offline_message(model: ModelSpec, specs: Sequence[FileSpec], why: str) -> str:
+    """One line naming every file still to fetch (not only the first) and where each goes."""
+    files = ", ".join(f"{s.repo}/{s.path}" for s in specs)
+    places = ", ".join(f"DIR/{model.name}/{s.path}" for s in specs)
+    them, it = ("them", "them") if len(specs) > 1 else ("it", "it")
     return (
-        f"cannot download {spec.repo}/{spec.path} for {model.name!r}: {why}; "
-        f"download it elsewhere and put it at DIR/{model.name}/{spec.path}, then pass --weights-dir DIR "
+        f"cannot download {files} for {model.name!r}: {why}; "
+        f"download {them} elsewhere and put {it} at {places}, then pass --weights-dir DIR "
         f"(or set {WEIGHTS_DIR_ENV}=DIR)"
     )
 
@@ -87,7 +91,9 @@ def _remote_size(spec: FileSpec) -> int | None:
     return meta.size
 
 
-def _hub_error(model: ModelSpec, spec: FileSpec, exc: Exception) -> WeightsError:
+def _hub_error(model: ModelSpec, spec: FileSpec, exc: Exception, pending: Sequence[FileSpec] = ()) -> WeightsError:
+    """One ``WeightsError`` line for a failed hub call on ``spec``; an offline failure names every
+    file of ``pending`` (the ones still to fetch, ``spec`` first) rather than ``spec`` alone."""
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
@@ -99,7 +105,7 @@ def _hub_error(model: ModelSpec, spec: FileSpec, exc: Exception) -> WeightsError
 
     target = f"{spec.repo}/{spec.path}"
     if _is_connection_error(exc):
-        return WeightsError(_offline_message(model, spec, "no connection to the Hugging Face Hub"))
+        return WeightsError(_offline_message(model, pending or [spec], "no connection to the Hugging Face Hub"))
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, HfHubHTTPError):  # the HTTP error behind a wrapper
         cause = cause.__cause__ or cause.__context__
@@ -113,7 +119,7 @@ def _hub_error(model: ModelSpec, spec: FileSpec, exc: Exception) -> WeightsError
     if isinstance(err, EntryNotFoundError):
         return WeightsError(f"{target} not found on the Hugging Face Hub; check configs/models/{model.name}.yaml")
     if isinstance(err, LocalEntryNotFoundError):
-        return WeightsError(_offline_message(model, spec, "no connection to the Hugging Face Hub"))
+        return WeightsError(_offline_message(model, pending or [spec], "no connection to the Hugging Face Hub"))
     first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
     return WeightsError(f"downloading {target} failed: {first_line}")
 
@@ -254,15 +260,15 @@ def pull(
     if not hub:
         return done
     if _offline():
-        raise WeightsError(_offline_message(model, hub[0], "HF_HUB_OFFLINE is set"))
+        raise WeightsError(_offline_message(model, hub, "HF_HUB_OFFLINE is set"))
     dest = _target_dir(model, root) or _hub_cache_dir()
     _check_space(model, hub, dest, {s.role: s.planned_size for s in hub})  # what the registry knows, before any network
     sizes: dict[str, int | None] = {}
-    for spec in hub:  # one HEAD per file, without retries: fails fast with no network, gives exact sizes
+    for i, spec in enumerate(hub):  # one HEAD per file, without retries: fails fast with no network, gives exact sizes
         try:
             size = _remote_size(spec)
         except Exception as exc:  # noqa: BLE001 - every hub/network failure becomes one WeightsError
-            raise _hub_error(model, spec, exc) from None
+            raise _hub_error(model, spec, exc, hub[i:]) from None
         sizes[spec.role] = size if size is not None else spec.planned_size
     _check_space(model, hub, dest, sizes)
 
@@ -293,7 +299,7 @@ def _download(
     hf_hub_download: Callable[..., str],
     snapshot_download: Callable[..., str],
 ) -> None:
-    for spec in hub:
+    for i, spec in enumerate(hub):
         local_dir = str(_target_dir(model, root)) if root is not None else None
         try:
             if spec.is_folder:
@@ -306,7 +312,7 @@ def _download(
                     hf_hub_download(spec.repo, spec.path, revision=spec.revision, local_dir=local_dir)  # type: ignore[arg-type]
                 )
         except Exception as exc:  # noqa: BLE001 - mapped to one-line WeightsErrors
-            raise _hub_error(model, spec, exc) from None
+            raise _hub_error(model, spec, exc, hub[i:]) from None
         if not file_present(path, spec):
             raise WeightsError(f"{spec.repo}/{spec.path} downloaded but {path} is empty; check configs/models/{model.name}.yaml")
         done[spec.role] = path
