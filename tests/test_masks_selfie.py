@@ -199,3 +199,22 @@ def test_cli_blurs_the_background_of_a_real_clip_and_keeps_every_frame(selfie_fi
         print(k, [round(dist(out_k, x, r), 2) for r in (region, flag) for x in (source, blur)])
         assert dist(out_k, source, region) < 0.5 * dist(out_k, blur, region)  # the face: camera, sharp
         assert dist(out_k, blur, flag) < 0.5 * dist(out_k, source, flag)  # the flag: the blurred camera
+
+
+def test_loading_the_mask_model_prints_no_native_info_line(selfie_files: dict[str, Path]) -> None:
+    """LiteRT's C++ runtime writes ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` to
+    fd 2 on every load; livestyle drops its INFO lines and passes anything else through."""
+    import subprocess
+    import sys
+
+    path = next(iter(p for p in selfie_files.values() if str(p).endswith(".tflite")))
+    code = ("import os, sys\n"
+            "from livestyle.models import litert\n"
+            f"litert.load_litert_net({str(path)!r})\n"
+            "with litert._native_info_silenced():\n"
+            "    os.write(2, b'INFO: dropped\\nWARNING: kept\\n')\n"
+            "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    assert "XNNPACK" not in proc.stderr and "INFO: dropped" not in proc.stderr
+    assert "WARNING: kept" in proc.stderr

@@ -8,9 +8,14 @@ float32 input, on ``threads`` CPU threads (XNNPACK kernels).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
+import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +90,38 @@ def load_litert_net(path: str | Path, threads: int = 1) -> LiteRTNet:
     interpreter_mod = require("ai_edge_litert.interpreter", ModelLoadError, "effects", package="ai-edge-litert")
     path = Path(path)
     try:
-        interpreter = interpreter_mod.Interpreter(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
+        with _native_info_silenced():
+            interpreter = interpreter_mod.Interpreter(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"{path} is not a loadable TFLite model: {str(exc).strip().splitlines()[0][:200]}") from None
     return LiteRTNet(interpreter, path)
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_info_silenced() -> Iterator[None]:
+    """Drop the ``INFO: ...`` lines LiteRT's C++ runtime writes straight to file descriptor 2 while
+    it builds an interpreter (``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` on every
+    mask run; no environment variable turns it off). Anything else it writes there (a warning, an
+    error) is passed on to the real stderr unchanged, after the call."""
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable fd 2 (an embedded interpreter): leave it alone
+            yield
+            return
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                kept = [line for line in capture.read().splitlines(keepends=True) if not line.startswith(b"INFO: ")]
+                if kept:
+                    os.write(2, b"".join(kept))
