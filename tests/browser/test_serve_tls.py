@@ -24,6 +24,24 @@ pytestmark = pytest.mark.browser
 
 ADDRESS = "10.77.0.1"
 PROBE = "({secure: window.isSecureContext, camera: Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)})"
+APP_LOADED = "document.readyState === 'complete' && document.querySelector('script[src*=\"app.js\"]') !== null"
+"""The page itself, not a browser error page (whose readyState is complete too, and which a loaded
+machine can show for a first connection that comes too early or too slowly)."""
+
+
+def _probe(chrome: Any, url: str, tries: int = 3) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Open ``url`` until the app's page is there (a fresh tab per try), then the PROBE; with the
+    page's address and title for the assertion message when it never came."""
+    page: dict[str, Any] = {}
+    for _ in range(tries):
+        page = chrome.open(url)
+        try:
+            chrome.wait_for(page, APP_LOADED, timeout=20)
+        except TimeoutError:
+            continue
+        return page, chrome.evaluate(page, PROBE)
+    where = chrome.evaluate(page, "({href: location.href, title: document.title})")
+    return page, {"never_loaded": where}
 
 
 def _serve(port: int, cache: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
@@ -75,8 +93,7 @@ def test_the_page_gets_the_camera_over_tls_beyond_loopback(netns: NetnsRunner, f
         chrome = Chromium(fake_camera)
         try:
             out["http_url"] = url
-            page = chrome.open(url)
-            out["http"] = chrome.wait_for(page, f"document.readyState === 'complete' && {PROBE}", timeout=20)
+            _, out["http"] = _probe(chrome, url)
         finally:
             chrome.close()
             _stop(proc)
@@ -86,8 +103,7 @@ def test_the_page_gets_the_camera_over_tls_beyond_loopback(netns: NetnsRunner, f
         chrome = Chromium(fake_camera, extra_flags=(f"--ignore-certificate-errors-spki-list={_spki_hash(cert)}",))
         try:
             out["https_url"] = url
-            page = chrome.open(url.replace("?", "?autostart=1&") if "?" in url else url + "?autostart=1")
-            out["https"] = chrome.wait_for(page, f"document.readyState === 'complete' && {PROBE}", timeout=20)
+            page, out["https"] = _probe(chrome, url.replace("?", "?autostart=1&") if "?" in url else url + "?autostart=1")
             out["frames"] = chrome.wait_for(
                 page, "Promise.resolve(window.livestyle && window.livestyle.report()).then(r => r && r.outFrames >= 10 && r)",
                 timeout=40)
