@@ -544,3 +544,26 @@ def test_a_stop_during_a_long_warm_up_does_not_abandon_an_idle_sink() -> None:
     report = runner.run()
     assert report.stats["sinks"]["stamp"]["state"] == "closed", report.stats["sinks"]
     assert report.stats["stop_reason"] != "error", report.stats
+
+
+def test_elapsed_is_sane_while_the_source_is_still_opening() -> None:
+    """``serve`` waits in the source's ``open`` for its first browser: the stats asked meanwhile (the
+    page's "warming up N s") count from the runner's start, not from the clock's zero (11690 s)."""
+    opened = threading.Event()
+
+    class SlowOpen(ListSource):
+        def open(self) -> StreamInfo:
+            opened.wait(5)
+            return super().open()
+
+    runner = Runner(SlowOpen(10), PassthroughGenerator(), [ListSink()], size=SIZE, fps=30.0)
+    seen: list[float] = []
+
+    def ask() -> None:
+        time.sleep(0.5)
+        seen.append(runner.stats()["elapsed_s"])
+        opened.set()
+
+    threading.Thread(target=ask, daemon=True).start()
+    runner.run()
+    assert seen and 0.0 <= seen[0] < 5.0, seen

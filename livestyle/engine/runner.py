@@ -188,6 +188,7 @@ class Runner:
         self._threads: list[threading.Thread] = []
         self._source_thread: threading.Thread | None = None
         self._t_start = 0.0
+        self._clock_started = False  # _t_start is set once the source is open (serve: its first browser)
         self._t_end: float | None = None
         self._audio: AudioPath | None = None
 
@@ -237,6 +238,7 @@ class Runner:
             )
             self._resize_noted = True
         self._t_start = self._clock()
+        self._clock_started = True
         if audio_sinks:
             self._audio = AudioPath(
                 audio_sinks,
@@ -340,7 +342,7 @@ class Runner:
         snap = self._metrics.snapshot(self._sinks.names)
         if self._t_end is not None:
             snap["elapsed_s"] = round(self._t_end - self._t_start, 3)
-        elif self._started:
+        elif self._clock_started:
             snap["elapsed_s"] = round(self._clock() - self._t_start, 3)
         live = self._live.stats()
         with self._lock:
