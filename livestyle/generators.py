@@ -34,50 +34,25 @@ def _passthrough(config: Config) -> Generator:
     )
 
 
-def _open_tiny(config: Config) -> Generator:
-    from livestyle.diffusion.open import open_tiny
+def _diffusion(opener: str) -> GeneratorFactory:
+    """A factory calling ``livestyle.diffusion.open.<opener>``, imported when the model is opened."""
+    def factory(config: Config) -> Generator:
+        from livestyle.diffusion import open as diffusion_open
 
-    return open_tiny(config)
+        return getattr(diffusion_open, opener)(config)  # type: ignore[no-any-return]
 
-
-def _open_sdv2_1_3b(config: Config) -> Generator:
-    from livestyle.diffusion.open import open_sdv2_1_3b
-
-    return open_sdv2_1_3b(config)
-
-
-def _open_sdv2_14b(config: Config) -> Generator:
-    from livestyle.diffusion.open import open_sdv2_14b
-
-    return open_sdv2_14b(config)
-
-
-def _open_self_forcing_1_3b(config: Config) -> Generator:
-    from livestyle.diffusion.open import open_self_forcing_1_3b
-
-    return open_self_forcing_1_3b(config)
-
-
-def _open_longlive_1_3b(config: Config) -> Generator:
-    from livestyle.diffusion.open import open_longlive_1_3b
-
-    return open_longlive_1_3b(config)
-
-
-def _open_krea_14b(config: Config) -> Generator:
-    from livestyle.diffusion.open import open_krea_14b
-
-    return open_krea_14b(config)
+    factory.__name__ = opener
+    return factory
 
 
 GENERATORS: dict[str, GeneratorFactory] = {
     "passthrough": _passthrough,
-    "tiny": _open_tiny,
-    "sdv2-1.3b": _open_sdv2_1_3b,
-    "sdv2-14b": _open_sdv2_14b,
-    "self-forcing-1.3b": _open_self_forcing_1_3b,
-    "longlive-1.3b": _open_longlive_1_3b,
-    "krea-14b": _open_krea_14b,
+    "tiny": _diffusion("open_tiny"),
+    "sdv2-1.3b": _diffusion("open_sdv2_1_3b"),
+    "sdv2-14b": _diffusion("open_sdv2_14b"),
+    "self-forcing-1.3b": _diffusion("open_self_forcing_1_3b"),
+    "longlive-1.3b": _diffusion("open_longlive_1_3b"),
+    "krea-14b": _diffusion("open_krea_14b"),
 }
 """Model name -> factory (the diffusion ones import their module on first use)."""
 

@@ -101,6 +101,7 @@ def test_bad_vae_choice_is_a_config_error() -> None:
     (["--seconds", "nan"], "error: --seconds must be a finite number of seconds above 0, got nan"),
     (["--seconds", "0"], "error: --seconds must be a finite number of seconds above 0, got 0.0"),
     (["--glass-seconds", "inf"], "error: --glass-seconds must be a finite number of seconds, 0 or more, got inf"),
+    (["--gpus", "0"], "Error: Invalid value for '--gpus': Input should be greater than or equal to 1"),
 ])
 def test_seconds_that_never_end_are_refused_in_one_line(args: list[str], message: str) -> None:
     """Issue 28, point 11: `bench --seconds nan` ran forever (NaN is not <= 0) and ignored SIGINT."""

@@ -21,7 +21,8 @@ return raw latents (SDV2's latent space), decoders take normalised ones, as in t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -30,6 +31,10 @@ from livestyle.models.taehv import StreamingTAEHV
 from livestyle.models.testing.on_device import random_codecs_on, random_dit_on, random_prompt_encoder
 from livestyle.models.vae import StreamingWanVAE
 from livestyle.diffusion.stream_state import StreamModels
+
+if TYPE_CHECKING:
+    from livestyle.config import Config
+    from livestyle.diffusion.stream import StreamPipeline
 
 __all__ = ["DECODERS", "MODEL_SIZES", "RandomStackOptions", "RandomStreamOpener", "random_stream_models"]
 
@@ -152,17 +157,16 @@ class RandomStreamOpener:
     height: int
     decoder: str
 
-    def __call__(self, config: object, name: str = "bench") -> object:
+    def __call__(self, config: Config, name: str = "bench") -> StreamPipeline:
         from livestyle.diffusion.family import family_from_mapping
         from livestyle.diffusion.stream import StreamPipeline
         from livestyle.diffusion.stream_state import Controls
 
-        device = torch.device(getattr(getattr(config, "model"), "device"))
+        device = torch.device(config.model.device)
         dtype = getattr(torch, self.dtype)
         options = self.options
         if device.type != "cuda":  # compile and graphs are CUDA-only; say so in the options too
-            options = RandomStackOptions(fuse_qkv=options.fuse_qkv, channels_last=False, seed=options.seed,
-                                         compile_codecs=False, cuda_graphs=False, fp8=options.fp8)
+            options = replace(options, channels_last=False, compile_dit=False, compile_codecs=False, cuda_graphs=False)
         models = random_stream_models(self.model, device, dtype, options)
         controls = Controls(prompt=self.prompt, strength=self.strength, steps=self.steps, seed=self.seed,
                             width=self.width, height=self.height, decoder=self.decoder)

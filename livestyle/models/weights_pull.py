@@ -134,34 +134,14 @@ def _is_connection_error(exc: BaseException) -> bool:
     return False
 
 
-def _write_sdv2_checkpoint(path: Path) -> None:
-    from livestyle.models.testing.dit import write_sdv2_checkpoint
+def _testing_writer(module: str, function: str) -> Callable[[Path], None]:
+    """``livestyle.models.testing.<module>.<function>(path)``, imported when a file is written."""
+    def write(path: Path) -> None:
+        from livestyle.models.testing import dit, stack
 
-    write_sdv2_checkpoint(path)
+        getattr({"dit": dit, "stack": stack}[module], function)(path)
 
-
-def _write_wan_vae_pth(path: Path) -> None:
-    from livestyle.models.testing.stack import write_wan_vae_pth
-
-    write_wan_vae_pth(path)
-
-
-def _write_umt5_wan_pth(path: Path) -> None:
-    from livestyle.models.testing.stack import write_umt5_wan_pth
-
-    write_umt5_wan_pth(path)
-
-
-def _write_tokenizer(path: Path) -> None:
-    from livestyle.models.testing.stack import write_tokenizer
-
-    write_tokenizer(path)
-
-
-def _write_taehv(path: Path) -> None:
-    from livestyle.models.testing.stack import write_taehv
-
-    write_taehv(path)
+    return write
 
 
 def _write_selfie_file(path: Path) -> None:
@@ -171,11 +151,11 @@ def _write_selfie_file(path: Path) -> None:
 
 
 WRITERS: dict[str, Callable[[Path], None]] = {
-    "livestyle.models.testing.dit:write_sdv2_checkpoint": _write_sdv2_checkpoint,
-    "livestyle.models.testing.stack:write_wan_vae_pth": _write_wan_vae_pth,
-    "livestyle.models.testing.stack:write_umt5_wan_pth": _write_umt5_wan_pth,
-    "livestyle.models.testing.stack:write_tokenizer": _write_tokenizer,
-    "livestyle.models.testing.stack:write_taehv": _write_taehv,
+    "livestyle.models.testing.dit:write_sdv2_checkpoint": _testing_writer("dit", "write_sdv2_checkpoint"),
+    "livestyle.models.testing.stack:write_wan_vae_pth": _testing_writer("stack", "write_wan_vae_pth"),
+    "livestyle.models.testing.stack:write_umt5_wan_pth": _testing_writer("stack", "write_umt5_wan_pth"),
+    "livestyle.models.testing.stack:write_tokenizer": _testing_writer("stack", "write_tokenizer"),
+    "livestyle.models.testing.stack:write_taehv": _testing_writer("stack", "write_taehv"),
     "livestyle.models.selfie_weights:write_selfie_file": _write_selfie_file,
 }
 """The files a catalogue's ``generate:`` may name (``module:function``), each written by its

@@ -145,14 +145,13 @@ def fp8_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, b
     b, lq, h, d = q.shape
     lk = k.shape[1]
     assert MIN_SCALE == 1e-12  # the kernels' floor
-    int8 = True
-    q8, qs = _quantize(q, block_m, LOG2E / math.sqrt(d), per_channel=False, transpose=False, int8=int8)
-    k8, ks = _quantize(k, block_n, 1.0, per_channel=False, transpose=False, int8=int8)
+    q8, qs = _quantize(q, block_m, LOG2E / math.sqrt(d), per_channel=False, transpose=False, int8=True)
+    k8, ks = _quantize(k, block_n, 1.0, per_channel=False, transpose=False, int8=True)
     pv_fp8 = pv == "fp8"
     if pv_fp8:
         v8, vs = _quantize(v, block_n, 1.0, per_channel=True, transpose=True)
     else:
-        v8, vs = (v if v.stride(-1) == 1 else v.contiguous()), ks  # vs unused
+        v8, vs = (v if v.stride(-1) == 1 else v.contiguous()), ks  # V as it is; vs: a placeholder pointer, unread
     out = torch.empty_like(q)
     cpu = q.device.type == "cpu"
     _fp8_attention_kernel[(triton.cdiv(lq, block_m), b * h)](
