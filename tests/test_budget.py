@@ -73,6 +73,10 @@ def test_unmeetable_fps_names_the_constraint() -> None:
 def test_unmeetable_latency_names_the_constraint() -> None:
     with pytest.raises(PipelineError, match=r"^10 ms latency cannot be met at 30 fps"):
         plan(load_profile("h100"), Target(fps=30, latency_ms=10))
+    with pytest.raises(PipelineError) as err:  # the whole line a user reads: the p95 the target is held to
+        plan(load_profile("h100"), Target(fps=30, latency_ms=10))
+    assert str(err.value) == ("10 ms latency cannot be met at 30 fps on NVIDIA H100 80GB HBM3: the lowest p95 is "
+                              "131 ms (sdv2-1.3b 448x256 1 step, tiny decoder)")
 
 
 def test_unknown_profile_lists_known_ones() -> None:

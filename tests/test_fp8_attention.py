@@ -75,6 +75,8 @@ def test_the_backend_serves_unmasked_calls_and_leaves_the_rest_to_sdpa(fused: No
 
     q, k, v = _qkv(1, 20, 40, 2, 32, seed=7)
     assert fp8_attention_supported(q, k, v) and not fp8_attention_supported(q[..., :24], k[..., :24], v[..., :24])
+    with pytest.raises(ValueError, match=r"^pv must be fp8 or bf16, got 'int4'$"):
+        fp8_attention(q, k, v, pv="int4")
     before = get_backend()
     set_backend("int8")  # type: ignore[arg-type]
     try:
